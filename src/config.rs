@@ -1,0 +1,133 @@
+//! Command line and environment: every flag of `serve` can also be set by a variable.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "guildhall",
+    version,
+    about = "Organization workspaces over GraphQL"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply pending migrations and serve the API.
+    Serve(Box<ServeArgs>),
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the last migration.
+    Down,
+    /// List migrations and whether they are applied.
+    Status,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// SQLite (`sqlite://file.db?mode=rwc`) or PostgreSQL (`postgres://user@host/db`) URL.
+    #[arg(
+        long,
+        env = "GUILDHALL_DATABASE_URL",
+        default_value = "sqlite://guildhall.db?mode=rwc"
+    )]
+    pub database_url: String,
+    /// Size of the connection pool.
+    #[arg(long, env = "GUILDHALL_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GUILDHALL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Secret for signing access tokens (at least 32 bytes). Generated and kept in the
+    /// database when absent.
+    #[arg(long, env = "GUILDHALL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "GUILDHALL_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: i64,
+    /// Lifetime of a session's refresh tokens, in seconds.
+    #[arg(long, env = "GUILDHALL_REFRESH_TOKEN_TTL", default_value_t = 2_592_000)]
+    pub refresh_token_ttl: i64,
+    /// Lifetime of invitations, in hours.
+    #[arg(long, env = "GUILDHALL_INVITATION_TTL_HOURS", default_value_t = 72)]
+    pub invitation_ttl_hours: i64,
+    /// Origins allowed to call the API from a browser, comma-separated. None: same origin only.
+    #[arg(long, env = "GUILDHALL_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Public base URL of the web app, used in links such as invitation URLs.
+    #[arg(
+        long,
+        env = "GUILDHALL_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+    /// Whether GraphQL introspection is allowed (GraphiQL needs it).
+    #[arg(long, env = "GUILDHALL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Deepest selection an operation may have.
+    #[arg(long, env = "GUILDHALL_MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    /// Highest complexity an operation may have.
+    #[arg(long, env = "GUILDHALL_MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
+    pub max_query_complexity: usize,
+    /// A key catalog file (JSON) replacing the built-in one.
+    #[arg(long, env = "GUILDHALL_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Failed sign-ins per email within the window before RATE_LIMITED.
+    #[arg(
+        long,
+        env = "GUILDHALL_LOGIN_MAX_FAILURES_PER_EMAIL",
+        default_value_t = 5
+    )]
+    pub login_max_failures_per_email: u64,
+    /// Failed sign-ins per client address within the window before RATE_LIMITED.
+    #[arg(
+        long,
+        env = "GUILDHALL_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 50
+    )]
+    pub login_max_failures_per_address: u64,
+    /// Window for counting failed sign-ins, in seconds.
+    #[arg(long, env = "GUILDHALL_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
+    pub login_failure_window: i64,
+    /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "GUILDHALL_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl ServeArgs {
+    /// The defaults, for embedding the server (tests) without a command line.
+    pub fn defaults_for(database_url: &str) -> ServeArgs {
+        let cli = Cli::parse_from(["guildhall", "serve", "--database-url", database_url]);
+        match cli.command {
+            Command::Serve(args) => *args,
+            _ => unreachable!("parsed a serve command"),
+        }
+    }
+}

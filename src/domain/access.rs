@@ -1,0 +1,188 @@
+//! What a member may do in an organization: their bindings resolved to key sets.
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::authz::{self, Binding, KeySet};
+use crate::store::entities::{
+    keychain_keys, memberships, role_bindings, role_keychains, role_keys,
+};
+
+use super::App;
+use super::error::{DomainError, DomainResult};
+
+/// A role binding with its role's effective keys.
+#[derive(Clone, Debug)]
+pub struct ResolvedBinding {
+    pub binding: role_bindings::Model,
+    pub role_keys: KeySet,
+}
+
+/// A member's standing in one organization, read fresh for each request.
+#[derive(Clone, Debug)]
+pub struct MemberAccess {
+    pub membership: memberships::Model,
+    pub bindings: Vec<ResolvedBinding>,
+}
+
+impl MemberAccess {
+    /// Keys at the organization (`None`) or inside one workspace.
+    pub fn keys_at(&self, app: &App, workspace: Option<Uuid>) -> KeySet {
+        let bindings: Vec<Binding<Uuid>> = self
+            .bindings
+            .iter()
+            .map(|b| Binding {
+                keys: b.role_keys,
+                workspace: b.binding.workspace_id,
+            })
+            .collect();
+        authz::keys_at(&app.catalog, &bindings, workspace.as_ref())
+    }
+
+    /// FORBIDDEN naming the key unless the member holds it at that scope.
+    pub fn require(&self, app: &App, key: &str, workspace: Option<Uuid>) -> DomainResult<()> {
+        let index = app
+            .catalog
+            .lookup(key)
+            .ok_or_else(|| DomainError::Internal(format!("guard names unknown key {key}")))?;
+        if self.keys_at(app, workspace).contains(index) {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden_key(key))
+        }
+    }
+
+    pub fn holds_role(&self, role_id: Uuid) -> bool {
+        self.bindings
+            .iter()
+            .any(|b| b.binding.role_id == role_id && b.binding.workspace_id.is_none())
+    }
+}
+
+/// Loads the caller's membership and bindings in an organization; `None` when not a member.
+pub async fn load<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user_id: Uuid,
+    organization_id: Uuid,
+) -> DomainResult<Option<MemberAccess>> {
+    let Some(membership) = memberships::Entity::find()
+        .filter(memberships::Column::OrganizationId.eq(organization_id))
+        .filter(memberships::Column::UserId.eq(user_id))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let bindings = role_bindings::Entity::find()
+        .filter(role_bindings::Column::MembershipId.eq(membership.id))
+        .all(conn)
+        .await?;
+    let role_ids: Vec<Uuid> = bindings.iter().map(|b| b.role_id).collect();
+    let keys = role_key_sets(conn, app, &role_ids).await?;
+    let bindings = bindings
+        .into_iter()
+        .map(|binding| ResolvedBinding {
+            role_keys: keys.get(&binding.role_id).copied().unwrap_or_default(),
+            binding,
+        })
+        .collect();
+    Ok(Some(MemberAccess {
+        membership,
+        bindings,
+    }))
+}
+
+/// Effective keys (closed under `implies`) of each role: built-in ones from the catalog, custom
+/// ones from their direct keys and keychains, in at most three statements.
+pub async fn role_key_sets<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    role_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, KeySet>> {
+    let mut out = HashMap::new();
+    let mut custom = Vec::new();
+    for id in role_ids {
+        match app.builtins.role(id) {
+            Some(i) => {
+                out.insert(*id, app.catalog.roles[i].effective_keys);
+            }
+            None => custom.push(*id),
+        }
+    }
+    if custom.is_empty() {
+        return Ok(out);
+    }
+    custom.sort();
+    custom.dedup();
+    let direct = role_keys::Entity::find()
+        .filter(role_keys::Column::RoleId.is_in(custom.clone()))
+        .all(conn)
+        .await?;
+    let chains = role_keychains::Entity::find()
+        .filter(role_keychains::Column::RoleId.is_in(custom.clone()))
+        .all(conn)
+        .await?;
+    let chain_keys = keychain_key_sets(
+        conn,
+        app,
+        &chains.iter().map(|c| c.keychain_id).collect::<Vec<_>>(),
+    )
+    .await?;
+    let mut raw: HashMap<Uuid, KeySet> = custom.iter().map(|id| (*id, KeySet::EMPTY)).collect();
+    for row in direct {
+        if let (Some(set), Some(key)) = (raw.get_mut(&row.role_id), app.catalog.lookup(&row.key)) {
+            set.insert(key);
+        }
+    }
+    for link in chains {
+        if let (Some(set), Some(keys)) = (
+            raw.get_mut(&link.role_id),
+            chain_keys.get(&link.keychain_id),
+        ) {
+            set.union_with(keys);
+        }
+    }
+    for (id, set) in raw {
+        out.insert(id, app.catalog.close(&set));
+    }
+    Ok(out)
+}
+
+/// Listed keys of each keychain (not closed): built-in from the catalog, custom from the database.
+pub async fn keychain_key_sets<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    keychain_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, KeySet>> {
+    let mut out = HashMap::new();
+    let mut custom = Vec::new();
+    for id in keychain_ids {
+        match app.builtins.keychain(id) {
+            Some(i) => {
+                out.insert(*id, app.catalog.keychains[i].keys);
+            }
+            None => custom.push(*id),
+        }
+    }
+    if !custom.is_empty() {
+        custom.sort();
+        custom.dedup();
+        for id in &custom {
+            out.insert(*id, KeySet::EMPTY);
+        }
+        let rows = keychain_keys::Entity::find()
+            .filter(keychain_keys::Column::KeychainId.is_in(custom))
+            .all(conn)
+            .await?;
+        for row in rows {
+            if let (Some(set), Some(key)) =
+                (out.get_mut(&row.keychain_id), app.catalog.lookup(&row.key))
+            {
+                set.insert(key);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,442 @@
+//! Accounts and sessions: sign-up, sign-in with rate limiting, rotating refresh tokens, sign-out.
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::store::entities::{login_failures, refresh_tokens, sessions, users};
+
+use super::audit::{self, Actor, Event};
+use super::error::{DomainError, DomainResult, is_unique_violation};
+use super::validate::{Email, Password, display_name};
+use super::{App, Principal, RequestMeta, new_id, secrets};
+
+/// Prefix of refresh tokens, so that secret scanners can recognise leaked ones.
+pub const REFRESH_TOKEN_PREFIX: &str = "ghr_";
+
+/// A signed-in session's credentials.
+#[derive(Debug)]
+pub struct Credentials {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: users::Model,
+}
+
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+async fn hash_password(password: Password) -> DomainResult<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.0.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| DomainError::Internal(format!("hashing a password: {e}")))
+    })
+    .await
+    .map_err(|e| DomainError::Internal(format!("hashing task: {e}")))?
+}
+
+/// Verifies in constant work whether or not the account exists, so timing reveals nothing.
+async fn verify_password(password: String, hash: Option<String>) -> DomainResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let argon = Argon2::default();
+        match hash {
+            Some(hash) => argon
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok(),
+            None => {
+                let _ = argon.hash_password(password.as_bytes());
+                false
+            }
+        }
+    })
+    .await
+    .map_err(|e| DomainError::Internal(format!("verifying task: {e}")))
+}
+
+/// Creates a HUMAN account and signs it in.
+pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResult<Credentials> {
+    let email = Email::parse("email", &input.email)?;
+    let password = Password::parse("password", &input.password)?;
+    let name = display_name("name", &input.name)?;
+    let taken =
+        || DomainError::conflict(Some("email"), "an account with this email already exists");
+    if users::Entity::find()
+        .filter(users::Column::EmailCanonical.eq(email.canonical.clone()))
+        .count(&app.store.conn)
+        .await?
+        > 0
+    {
+        return Err(taken());
+    }
+    let password_hash = hash_password(password).await?;
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let user = users::ActiveModel {
+        id: Set(new_id()),
+        kind: Set("HUMAN".to_owned()),
+        email: Set(Some(email.display.clone())),
+        email_canonical: Set(Some(email.canonical.clone())),
+        name: Set(name),
+        password_hash: Set(Some(password_hash)),
+        token_version: Set(0),
+        service_organization_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            taken()
+        } else {
+            e.into()
+        }
+    })?;
+    let credentials = start_session(&tx, app, meta, user, now).await?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: None,
+            actor: Actor {
+                user_id: Some(credentials.user.id),
+                token_id: None,
+            },
+            action: "user.sign_up",
+            target: Some(("User", credentials.user.id)),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(credentials)
+}
+
+async fn start_session<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    user: users::Model,
+    now: DateTime<Utc>,
+) -> DomainResult<Credentials> {
+    let session = sessions::ActiveModel {
+        id: Set(new_id()),
+        user_id: Set(user.id),
+        created_at: Set(now),
+        refreshed_at: Set(now),
+        expires_at: Set(now + app.settings.refresh_token_ttl),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        client_address: Set(meta.client_address.clone()),
+        user_agent: Set(meta.user_agent.clone()),
+    }
+    .insert(conn)
+    .await?;
+    issue_credentials(conn, app, user, session.id, now).await
+}
+
+async fn issue_credentials<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: users::Model,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> DomainResult<Credentials> {
+    let refresh_token = secrets::generate(REFRESH_TOKEN_PREFIX);
+    refresh_tokens::ActiveModel {
+        id: Set(new_id()),
+        session_id: Set(session_id),
+        token_hash: Set(secrets::digest(&refresh_token)),
+        created_at: Set(now),
+        expires_at: Set(now + app.settings.refresh_token_ttl),
+        rotated_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    let expires_at = now + app.settings.access_token_ttl;
+    let access_token =
+        app.tokens
+            .issue(user.id, session_id, user.token_version, now, expires_at)?;
+    Ok(Credentials {
+        access_token,
+        refresh_token,
+        expires_at,
+        user,
+    })
+}
+
+async fn recent_failures(
+    app: &App,
+    scope: &str,
+    subject: &str,
+    since: DateTime<Utc>,
+) -> DomainResult<u64> {
+    Ok(login_failures::Entity::find()
+        .filter(login_failures::Column::Scope.eq(scope))
+        .filter(login_failures::Column::Subject.eq(subject))
+        .filter(login_failures::Column::OccurredAt.gt(since))
+        .count(&app.store.conn)
+        .await?)
+}
+
+/// Signs in with email and password. Failures are counted per email and per client address;
+/// past the limit every attempt is refused with RATE_LIMITED until the window passes.
+pub async fn log_in(
+    app: &App,
+    meta: &RequestMeta,
+    email: &str,
+    password: String,
+) -> DomainResult<Credentials> {
+    let canonical = Email::canonical_of(email);
+    let now = app.now();
+    let window = app.settings.login_failure_window;
+    let since = now - window;
+    let limited = DomainError::RateLimited {
+        retry_after_seconds: window.num_seconds(),
+    };
+    if recent_failures(app, "email", &canonical, since).await?
+        >= app.settings.login_max_failures_per_email
+    {
+        return Err(limited);
+    }
+    if let Some(address) = &meta.client_address
+        && recent_failures(app, "address", address, since).await?
+            >= app.settings.login_max_failures_per_address
+    {
+        return Err(limited);
+    }
+    let user = users::Entity::find()
+        .filter(users::Column::EmailCanonical.eq(canonical.clone()))
+        .one(&app.store.conn)
+        .await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = verify_password(password, hash).await?;
+    let tx = app.store.begin_write().await?;
+    match user {
+        Some(user) if ok => {
+            login_failures::Entity::delete_many()
+                .filter(login_failures::Column::Scope.eq("email"))
+                .filter(login_failures::Column::Subject.eq(canonical))
+                .exec(&tx)
+                .await?;
+            let credentials = start_session(&tx, app, meta, user, now).await?;
+            tx.commit().await?;
+            Ok(credentials)
+        }
+        user => {
+            let mut failures = vec![("email", canonical)];
+            if let Some(address) = &meta.client_address {
+                failures.push(("address", address.clone()));
+            }
+            for (scope, subject) in failures {
+                login_failures::ActiveModel {
+                    id: Set(new_id()),
+                    scope: Set(scope.to_owned()),
+                    subject: Set(subject),
+                    occurred_at: Set(now),
+                }
+                .insert(&tx)
+                .await?;
+            }
+            audit::record(
+                &tx,
+                meta,
+                now,
+                Event {
+                    organization_id: None,
+                    actor: Actor::default(),
+                    action: "session.log_in_failed",
+                    target: user.as_ref().map(|u| ("User", u.id)),
+                    details: json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Err(DomainError::Unauthenticated(
+                "the email or password is wrong".to_owned(),
+            ))
+        }
+    }
+}
+
+/// Exchanges a refresh token for new credentials. A token that was already rotated signals
+/// theft: the whole session (its token family) is revoked.
+pub async fn refresh_session(
+    app: &App,
+    meta: &RequestMeta,
+    presented: &str,
+) -> DomainResult<Credentials> {
+    let invalid =
+        || DomainError::Unauthenticated("the refresh token is invalid or expired".to_owned());
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let Some(token) = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(secrets::digest(presented)))
+        .one(&tx)
+        .await?
+    else {
+        return Err(invalid());
+    };
+    let session = sessions::Entity::find_by_id(token.session_id)
+        .one(&tx)
+        .await?
+        .ok_or_else(invalid)?;
+    if session.revoked_at.is_some() || session.expires_at <= now || token.expires_at <= now {
+        return Err(invalid());
+    }
+    // Compare-and-set: of two concurrent uses of one token at most one rotates it.
+    let rotated = refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(now))
+        .filter(refresh_tokens::Column::Id.eq(token.id))
+        .filter(refresh_tokens::Column::RotatedAt.is_null())
+        .exec(&tx)
+        .await?;
+    if rotated.rows_affected != 1 {
+        revoke_sessions(&tx, &[session.id], now, "refresh token reused").await?;
+        audit::record(
+            &tx,
+            meta,
+            now,
+            Event {
+                organization_id: None,
+                actor: Actor {
+                    user_id: Some(session.user_id),
+                    token_id: None,
+                },
+                action: "session.refresh_token_reused",
+                target: Some(("Session", session.id)),
+                details: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid());
+    }
+    let user = users::Entity::find_by_id(session.user_id)
+        .one(&tx)
+        .await?
+        .ok_or_else(invalid)?;
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::RefreshedAt, Expr::value(now))
+        .filter(sessions::Column::Id.eq(session.id))
+        .exec(&tx)
+        .await?;
+    let credentials = issue_credentials(&tx, app, user, session.id, now).await?;
+    tx.commit().await?;
+    Ok(credentials)
+}
+
+async fn revoke_sessions<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+    reason: &str,
+) -> DomainResult<u64> {
+    let result = sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+        .col_expr(sessions::Column::RevokedReason, Expr::value(reason))
+        .filter(sessions::Column::Id.is_in(ids.to_vec()))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Ends the caller's session, or every session of theirs; returns how many were ended.
+/// Everywhere also bumps the token version, so outstanding access tokens stop working at once.
+pub async fn log_out(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    everywhere: bool,
+) -> DomainResult<u64> {
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let ended = if everywhere {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::TokenVersion,
+                Expr::col(users::Column::TokenVersion).add(1),
+            )
+            .filter(users::Column::Id.eq(principal.user.id))
+            .exec(&tx)
+            .await?;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .col_expr(
+                sessions::Column::RevokedReason,
+                Expr::value("logged out everywhere"),
+            )
+            .filter(sessions::Column::UserId.eq(principal.user.id))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(&tx)
+            .await?
+            .rows_affected
+    } else {
+        let session = principal.session_id.ok_or_else(|| {
+            DomainError::bad_input("everywhere", "this credential has no session to end")
+        })?;
+        revoke_sessions(&tx, &[session], now, "logged out").await?
+    };
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: None,
+            actor: Actor {
+                user_id: Some(principal.user.id),
+                token_id: None,
+            },
+            action: if everywhere {
+                "session.log_out_everywhere"
+            } else {
+                "session.log_out"
+            },
+            target: Some(("User", principal.user.id)),
+            details: json!({ "sessionsEnded": ended }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Resolves a bearer access token to its user, refusing tokens of ended sessions and tokens
+/// issued before the user's last "log out everywhere".
+pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
+    let verified = app.tokens.verify(bearer)?;
+    let invalid = || DomainError::Unauthenticated("the access token is no longer valid".to_owned());
+    let conn = &app.store.conn;
+    let user = users::Entity::find_by_id(verified.user_id)
+        .one(conn)
+        .await?
+        .ok_or_else(invalid)?;
+    if user.token_version != verified.version {
+        return Err(invalid());
+    }
+    let live = sessions::Entity::find_by_id(verified.session_id)
+        .filter(sessions::Column::UserId.eq(user.id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .count(conn)
+        .await?;
+    if live == 0 {
+        return Err(invalid());
+    }
+    Ok(Principal {
+        user,
+        session_id: Some(verified.session_id),
+    })
+}

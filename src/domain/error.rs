@@ -1,0 +1,101 @@
+//! The one error type of the domain; each variant knows its stable `extensions.code`.
+use sea_orm::DbErr;
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        key: Option<String>,
+    },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    BadUserInput { field: String, message: String },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
+    #[error("{message}")]
+    LimitExceeded { limit: String, message: String },
+    #[error("{0}")]
+    LastOwner(String),
+    #[error("{0}")]
+    RoleInUse(String),
+    #[error("{0}")]
+    KeychainInUse(String),
+    #[error("the invitation has expired")]
+    InvitationExpired,
+    #[error("the invitation is not valid")]
+    InvitationInvalid,
+    #[error("too many attempts; try again in {retry_after_seconds} seconds")]
+    RateLimited { retry_after_seconds: i64 },
+    /// Detail for the log only; the client sees a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    /// The value of `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::Unauthenticated(_) => "UNAUTHENTICATED",
+            DomainError::Forbidden { .. } => "FORBIDDEN",
+            DomainError::NotFound(_) => "NOT_FOUND",
+            DomainError::BadUserInput { .. } => "BAD_USER_INPUT",
+            DomainError::Conflict { .. } => "CONFLICT",
+            DomainError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            DomainError::LastOwner(_) => "LAST_OWNER",
+            DomainError::RoleInUse(_) => "ROLE_IN_USE",
+            DomainError::KeychainInUse(_) => "KEYCHAIN_IN_USE",
+            DomainError::InvitationExpired => "INVITATION_EXPIRED",
+            DomainError::InvitationInvalid => "INVITATION_INVALID",
+            DomainError::RateLimited { .. } => "RATE_LIMITED",
+            DomainError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn bad_input(field: &str, message: impl Into<String>) -> DomainError {
+        DomainError::BadUserInput {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden_key(key: &str) -> DomainError {
+        DomainError::Forbidden {
+            message: format!("this requires the key `{key}`"),
+            key: Some(key.to_owned()),
+        }
+    }
+
+    pub fn conflict(field: Option<&str>, message: impl Into<String>) -> DomainError {
+        DomainError::Conflict {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    pub fn unauthenticated() -> DomainError {
+        DomainError::Unauthenticated("authentication required".to_owned())
+    }
+}
+
+impl From<DbErr> for DomainError {
+    fn from(err: DbErr) -> Self {
+        DomainError::Internal(format!("database: {err}"))
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (a concurrent or repeated insert).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

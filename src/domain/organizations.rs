@@ -1,0 +1,338 @@
+//! Organizations: creation (the creator becomes owner), changes, deletion, and lookups that
+//! only ever reveal an organization to its members.
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::store::entities::{memberships, organizations, role_bindings};
+
+use super::access::{self, MemberAccess};
+use super::audit::{self, Actor, Event};
+use super::builtins;
+use super::error::{DomainError, DomainResult, is_unique_violation};
+use super::page::{Page, PageRequest};
+use super::validate::{Slug, display_name};
+use super::{App, Principal, RequestMeta, new_id};
+
+/// Plans an organization can be on; limits per plan live in configuration.
+pub const PLANS: &[&str] = &["FREE", "TEAM", "ENTERPRISE"];
+
+fn slug_taken() -> DomainError {
+    DomainError::conflict(
+        Some("slug"),
+        "an organization with this slug already exists",
+    )
+}
+
+fn actor(principal: &Principal) -> Actor {
+    Actor {
+        user_id: Some(principal.user.id),
+        token_id: None,
+    }
+}
+
+fn require_human(principal: &Principal) -> DomainResult<()> {
+    if principal.user.kind == "SERVICE" {
+        return Err(DomainError::Forbidden {
+            message: "service accounts belong to one organization and cannot create others"
+                .to_owned(),
+            key: None,
+        });
+    }
+    Ok(())
+}
+
+pub struct CreateOrganization {
+    pub name: String,
+    pub slug: String,
+}
+
+/// Creates an organization whose only member, the caller, holds `owner`.
+pub async fn create(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    input: CreateOrganization,
+) -> DomainResult<(organizations::Model, memberships::Model)> {
+    require_human(principal)?;
+    let name = display_name("name", &input.name)?;
+    let slug = Slug::parse("slug", &input.slug)?;
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let organization = organizations::ActiveModel {
+        id: Set(new_id()),
+        slug: Set(slug.0),
+        name: Set(name),
+        plan: Set("FREE".to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            slug_taken()
+        } else {
+            e.into()
+        }
+    })?;
+    let membership = memberships::ActiveModel {
+        id: Set(new_id()),
+        organization_id: Set(organization.id),
+        user_id: Set(principal.user.id),
+        created_at: Set(now),
+    }
+    .insert(&tx)
+    .await?;
+    role_bindings::ActiveModel {
+        id: Set(new_id()),
+        membership_id: Set(membership.id),
+        role_id: Set(builtins::role_id("owner")),
+        workspace_id: Set(None),
+        scope_key: Set("org".to_owned()),
+        granted_by_user_id: Set(Some(principal.user.id)),
+        granted_at: Set(now),
+    }
+    .insert(&tx)
+    .await?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: Some(organization.id),
+            actor: actor(principal),
+            action: "organization.create",
+            target: Some(("Organization", organization.id)),
+            details: json!({ "slug": organization.slug, "name": organization.name }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((organization, membership))
+}
+
+/// The caller's access to an organization, or NOT_FOUND when they are not a member.
+pub async fn member_access<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    principal: &Principal,
+    organization_id: Uuid,
+) -> DomainResult<MemberAccess> {
+    access::load(conn, app, principal.user.id, organization_id)
+        .await?
+        .ok_or(DomainError::NotFound("organization"))
+}
+
+pub struct UpdateOrganization {
+    pub organization_id: Uuid,
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub plan: Option<String>,
+}
+
+/// Renames or re-slugs (`organization.update`) or changes plan (`billing.manage`).
+pub async fn update(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    input: UpdateOrganization,
+) -> DomainResult<organizations::Model> {
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| display_name("name", n))
+        .transpose()?;
+    let slug = input
+        .slug
+        .as_deref()
+        .map(|s| Slug::parse("slug", s))
+        .transpose()?;
+    if let Some(plan) = &input.plan
+        && !PLANS.contains(&plan.as_str())
+    {
+        return Err(DomainError::bad_input(
+            "plan",
+            format!("plan must be one of {}", PLANS.join(", ")),
+        ));
+    }
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let access = member_access(&tx, app, principal, input.organization_id).await?;
+    if name.is_some() || slug.is_some() {
+        access.require(app, "organization.update", None)?;
+    }
+    if input.plan.is_some() {
+        access.require(app, "billing.manage", None)?;
+    }
+    let current = organizations::Entity::find_by_id(input.organization_id)
+        .one(&tx)
+        .await?
+        .ok_or(DomainError::NotFound("organization"))?;
+    let mut changes = serde_json::Map::new();
+    let mut model = current.clone().into_active_model();
+    if let Some(name) = name.filter(|n| *n != current.name) {
+        changes.insert("name".into(), json!({ "from": current.name, "to": name }));
+        model.name = Set(name);
+    }
+    if let Some(slug) = slug.filter(|s| s.0 != current.slug) {
+        changes.insert("slug".into(), json!({ "from": current.slug, "to": slug.0 }));
+        model.slug = Set(slug.0);
+    }
+    if let Some(plan) = input.plan.filter(|p| *p != current.plan) {
+        changes.insert("plan".into(), json!({ "from": current.plan, "to": plan }));
+        model.plan = Set(plan);
+    }
+    if changes.is_empty() {
+        return Ok(current);
+    }
+    model.updated_at = Set(now);
+    let updated = model.update(&tx).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            slug_taken()
+        } else {
+            e.into()
+        }
+    })?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: Some(updated.id),
+            actor: actor(principal),
+            action: "organization.update",
+            target: Some(("Organization", updated.id)),
+            details: serde_json::Value::Object(changes),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes an organization and everything in it. Owner-only; the slug must be typed to confirm.
+pub async fn delete(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    organization_id: Uuid,
+    confirm_slug: &str,
+) -> DomainResult<()> {
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let access = member_access(&tx, app, principal, organization_id).await?;
+    access.require(app, "organization.delete", None)?;
+    let organization = organizations::Entity::find_by_id(organization_id)
+        .one(&tx)
+        .await?
+        .ok_or(DomainError::NotFound("organization"))?;
+    if organization.slug != confirm_slug {
+        return Err(DomainError::bad_input(
+            "confirmSlug",
+            "type the organization's slug to confirm deletion",
+        ));
+    }
+    organizations::Entity::delete_by_id(organization_id)
+        .exec(&tx)
+        .await?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: Some(organization_id),
+            actor: actor(principal),
+            action: "organization.delete",
+            target: Some(("Organization", organization_id)),
+            details: json!({ "slug": organization.slug, "name": organization.name }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An organization by slug, only when the caller is a member.
+pub async fn find_by_slug_for(
+    app: &App,
+    user_id: Uuid,
+    slug: &str,
+) -> DomainResult<Option<organizations::Model>> {
+    let conn = &app.store.conn;
+    let Some(organization) = organizations::Entity::find()
+        .filter(organizations::Column::Slug.eq(slug))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(is_member(app, user_id, organization.id)
+        .await?
+        .then_some(organization))
+}
+
+/// An organization by id, only when the caller is a member.
+pub async fn find_by_id_for(
+    app: &App,
+    user_id: Uuid,
+    id: Uuid,
+) -> DomainResult<Option<organizations::Model>> {
+    if !is_member(app, user_id, id).await? {
+        return Ok(None);
+    }
+    Ok(organizations::Entity::find_by_id(id)
+        .one(&app.store.conn)
+        .await?)
+}
+
+async fn is_member(app: &App, user_id: Uuid, organization_id: Uuid) -> DomainResult<bool> {
+    Ok(memberships::Entity::find()
+        .filter(memberships::Column::OrganizationId.eq(organization_id))
+        .filter(memberships::Column::UserId.eq(user_id))
+        .count(&app.store.conn)
+        .await?
+        > 0)
+}
+
+/// A page of the user's own organizations, in the order they joined.
+pub async fn page_for_user(
+    app: &App,
+    user_id: Uuid,
+    page: PageRequest,
+) -> DomainResult<Page<organizations::Model>> {
+    let conn = &app.store.conn;
+    let mut query = memberships::Entity::find()
+        .filter(memberships::Column::UserId.eq(user_id))
+        .order_by_asc(memberships::Column::Id)
+        .limit(page.first + 1);
+    if let Some(after) = page.after {
+        query = query.filter(memberships::Column::Id.gt(after));
+    }
+    let rows = query.all(conn).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.organization_id).collect();
+    let mut orgs: std::collections::HashMap<Uuid, organizations::Model> =
+        organizations::Entity::find()
+            .filter(organizations::Column::Id.is_in(ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+    let items = rows
+        .into_iter()
+        .filter_map(|m| orgs.remove(&m.organization_id).map(|o| (m.id, o)))
+        .collect();
+    Ok(Page::from_rows(items, page.first))
+}
+
+/// How many organizations the user belongs to.
+pub async fn count_for_user(app: &App, user_id: Uuid) -> DomainResult<u64> {
+    Ok(memberships::Entity::find()
+        .filter(memberships::Column::UserId.eq(user_id))
+        .count(&app.store.conn)
+        .await?)
+}

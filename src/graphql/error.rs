@@ -1,0 +1,54 @@
+//! The one place where domain errors become GraphQL errors with `extensions.code`.
+use async_graphql::ErrorExtensions;
+
+use crate::domain::DomainError;
+
+/// A resolver error. It deliberately does not implement `Display`, so async-graphql's blanket
+/// conversion (which copies any message to the client) can never apply to it.
+#[derive(Clone, Debug)]
+pub struct ApiError(pub DomainError);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        ApiError(err)
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        ApiError(err.into())
+    }
+}
+
+/// Message shown for INTERNAL errors; the detail goes to the log under the request id.
+pub const INTERNAL_MESSAGE: &str =
+    "an internal error occurred; quote the request id when reporting it";
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(ApiError(err): ApiError) -> Self {
+        let message = match &err {
+            DomainError::Internal(detail) => {
+                tracing::error!(detail = %detail, "internal error");
+                INTERNAL_MESSAGE.to_owned()
+            }
+            other => other.to_string(),
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", err.code());
+            match &err {
+                DomainError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
+                DomainError::Conflict {
+                    field: Some(field), ..
+                } => ext.set("field", field.as_str()),
+                DomainError::Forbidden { key: Some(key), .. } => ext.set("key", key.as_str()),
+                DomainError::LimitExceeded { limit, .. } => ext.set("limit", limit.as_str()),
+                DomainError::RateLimited {
+                    retry_after_seconds,
+                } => ext.set("retryAfterSeconds", *retry_after_seconds),
+                _ => {}
+            }
+        })
+    }
+}

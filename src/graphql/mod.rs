@@ -1,0 +1,63 @@
+//! The GraphQL schema: objects, guards, loaders; the transport lives in `http`.
+pub mod connection;
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod loaders;
+pub mod mutation;
+pub mod objects;
+pub mod query;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+use crate::domain::App;
+
+pub type GuildhallSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+
+/// Limits on what one operation may ask for.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_depth: 12,
+            max_complexity: 2_000,
+            introspection: true,
+        }
+    }
+}
+
+fn builder() -> SchemaBuilder<query::QueryRoot, mutation::MutationRoot, EmptySubscription> {
+    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+}
+
+/// The schema served to clients.
+pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
+    let mut builder = builder()
+        .data(app)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(8);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL of the schema, sorted, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}

@@ -1,0 +1,237 @@
+//! Root mutation fields: parse input, call a service, map the result. Nothing else.
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::domain::accounts::{self, Credentials, SignUp};
+use crate::domain::organizations::{self as org_service, CreateOrganization, UpdateOrganization};
+
+use super::context::{app, principal, state};
+use super::error::ApiResult;
+use super::ids::{self, NodeKind};
+use super::objects::{Membership, Organization, Plan, User};
+
+pub struct MutationRoot;
+
+#[derive(InputObject)]
+pub struct SignUpInput {
+    pub email: String,
+    /// At least 10 characters.
+    pub password: String,
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct LogInInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct RefreshSessionInput {
+    pub refresh_token: String,
+}
+
+#[derive(InputObject)]
+pub struct LogOutInput {
+    /// End every session of the viewer and invalidate all their access tokens.
+    #[graphql(default = false)]
+    pub everywhere: bool,
+}
+
+/// A session's credentials. The refresh token is shown once.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: DateTime<Utc>,
+    pub user: User,
+}
+
+impl From<Credentials> for AuthPayload {
+    fn from(c: Credentials) -> Self {
+        AuthPayload {
+            access_token: c.access_token,
+            refresh_token: c.refresh_token,
+            expires_at: c.expires_at,
+            user: User(c.user),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct LogOutPayload {
+    /// How many sessions were ended.
+    pub ended_sessions: i32,
+}
+
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    pub name: String,
+    /// `[a-z0-9-]{3,40}`, unique.
+    pub slug: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateOrganizationPayload {
+    pub organization: Organization,
+    /// The creator's membership, bound to `owner`.
+    pub membership: Membership,
+}
+
+#[derive(InputObject)]
+pub struct UpdateOrganizationInput {
+    pub organization_id: ID,
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    /// Needs `billing.manage`.
+    pub plan: Option<Plan>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateOrganizationPayload {
+    pub organization: Organization,
+}
+
+#[derive(InputObject)]
+pub struct DeleteOrganizationInput {
+    pub organization_id: ID,
+    /// Must equal the organization's slug.
+    pub confirm_slug: String,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteOrganizationPayload {
+    pub deleted_organization_id: ID,
+}
+
+#[Object]
+impl MutationRoot {
+    /// Creates an account and signs it in.
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
+        let credentials = accounts::sign_up(
+            app(ctx),
+            &state(ctx).meta,
+            SignUp {
+                email: input.email,
+                password: input.password,
+                name: input.name,
+            },
+        )
+        .await?;
+        Ok(credentials.into())
+    }
+
+    /// Signs in with email and password.
+    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> ApiResult<AuthPayload> {
+        Ok(
+            accounts::log_in(app(ctx), &state(ctx).meta, &input.email, input.password)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Exchanges a refresh token for new credentials; each refresh token works once.
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        input: RefreshSessionInput,
+    ) -> ApiResult<AuthPayload> {
+        Ok(
+            accounts::refresh_session(app(ctx), &state(ctx).meta, &input.refresh_token)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Ends this session, or every session of the viewer.
+    async fn log_out(&self, ctx: &Context<'_>, input: LogOutInput) -> ApiResult<LogOutPayload> {
+        let ended = accounts::log_out(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            input.everywhere,
+        )
+        .await?;
+        Ok(LogOutPayload {
+            ended_sessions: ended as i32,
+        })
+    }
+
+    /// Creates an organization; the viewer becomes its owner.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> ApiResult<CreateOrganizationPayload> {
+        let (organization, membership) = org_service::create(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            CreateOrganization {
+                name: input.name,
+                slug: input.slug,
+            },
+        )
+        .await?;
+        state(ctx).invalidate_access();
+        Ok(CreateOrganizationPayload {
+            organization: Organization(organization),
+            membership: Membership(membership),
+        })
+    }
+
+    /// Renames an organization or changes its slug (`organization.update`) or plan (`billing.manage`).
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateOrganizationInput,
+    ) -> ApiResult<UpdateOrganizationPayload> {
+        let organization_id = ids::decode(
+            "organizationId",
+            NodeKind::Organization,
+            &input.organization_id,
+        )?;
+        let organization = org_service::update(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            UpdateOrganization {
+                organization_id,
+                name: input.name,
+                slug: input.slug,
+                plan: input.plan.map(|p| p.as_str().to_owned()),
+            },
+        )
+        .await?;
+        state(ctx).invalidate_access();
+        Ok(UpdateOrganizationPayload {
+            organization: Organization(organization),
+        })
+    }
+
+    /// Deletes an organization and everything in it (owner only).
+    async fn delete_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteOrganizationInput,
+    ) -> ApiResult<DeleteOrganizationPayload> {
+        let organization_id = ids::decode(
+            "organizationId",
+            NodeKind::Organization,
+            &input.organization_id,
+        )?;
+        org_service::delete(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            organization_id,
+            &input.confirm_slug,
+        )
+        .await?;
+        state(ctx).invalidate_access();
+        Ok(DeleteOrganizationPayload {
+            deleted_organization_id: input.organization_id,
+        })
+    }
+}

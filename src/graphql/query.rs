@@ -1,0 +1,144 @@
+//! Root query fields.
+use async_graphql::{Context, ID, Object};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::domain::organizations as org_service;
+use crate::store::entities::{keychains, memberships, roles, users, workspaces};
+
+use super::context::{access, app, principal};
+use super::error::ApiResult;
+use super::ids::{self, NodeKind};
+use super::objects::{Keychain, Membership, Node, Organization, Role, User, Workspace};
+
+pub struct QueryRoot;
+
+/// Largest `nodes(ids:)` request.
+const MAX_NODES: usize = 100;
+
+#[Object]
+impl QueryRoot {
+    /// Any object by global ID; `null` when it does not exist or the viewer may not see it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+        principal(ctx)?;
+        resolve_node(ctx, &id).await
+    }
+
+    /// Several objects by global ID, in the order asked; `null` for each one not visible.
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> ApiResult<Vec<Option<Node>>> {
+        principal(ctx)?;
+        if ids.len() > MAX_NODES {
+            return Err(crate::domain::DomainError::bad_input(
+                "ids",
+                format!("at most {MAX_NODES} ids at once"),
+            )
+            .into());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            out.push(resolve_node(ctx, id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The signed-in user.
+    async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<User> {
+        Ok(User(principal(ctx)?.user.clone()))
+    }
+
+    /// An organization the viewer belongs to; `null` otherwise.
+    async fn organization(
+        &self,
+        ctx: &Context<'_>,
+        slug: String,
+    ) -> ApiResult<Option<Organization>> {
+        let viewer = principal(ctx)?;
+        Ok(
+            org_service::find_by_slug_for(app(ctx), viewer.user.id, &slug)
+                .await?
+                .map(Organization),
+        )
+    }
+}
+
+async fn can_see(ctx: &Context<'_>, organization_id: Uuid, key: &str) -> ApiResult<bool> {
+    let Some(access) = access(ctx, organization_id).await? else {
+        return Ok(false);
+    };
+    Ok(access.require(app(ctx), key, None).is_ok())
+}
+
+/// Visibility rules of `node`: nothing of an organization the viewer is not in, and inside
+/// it only what the viewer's keys allow reading.
+async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
+    let Some((kind, uuid)) = ids::decode_any(id) else {
+        return Ok(None);
+    };
+    let app = app(ctx);
+    let conn = &app.store.conn;
+    let viewer = principal(ctx)?;
+    Ok(match kind {
+        NodeKind::User => {
+            let shares = uuid == viewer.user.id || {
+                let mine: Vec<Uuid> = memberships::Entity::find()
+                    .select_only()
+                    .column(memberships::Column::OrganizationId)
+                    .filter(memberships::Column::UserId.eq(viewer.user.id))
+                    .into_tuple()
+                    .all(conn)
+                    .await?;
+                memberships::Entity::find()
+                    .filter(memberships::Column::UserId.eq(uuid))
+                    .filter(memberships::Column::OrganizationId.is_in(mine))
+                    .count(conn)
+                    .await?
+                    > 0
+            };
+            if shares {
+                users::Entity::find_by_id(uuid)
+                    .one(conn)
+                    .await?
+                    .map(|u| Node::User(User(u)))
+            } else {
+                None
+            }
+        }
+        NodeKind::Organization => org_service::find_by_id_for(app, viewer.user.id, uuid)
+            .await?
+            .map(|o| Node::Organization(Organization(o))),
+        NodeKind::Membership => match memberships::Entity::find_by_id(uuid).one(conn).await? {
+            Some(m)
+                if m.user_id == viewer.user.id
+                    || can_see(ctx, m.organization_id, "members.read").await? =>
+            {
+                Some(Node::Membership(Membership(m)))
+            }
+            _ => None,
+        },
+        NodeKind::Role => match roles::Entity::find_by_id(uuid).one(conn).await? {
+            Some(r) if r.organization_id.is_none() => Some(Node::Role(Role(r))),
+            Some(r)
+                if can_see(ctx, r.organization_id.unwrap_or_default(), "roles.read").await? =>
+            {
+                Some(Node::Role(Role(r)))
+            }
+            _ => None,
+        },
+        NodeKind::Keychain => match keychains::Entity::find_by_id(uuid).one(conn).await? {
+            Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain(k))),
+            Some(k)
+                if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read")
+                    .await? =>
+            {
+                Some(Node::Keychain(Keychain(k)))
+            }
+            _ => None,
+        },
+        NodeKind::Workspace => match workspaces::Entity::find_by_id(uuid).one(conn).await? {
+            Some(w) if can_see(ctx, w.organization_id, "workspaces.read").await? => {
+                Some(Node::Workspace(Workspace(w)))
+            }
+            _ => None,
+        },
+    })
+}

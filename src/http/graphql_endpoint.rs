@@ -1,0 +1,208 @@
+//! `POST /graphql`: JSON only (a browser cannot send it cross-site without a preflight), at most
+//! a few operations per batch, credentials checked before anything executes.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{HttpState, MAX_BATCH, RequestId};
+use crate::domain::{DomainError, Principal, RequestMeta, accounts};
+use crate::graphql::context::RequestState;
+use crate::graphql::error::INTERNAL_MESSAGE;
+use crate::graphql::loaders::Loaders;
+
+fn error_body(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code, "requestId": request_id } }] });
+    (status, Json(body)).into_response()
+}
+
+/// Operations are never run over GET, so no link or image tag can trigger one.
+pub async fn get_refused(Extension(RequestId(id)): Extension<RequestId>) -> Response {
+    let mut response = error_body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_USER_INPUT",
+        "send GraphQL operations as POST with Content-Type: application/json",
+        &id,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    response
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for
+        && let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+    {
+        return first.to_owned();
+    }
+    peer.ip().to_string()
+}
+
+async fn authenticate(
+    state: &HttpState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, DomainError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| DomainError::unauthenticated())?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            DomainError::Unauthenticated("use Authorization: Bearer <token>".to_owned())
+        })?;
+    accounts::authenticate(&state.app, token).await.map(Some)
+}
+
+pub async fn post(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_json(&headers) {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "requests must have Content-Type: application/json",
+            &request_id,
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "the body is not a GraphQL request",
+                &request_id,
+            );
+        }
+    };
+    if let BatchRequest::Batch(items) = &batch {
+        if items.len() > MAX_BATCH {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("a batch may hold at most {MAX_BATCH} operations"),
+                &request_id,
+            );
+        }
+        if items.is_empty() {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "the batch is empty",
+                &request_id,
+            );
+        }
+    }
+    let principal = match authenticate(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(DomainError::Internal(detail)) => {
+            tracing::error!(detail = %detail, "authenticating");
+            return error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                INTERNAL_MESSAGE,
+                &request_id,
+            );
+        }
+        Err(err) => {
+            let mut response = error_body(
+                StatusCode::UNAUTHORIZED,
+                err.code(),
+                &err.to_string(),
+                &request_id,
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    };
+    let meta = RequestMeta {
+        request_id: request_id.clone(),
+        client_address: Some(client_address(
+            &headers,
+            peer,
+            state.config.trust_forwarded_for,
+        )),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    };
+    let request_state = Arc::new(RequestState::new(principal, meta));
+    let loaders = Arc::new(Loaders::new(&state.app.store.conn));
+    let batch = batch.data(request_state).data(loaders);
+    let mut response = state
+        .schema
+        .execute_batch(batch)
+        .instrument(tracing::Span::current())
+        .await;
+    match &mut response {
+        BatchResponse::Single(single) => sanitize(&mut single.errors, &request_id),
+        BatchResponse::Batch(items) => items
+            .iter_mut()
+            .for_each(|r| sanitize(&mut r.errors, &request_id)),
+    }
+    Json(response).into_response()
+}
+
+/// Gives every error a code and the request id. Errors raised before execution (syntax,
+/// validation, limits) are the client's; an uncoded error from inside execution is treated as
+/// internal and its text replaced, so nothing internal can reach the client by accident.
+fn sanitize(errors: &mut [ServerError], request_id: &str) {
+    for error in errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            if error.path.is_empty() {
+                extensions.set("code", "BAD_USER_INPUT");
+            } else {
+                tracing::error!(detail = %error.message, "uncoded resolver error");
+                error.message = INTERNAL_MESSAGE.to_owned();
+                extensions.set("code", "INTERNAL");
+            }
+        }
+        extensions.set("requestId", request_id);
+    }
+}
+
+/// A panic becomes a plain INTERNAL error; its text goes only to the log.
+pub fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let text = detail
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| detail.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    tracing::error!(detail = %text, "handler panicked");
+    let body = json!({ "errors": [{ "message": INTERNAL_MESSAGE, "extensions": { "code": "INTERNAL" } }] });
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+}

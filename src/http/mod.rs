@@ -1,0 +1,116 @@
+//! HTTP transport: the router, credential extraction, request ids, GraphiQL and health checks.
+mod graphql_endpoint;
+mod request_id;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
+
+use crate::domain::App;
+use crate::graphql::GuildhallSchema;
+
+pub use request_id::RequestId;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most operations in one batched request.
+pub const MAX_BATCH: usize = 10;
+
+/// Transport settings.
+#[derive(Clone, Debug, Default)]
+pub struct HttpConfig {
+    pub cors_origins: Vec<String>,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Clone)]
+pub(crate) struct HttpState {
+    pub app: Arc<App>,
+    pub schema: GuildhallSchema,
+    pub config: HttpConfig,
+}
+
+/// The whole HTTP surface.
+pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
+    let cors = cors_layer(&config.cors_origins);
+    let state = HttpState {
+        app,
+        schema,
+        config,
+    };
+    let mut router = Router::new()
+        .route(
+            "/graphql",
+            get(graphql_endpoint::get_refused).post(graphql_endpoint::post),
+        )
+        .route("/graphiql", get(graphiql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
+        .layer(CatchPanicLayer::custom(graphql_endpoint::panic_response))
+        .layer(axum::middleware::from_fn(request_id::assign))
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([header::HeaderName::from_static(request_id::HEADER)])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Guildhall")
+            .finish(),
+    )
+}
+
+async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": "ok" })),
+    )
+        .into_response()
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<HttpState>) -> Response {
+    if state.app.store.ping().await {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready" })),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "database unreachable" })),
+        )
+            .into_response()
+    }
+}

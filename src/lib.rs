@@ -1,0 +1,11 @@
+//! Guildhall: organizations, members, roles, keychains, workspaces, invitations, API tokens and
+//! an audit log, served over GraphQL.
+//!
+//! Layers import in one direction: `http` → `graphql` → `domain` → (`authz`, `store`).
+pub mod authz;
+pub mod config;
+pub mod domain;
+pub mod graphql;
+pub mod http;
+pub mod server;
+pub mod store;

@@ -1,0 +1,110 @@
+//! The `guildhall` command: serve, migrate, schema.
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use guildhall::config::{Cli, Command, MigrateAction};
+use guildhall::store::Store;
+use migration::{Migrator, MigratorTrait};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("GUILDHALL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            print!("{}", guildhall::graphql::sdl());
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => {
+            init_logging(&args.log_format);
+            let server = match guildhall::server::build(&args).await {
+                Ok(server) => server,
+                Err(err) => {
+                    tracing::error!("cannot start: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let listener = match tokio::net::TcpListener::bind(args.bind).await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::error!("cannot listen on {}: {err}", args.bind);
+                    return ExitCode::FAILURE;
+                }
+            };
+            tracing::info!(
+                "Guildhall listening on http://{} (GraphiQL at /graphiql)",
+                args.bind
+            );
+            let service = server
+                .router
+                .into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(err) = axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+            {
+                tracing::error!("server error: {err}");
+                return ExitCode::FAILURE;
+            }
+            server.app.store.clone().close().await;
+            ExitCode::SUCCESS
+        }
+        Command::Migrate { action, database } => {
+            init_logging("text");
+            let store =
+                match Store::connect(&database.database_url, database.database_max_connections)
+                    .await
+                {
+                    Ok(store) => store,
+                    Err(err) => {
+                        eprintln!("cannot open the database: {err}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            let result = match action {
+                MigrateAction::Up => Migrator::up(&store.conn, None).await,
+                MigrateAction::Down => Migrator::down(&store.conn, Some(1)).await,
+                MigrateAction::Status => Migrator::status(&store.conn).await,
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("migration failed: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Assembling a running server from its configuration.
+use std::sync::Arc;
+
+use chrono::Duration;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, EntityTrait};
+
+use crate::authz::Catalog;
+use crate::config::ServeArgs;
+use crate::domain::tokens::AccessTokens;
+use crate::domain::{App, Clock, Settings, builtins, secrets};
+use crate::graphql::{self, QueryLimits};
+use crate::http::{self, HttpConfig};
+use crate::store::Store;
+use crate::store::entities::settings;
+
+/// Why the server could not start; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Database(String),
+    #[error("cannot apply migrations: {0}")]
+    Migrations(String),
+    #[error("cannot read the key catalog {path}: {reason}")]
+    CatalogFile { path: String, reason: String },
+    #[error("the key catalog is invalid: {0}")]
+    Catalog(#[from] crate::authz::CatalogError),
+    #[error("GUILDHALL_JWT_SECRET must be at least 32 bytes long")]
+    WeakSecret,
+    #[error("invalid setting: {0}")]
+    Setting(String),
+}
+
+/// A built server: the shared application state and its router.
+pub struct Server {
+    pub app: Arc<App>,
+    pub router: axum::Router,
+}
+
+const JWT_SECRET_SETTING: &str = "jwt_secret";
+
+/// The configured secret, or the one kept in the database (generated on first start).
+async fn jwt_secret(store: &Store, configured: Option<&str>) -> Result<String, StartError> {
+    if let Some(secret) = configured {
+        if secret.len() < 32 {
+            return Err(StartError::WeakSecret);
+        }
+        return Ok(secret.to_owned());
+    }
+    let db = |e: sea_orm::DbErr| StartError::Database(e.to_string());
+    // Insert-if-absent, then read: concurrent first starts agree on one secret.
+    settings::Entity::insert(settings::ActiveModel {
+        key: Set(JWT_SECRET_SETTING.to_owned()),
+        value: Set(secrets::random_hex(32)),
+        created_at: Set(chrono::Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(settings::Column::Key)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&store.conn)
+    .await
+    .map_err(db)?;
+    let row = settings::Entity::find_by_id(JWT_SECRET_SETTING.to_owned())
+        .one(&store.conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StartError::Database("the generated secret was not stored".to_owned()))?;
+    tracing::warn!(
+        "no GUILDHALL_JWT_SECRET configured: using a secret generated and kept in the database; set one in production"
+    );
+    Ok(row.value)
+}
+
+fn load_catalog(args: &ServeArgs) -> Result<Catalog, StartError> {
+    match &args.catalog {
+        None => Ok(Catalog::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::CatalogFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            Ok(Catalog::from_json(&text)?)
+        }
+    }
+}
+
+/// Connects, migrates, synchronises built-ins and builds the router.
+pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
+    let catalog = load_catalog(args)?;
+    for (name, value) in [
+        ("access token lifetime", args.access_token_ttl),
+        ("refresh token lifetime", args.refresh_token_ttl),
+        ("invitation lifetime", args.invitation_ttl_hours),
+        ("login failure window", args.login_failure_window),
+    ] {
+        if value <= 0 {
+            return Err(StartError::Setting(format!("the {name} must be positive")));
+        }
+    }
+    let store = Store::connect(
+        &args.database.database_url,
+        args.database.database_max_connections,
+    )
+    .await
+    .map_err(|e| StartError::Database(e.to_string()))?;
+    store
+        .migrate_up()
+        .await
+        .map_err(|e| StartError::Migrations(e.to_string()))?;
+    let secret = jwt_secret(&store, args.jwt_secret.as_deref()).await?;
+    builtins::sync(&store, &catalog, chrono::Utc::now())
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let settings = Settings {
+        public_url: args.public_url.trim_end_matches('/').to_owned(),
+        access_token_ttl: Duration::seconds(args.access_token_ttl),
+        refresh_token_ttl: Duration::seconds(args.refresh_token_ttl),
+        invitation_ttl: Duration::hours(args.invitation_ttl_hours),
+        login_max_failures_per_email: args.login_max_failures_per_email,
+        login_max_failures_per_address: args.login_max_failures_per_address,
+        login_failure_window: Duration::seconds(args.login_failure_window),
+    };
+    let app = Arc::new(App {
+        store,
+        builtins: builtins::Index::new(&catalog),
+        catalog: Arc::new(catalog),
+        tokens: AccessTokens::new(secret.as_bytes()),
+        settings,
+        clock: Clock::default(),
+    });
+    let schema = graphql::build(
+        app.clone(),
+        QueryLimits {
+            max_depth: args.max_query_depth,
+            max_complexity: args.max_query_complexity,
+            introspection: args.introspection,
+        },
+    );
+    let router = http::router(
+        app.clone(),
+        schema,
+        HttpConfig {
+            cors_origins: args.cors_origins.clone(),
+            trust_forwarded_for: args.trust_forwarded_for,
+        },
+    );
+    Ok(Server { app, router })
+}

@@ -1,0 +1,20 @@
+//! SeaORM entities, one per table of the migration.
+pub mod api_tokens;
+pub mod audit_events;
+pub mod invitation_role_bindings;
+pub mod invitations;
+pub mod keychain_keys;
+pub mod keychains;
+pub mod login_failures;
+pub mod mail_outbox;
+pub mod memberships;
+pub mod organizations;
+pub mod refresh_tokens;
+pub mod role_bindings;
+pub mod role_keychains;
+pub mod role_keys;
+pub mod roles;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+pub mod workspaces;

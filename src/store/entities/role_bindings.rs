@@ -1,0 +1,20 @@
+//! A role held by a member, organization-wide or in one workspace.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "role_bindings")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub membership_id: Uuid,
+    pub role_id: Uuid,
+    pub workspace_id: Option<Uuid>,
+    pub scope_key: String,
+    pub granted_by_user_id: Option<Uuid>,
+    pub granted_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
