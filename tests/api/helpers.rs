@@ -1,0 +1,196 @@
+//! The test harness: every test starts the real server on port 0 over a fresh database (an
+//! SQLite file, or a new PostgreSQL database when GUILDHALL_TEST_DATABASE_URL is set) and talks
+//! to it over real HTTP.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use guildhall::config::ServeArgs;
+use guildhall::domain::App;
+use guildhall::store::Store;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
+
+/// A server under test.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub app: Arc<App>,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// A fresh, empty database for one test.
+pub async fn fresh_database_url() -> String {
+    let name = format!("gh_test_{}", uuid::Uuid::new_v4().simple());
+    match std::env::var("GUILDHALL_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            let _ = admin.close().await;
+            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+            format!("{base}/{name}")
+        }
+        _ => {
+            let dir = std::env::temp_dir().join("guildhall-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display())
+        }
+    }
+}
+
+/// Server settings for tests: a known JWT secret so tests can forge tokens.
+pub fn test_args(database_url: &str) -> ServeArgs {
+    let mut args = ServeArgs::defaults_for(database_url);
+    args.jwt_secret = Some(SECRET.to_owned());
+    args.public_url = "https://guildhall.test".to_owned();
+    args.database.database_max_connections = 8;
+    args
+}
+
+pub async fn spawn_app() -> TestApp {
+    let url = fresh_database_url().await;
+    spawn_with(test_args(&url)).await
+}
+
+pub async fn spawn_with(args: ServeArgs) -> TestApp {
+    let server = guildhall::server::build(&args).await.expect("server starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let service = server.router.into_make_service_with_connect_info::<SocketAddr>();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        app: server.app,
+        database_url: args.database.database_url.clone(),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// A signed-up user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.address)
+    }
+
+    /// POSTs one operation; returns the whole response body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.gql_response(token, query, variables).await.1
+    }
+
+    /// POSTs one operation; returns status, body and the response's request id.
+    pub async fn gql_response(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value, String) {
+        let mut request = self
+            .client
+            .post(self.graphql_url())
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, response.json().await.expect("JSON body"), request_id)
+    }
+
+    pub async fn sign_up(&self, email: &str, name: &str) -> TestUser {
+        let body = self
+            .gql(
+                None,
+                "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken refreshToken user { id email } } }",
+                json!({ "input": { "email": email, "password": PASSWORD, "name": name } }),
+            )
+            .await;
+        let payload = &body["data"]["signUp"];
+        assert!(payload.is_object(), "sign up failed: {body}");
+        TestUser {
+            id: payload["user"]["id"].as_str().expect("id").to_owned(),
+
+            access_token: payload["accessToken"].as_str().expect("access token").to_owned(),
+            refresh_token: payload["refreshToken"].as_str().expect("refresh token").to_owned(),
+        }
+    }
+
+    /// Creates an organization as `user`; returns its global id.
+    pub async fn create_organization(&self, user: &TestUser, slug: &str) -> String {
+        let body = self
+            .gql(
+                Some(&user.access_token),
+                "mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { organization { id } } }",
+                json!({ "input": { "name": format!("Org {slug}"), "slug": slug } }),
+            )
+            .await;
+        body["data"]["createOrganization"]["organization"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("create organization failed: {body}"))
+            .to_owned()
+    }
+
+    /// A separate connection to the same database, to check what was (not) written.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_url, 2).await.expect("connect")
+    }
+
+    /// Number of rows of a table.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let store = self.store().await;
+        let row = store
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                store.backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        let n: i64 = row.try_get("", "n").expect("n");
+        store.close().await;
+        n
+    }
+
+    /// Stops the server and waits until it has released its port and database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+        self.app.store.clone().close().await;
+    }
+}
+
+/// The first error's `extensions.code`, or "" when there is none.
+pub fn error_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests over real HTTP against the real server.
+mod helpers;
+
+mod accounts;
+mod conventions;
+mod organizations;
+mod schema;
