@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "guildhall",
-    version,
-    about = "Organization workspaces over GraphQL"
-)]
+#[command(name = "guildhall", version, about = "Organization workspaces over GraphQL")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -78,11 +74,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GUILDHALL_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Public base URL of the web app, used in links such as invitation URLs.
-    #[arg(
-        long,
-        env = "GUILDHALL_PUBLIC_URL",
-        default_value = "http://localhost:8080"
-    )]
+    #[arg(long, env = "GUILDHALL_PUBLIC_URL", default_value = "http://localhost:8080")]
     pub public_url: String,
     /// Whether GraphQL introspection is allowed (GraphiQL needs it).
     #[arg(long, env = "GUILDHALL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -97,18 +89,10 @@ pub struct ServeArgs {
     #[arg(long, env = "GUILDHALL_CATALOG")]
     pub catalog: Option<PathBuf>,
     /// Failed sign-ins per email within the window before RATE_LIMITED.
-    #[arg(
-        long,
-        env = "GUILDHALL_LOGIN_MAX_FAILURES_PER_EMAIL",
-        default_value_t = 5
-    )]
+    #[arg(long, env = "GUILDHALL_LOGIN_MAX_FAILURES_PER_EMAIL", default_value_t = 5)]
     pub login_max_failures_per_email: u64,
     /// Failed sign-ins per client address within the window before RATE_LIMITED.
-    #[arg(
-        long,
-        env = "GUILDHALL_LOGIN_MAX_FAILURES_PER_ADDRESS",
-        default_value_t = 50
-    )]
+    #[arg(long, env = "GUILDHALL_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 50)]
     pub login_max_failures_per_address: u64,
     /// Window for counting failed sign-ins, in seconds.
     #[arg(long, env = "GUILDHALL_LOGIN_FAILURE_WINDOW", default_value_t = 900)]

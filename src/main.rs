@@ -9,8 +9,8 @@ use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("GUILDHALL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let filter =
+        EnvFilter::try_from_env("GUILDHALL_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if format == "json" {
         builder.json().init();
@@ -25,9 +25,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             signal.recv().await;
         }
     };
@@ -64,13 +62,8 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            tracing::info!(
-                "Guildhall listening on http://{} (GraphiQL at /graphiql)",
-                args.bind
-            );
-            let service = server
-                .router
-                .into_make_service_with_connect_info::<SocketAddr>();
+            tracing::info!("Guildhall listening on http://{} (GraphiQL at /graphiql)", args.bind);
+            let service = server.router.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(err) = axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
@@ -83,16 +76,13 @@ async fn main() -> ExitCode {
         }
         Command::Migrate { action, database } => {
             init_logging("text");
-            let store =
-                match Store::connect(&database.database_url, database.database_max_connections)
-                    .await
-                {
-                    Ok(store) => store,
-                    Err(err) => {
-                        eprintln!("cannot open the database: {err}");
-                        return ExitCode::FAILURE;
-                    }
-                };
+            let store = match Store::connect(&database.database_url, database.database_max_connections).await {
+                Ok(store) => store,
+                Err(err) => {
+                    eprintln!("cannot open the database: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let result = match action {
                 MigrateAction::Up => Migrator::up(&store.conn, None).await,
                 MigrateAction::Down => Migrator::down(&store.conn, Some(1)).await,

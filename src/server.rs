@@ -54,11 +54,7 @@ async fn jwt_secret(store: &Store, configured: Option<&str>) -> Result<String, S
         value: Set(secrets::random_hex(32)),
         created_at: Set(chrono::Utc::now()),
     })
-    .on_conflict(
-        OnConflict::column(settings::Column::Key)
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::column(settings::Column::Key).do_nothing().to_owned())
     .exec_without_returning(&store.conn)
     .await
     .map_err(db)?;
@@ -99,12 +95,9 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             return Err(StartError::Setting(format!("the {name} must be positive")));
         }
     }
-    let store = Store::connect(
-        &args.database.database_url,
-        args.database.database_max_connections,
-    )
-    .await
-    .map_err(|e| StartError::Database(e.to_string()))?;
+    let store = Store::connect(&args.database.database_url, args.database.database_max_connections)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
     store
         .migrate_up()
         .await

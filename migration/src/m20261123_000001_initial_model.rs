@@ -25,12 +25,7 @@ fn at_null(col: &'static str) -> ColumnDef {
     timestamp_with_time_zone_null(col)
 }
 
-fn index(
-    table: &'static str,
-    name: &'static str,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
+fn index(table: &'static str, name: &'static str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut stmt = Index::create();
     stmt.name(name).table(table);
     for col in cols {
@@ -99,12 +94,7 @@ impl MigrationTrait for Migration {
                 .col(uuid_null("service_organization_id"))
                 .col(at("created_at"))
                 .col(at("updated_at"))
-                .foreign_key(&mut fk(
-                    "users",
-                    "service_organization_id",
-                    "organizations",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("users", "service_organization_id", "organizations", Cascade))
                 .to_owned(),
             // One row per signed-in session: a refresh token family.
             Table::create()
@@ -144,12 +134,7 @@ impl MigrationTrait for Migration {
                 .col(uuid("organization_id"))
                 .col(uuid("user_id"))
                 .col(at("created_at"))
-                .foreign_key(&mut fk(
-                    "memberships",
-                    "organization_id",
-                    "organizations",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("memberships", "organization_id", "organizations", Cascade))
                 .foreign_key(&mut fk("memberships", "user_id", "users", Cascade))
                 .to_owned(),
             Table::create()
@@ -161,12 +146,7 @@ impl MigrationTrait for Migration {
                 .col(text("description").default(""))
                 .col(at("created_at"))
                 .col(at("updated_at"))
-                .foreign_key(&mut fk(
-                    "workspaces",
-                    "organization_id",
-                    "organizations",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("workspaces", "organization_id", "organizations", Cascade))
                 .to_owned(),
             // organization_id NULL marks a BUILT_IN keychain, synchronised from the catalog.
             Table::create()
@@ -178,24 +158,14 @@ impl MigrationTrait for Migration {
                 .col(text("description").default(""))
                 .col(at("created_at"))
                 .col(at("updated_at"))
-                .foreign_key(&mut fk(
-                    "keychains",
-                    "organization_id",
-                    "organizations",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("keychains", "organization_id", "organizations", Cascade))
                 .to_owned(),
             Table::create()
                 .table("keychain_keys")
                 .col(uuid("keychain_id"))
                 .col(string("key"))
                 .primary_key(Index::create().col("keychain_id").col("key"))
-                .foreign_key(&mut fk(
-                    "keychain_keys",
-                    "keychain_id",
-                    "keychains",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("keychain_keys", "keychain_id", "keychains", Cascade))
                 .to_owned(),
             // organization_id NULL marks a BUILT_IN role, synchronised from the catalog.
             Table::create()
@@ -212,12 +182,7 @@ impl MigrationTrait for Migration {
                 .col(integer("position").default(0))
                 .col(at("created_at"))
                 .col(at("updated_at"))
-                .foreign_key(&mut fk(
-                    "roles",
-                    "organization_id",
-                    "organizations",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("roles", "organization_id", "organizations", Cascade))
                 .to_owned(),
             Table::create()
                 .table("role_keys")
@@ -232,12 +197,7 @@ impl MigrationTrait for Migration {
                 .col(uuid("keychain_id"))
                 .primary_key(Index::create().col("role_id").col("keychain_id"))
                 .foreign_key(&mut fk("role_keychains", "role_id", "roles", Cascade))
-                .foreign_key(&mut fk(
-                    "role_keychains",
-                    "keychain_id",
-                    "keychains",
-                    Restrict,
-                ))
+                .foreign_key(&mut fk("role_keychains", "keychain_id", "keychains", Restrict))
                 .to_owned(),
             // scope_key is "org" or the workspace id, so uniqueness holds without NULL semantics.
             Table::create()
@@ -249,25 +209,10 @@ impl MigrationTrait for Migration {
                 .col(string("scope_key"))
                 .col(uuid_null("granted_by_user_id"))
                 .col(at("granted_at"))
-                .foreign_key(&mut fk(
-                    "role_bindings",
-                    "membership_id",
-                    "memberships",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("role_bindings", "membership_id", "memberships", Cascade))
                 .foreign_key(&mut fk("role_bindings", "role_id", "roles", Restrict))
-                .foreign_key(&mut fk(
-                    "role_bindings",
-                    "workspace_id",
-                    "workspaces",
-                    Cascade,
-                ))
-                .foreign_key(&mut fk(
-                    "role_bindings",
-                    "granted_by_user_id",
-                    "users",
-                    SetNull,
-                ))
+                .foreign_key(&mut fk("role_bindings", "workspace_id", "workspaces", Cascade))
+                .foreign_key(&mut fk("role_bindings", "granted_by_user_id", "users", SetNull))
                 .to_owned(),
             Table::create()
                 .table("invitations")
@@ -282,24 +227,9 @@ impl MigrationTrait for Migration {
                 .col(at("created_at"))
                 .col(at_null("responded_at"))
                 .col(uuid_null("membership_id"))
-                .foreign_key(&mut fk(
-                    "invitations",
-                    "organization_id",
-                    "organizations",
-                    Cascade,
-                ))
-                .foreign_key(&mut fk(
-                    "invitations",
-                    "invited_by_user_id",
-                    "users",
-                    SetNull,
-                ))
-                .foreign_key(&mut fk(
-                    "invitations",
-                    "membership_id",
-                    "memberships",
-                    SetNull,
-                ))
+                .foreign_key(&mut fk("invitations", "organization_id", "organizations", Cascade))
+                .foreign_key(&mut fk("invitations", "invited_by_user_id", "users", SetNull))
+                .foreign_key(&mut fk("invitations", "membership_id", "memberships", SetNull))
                 .to_owned(),
             Table::create()
                 .table("invitation_role_bindings")
@@ -313,12 +243,7 @@ impl MigrationTrait for Migration {
                     "invitations",
                     Cascade,
                 ))
-                .foreign_key(&mut fk(
-                    "invitation_role_bindings",
-                    "role_id",
-                    "roles",
-                    Restrict,
-                ))
+                .foreign_key(&mut fk("invitation_role_bindings", "role_id", "roles", Restrict))
                 .foreign_key(&mut fk(
                     "invitation_role_bindings",
                     "workspace_id",
@@ -340,12 +265,7 @@ impl MigrationTrait for Migration {
                 .col(at("created_at"))
                 .col(at_null("revoked_at"))
                 .foreign_key(&mut fk("api_tokens", "user_id", "users", Cascade))
-                .foreign_key(&mut fk(
-                    "api_tokens",
-                    "organization_id",
-                    "organizations",
-                    Cascade,
-                ))
+                .foreign_key(&mut fk("api_tokens", "organization_id", "organizations", Cascade))
                 .foreign_key(&mut fk("api_tokens", "keychain_id", "keychains", Cascade))
                 .to_owned(),
             // Append-only; no foreign keys so that events outlive what they describe.
@@ -384,12 +304,7 @@ impl MigrationTrait for Migration {
         }
         let indexes = [
             index("sessions", "idx_sessions_user", &["user_id"], false),
-            index(
-                "refresh_tokens",
-                "idx_refresh_tokens_session",
-                &["session_id"],
-                false,
-            ),
+            index("refresh_tokens", "idx_refresh_tokens_session", &["session_id"], false),
             index(
                 "login_failures",
                 "idx_login_failures_subject",
@@ -402,54 +317,24 @@ impl MigrationTrait for Migration {
                 &["organization_id", "user_id"],
                 true,
             ),
-            index(
-                "memberships",
-                "idx_memberships_user",
-                &["user_id", "id"],
-                false,
-            ),
+            index("memberships", "idx_memberships_user", &["user_id", "id"], false),
             index(
                 "workspaces",
                 "uq_workspaces_org_slug",
                 &["organization_id", "slug"],
                 true,
             ),
-            index(
-                "keychains",
-                "uq_keychains_org_name",
-                &["organization_id", "name"],
-                true,
-            ),
-            index(
-                "roles",
-                "uq_roles_org_name",
-                &["organization_id", "name"],
-                true,
-            ),
-            index(
-                "role_keychains",
-                "idx_role_keychains_keychain",
-                &["keychain_id"],
-                false,
-            ),
+            index("keychains", "uq_keychains_org_name", &["organization_id", "name"], true),
+            index("roles", "uq_roles_org_name", &["organization_id", "name"], true),
+            index("role_keychains", "idx_role_keychains_keychain", &["keychain_id"], false),
             index(
                 "role_bindings",
                 "uq_role_bindings_scope",
                 &["membership_id", "role_id", "scope_key"],
                 true,
             ),
-            index(
-                "role_bindings",
-                "idx_role_bindings_role",
-                &["role_id"],
-                false,
-            ),
-            index(
-                "role_bindings",
-                "idx_role_bindings_workspace",
-                &["workspace_id"],
-                false,
-            ),
+            index("role_bindings", "idx_role_bindings_role", &["role_id"], false),
+            index("role_bindings", "idx_role_bindings_workspace", &["workspace_id"], false),
             index(
                 "invitations",
                 "idx_invitations_org_status",

@@ -15,11 +15,7 @@ pub struct Binding<W> {
 
 /// Keys a member holds at a scope: the organization (`workspace = None`) or one workspace.
 /// A workspace binding never yields an organization-wide key and applies only in its workspace.
-pub fn keys_at<W: PartialEq>(
-    catalog: &Catalog,
-    bindings: &[Binding<W>],
-    workspace: Option<&W>,
-) -> KeySet {
+pub fn keys_at<W: PartialEq>(catalog: &Catalog, bindings: &[Binding<W>], workspace: Option<&W>) -> KeySet {
     let mut org = KeySet::EMPTY;
     let mut local = KeySet::EMPTY;
     for binding in bindings {
@@ -31,8 +27,6 @@ pub fn keys_at<W: PartialEq>(
     }
     // Close each part before removing organization-wide keys, so that an implication can never
     // bring one back into a workspace.
-    let local = catalog
-        .close(&local)
-        .difference(&catalog.organization_wide_keys());
+    let local = catalog.close(&local).difference(&catalog.organization_wide_keys());
     catalog.close(&org).union(&local)
 }

@@ -5,9 +5,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::authz::{self, Binding, KeySet};
-use crate::store::entities::{
-    keychain_keys, memberships, role_bindings, role_keychains, role_keys,
-};
+use crate::store::entities::{keychain_keys, memberships, role_bindings, role_keychains, role_keys};
 
 use super::App;
 use super::error::{DomainError, DomainResult};
@@ -88,10 +86,7 @@ pub async fn load<C: ConnectionTrait>(
             binding,
         })
         .collect();
-    Ok(Some(MemberAccess {
-        membership,
-        bindings,
-    }))
+    Ok(Some(MemberAccess { membership, bindings }))
 }
 
 /// Effective keys (closed under `implies`) of each role: built-in ones from the catalog, custom
@@ -124,12 +119,7 @@ pub async fn role_key_sets<C: ConnectionTrait>(
         .filter(role_keychains::Column::RoleId.is_in(custom.clone()))
         .all(conn)
         .await?;
-    let chain_keys = keychain_key_sets(
-        conn,
-        app,
-        &chains.iter().map(|c| c.keychain_id).collect::<Vec<_>>(),
-    )
-    .await?;
+    let chain_keys = keychain_key_sets(conn, app, &chains.iter().map(|c| c.keychain_id).collect::<Vec<_>>()).await?;
     let mut raw: HashMap<Uuid, KeySet> = custom.iter().map(|id| (*id, KeySet::EMPTY)).collect();
     for row in direct {
         if let (Some(set), Some(key)) = (raw.get_mut(&row.role_id), app.catalog.lookup(&row.key)) {
@@ -137,10 +127,7 @@ pub async fn role_key_sets<C: ConnectionTrait>(
         }
     }
     for link in chains {
-        if let (Some(set), Some(keys)) = (
-            raw.get_mut(&link.role_id),
-            chain_keys.get(&link.keychain_id),
-        ) {
+        if let (Some(set), Some(keys)) = (raw.get_mut(&link.role_id), chain_keys.get(&link.keychain_id)) {
             set.union_with(keys);
         }
     }
@@ -177,9 +164,7 @@ pub async fn keychain_key_sets<C: ConnectionTrait>(
             .all(conn)
             .await?;
         for row in rows {
-            if let (Some(set), Some(key)) =
-                (out.get_mut(&row.keychain_id), app.catalog.lookup(&row.key))
-            {
+            if let (Some(set), Some(key)) = (out.get_mut(&row.keychain_id), app.catalog.lookup(&row.key)) {
                 set.insert(key);
             }
         }

@@ -4,8 +4,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -51,9 +50,7 @@ async fn verify_password(password: String, hash: Option<String>) -> DomainResult
     tokio::task::spawn_blocking(move || {
         let argon = Argon2::default();
         match hash {
-            Some(hash) => argon
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok(),
+            Some(hash) => argon.verify_password(password.as_bytes(), hash.as_str()).is_ok(),
             None => {
                 let _ = argon.hash_password(password.as_bytes());
                 false
@@ -69,8 +66,7 @@ pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResu
     let email = Email::parse("email", &input.email)?;
     let password = Password::parse("password", &input.password)?;
     let name = display_name("name", &input.name)?;
-    let taken =
-        || DomainError::conflict(Some("email"), "an account with this email already exists");
+    let taken = || DomainError::conflict(Some("email"), "an account with this email already exists");
     if users::Entity::find()
         .filter(users::Column::EmailCanonical.eq(email.canonical.clone()))
         .count(&app.store.conn)
@@ -96,13 +92,7 @@ pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResu
     }
     .insert(&tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            taken()
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(|e| if is_unique_violation(&e) { taken() } else { e.into() })?;
     let credentials = start_session(&tx, app, meta, user, now).await?;
     audit::record(
         &tx,
@@ -166,9 +156,9 @@ async fn issue_credentials<C: ConnectionTrait>(
     .insert(conn)
     .await?;
     let expires_at = now + app.settings.access_token_ttl;
-    let access_token =
-        app.tokens
-            .issue(user.id, session_id, user.token_version, now, expires_at)?;
+    let access_token = app
+        .tokens
+        .issue(user.id, session_id, user.token_version, now, expires_at)?;
     Ok(Credentials {
         access_token,
         refresh_token,
@@ -177,12 +167,7 @@ async fn issue_credentials<C: ConnectionTrait>(
     })
 }
 
-async fn recent_failures(
-    app: &App,
-    scope: &str,
-    subject: &str,
-    since: DateTime<Utc>,
-) -> DomainResult<u64> {
+async fn recent_failures(app: &App, scope: &str, subject: &str, since: DateTime<Utc>) -> DomainResult<u64> {
     Ok(login_failures::Entity::find()
         .filter(login_failures::Column::Scope.eq(scope))
         .filter(login_failures::Column::Subject.eq(subject))
@@ -193,12 +178,7 @@ async fn recent_failures(
 
 /// Signs in with email and password. Failures are counted per email and per client address;
 /// past the limit every attempt is refused with RATE_LIMITED until the window passes.
-pub async fn log_in(
-    app: &App,
-    meta: &RequestMeta,
-    email: &str,
-    password: String,
-) -> DomainResult<Credentials> {
+pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String) -> DomainResult<Credentials> {
     let canonical = Email::canonical_of(email);
     let now = app.now();
     let window = app.settings.login_failure_window;
@@ -206,14 +186,11 @@ pub async fn log_in(
     let limited = DomainError::RateLimited {
         retry_after_seconds: window.num_seconds(),
     };
-    if recent_failures(app, "email", &canonical, since).await?
-        >= app.settings.login_max_failures_per_email
-    {
+    if recent_failures(app, "email", &canonical, since).await? >= app.settings.login_max_failures_per_email {
         return Err(limited);
     }
     if let Some(address) = &meta.client_address
-        && recent_failures(app, "address", address, since).await?
-            >= app.settings.login_max_failures_per_address
+        && recent_failures(app, "address", address, since).await? >= app.settings.login_max_failures_per_address
     {
         return Err(limited);
     }
@@ -273,13 +250,8 @@ pub async fn log_in(
 
 /// Exchanges a refresh token for new credentials. A token that was already rotated signals
 /// theft: the whole session (its token family) is revoked.
-pub async fn refresh_session(
-    app: &App,
-    meta: &RequestMeta,
-    presented: &str,
-) -> DomainResult<Credentials> {
-    let invalid =
-        || DomainError::Unauthenticated("the refresh token is invalid or expired".to_owned());
+pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> DomainResult<Credentials> {
+    let invalid = || DomainError::Unauthenticated("the refresh token is invalid or expired".to_owned());
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let Some(token) = refresh_tokens::Entity::find()
@@ -356,12 +328,7 @@ async fn revoke_sessions<C: ConnectionTrait>(
 
 /// Ends the caller's session, or every session of theirs; returns how many were ended.
 /// Everywhere also bumps the token version, so outstanding access tokens stop working at once.
-pub async fn log_out(
-    app: &App,
-    meta: &RequestMeta,
-    principal: &Principal,
-    everywhere: bool,
-) -> DomainResult<u64> {
+pub async fn log_out(app: &App, meta: &RequestMeta, principal: &Principal, everywhere: bool) -> DomainResult<u64> {
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let ended = if everywhere {
@@ -375,19 +342,16 @@ pub async fn log_out(
             .await?;
         sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-            .col_expr(
-                sessions::Column::RevokedReason,
-                Expr::value("logged out everywhere"),
-            )
+            .col_expr(sessions::Column::RevokedReason, Expr::value("logged out everywhere"))
             .filter(sessions::Column::UserId.eq(principal.user.id))
             .filter(sessions::Column::RevokedAt.is_null())
             .exec(&tx)
             .await?
             .rows_affected
     } else {
-        let session = principal.session_id.ok_or_else(|| {
-            DomainError::bad_input("everywhere", "this credential has no session to end")
-        })?;
+        let session = principal
+            .session_id
+            .ok_or_else(|| DomainError::bad_input("everywhere", "this credential has no session to end"))?;
         revoke_sessions(&tx, &[session], now, "logged out").await?
     };
     audit::record(

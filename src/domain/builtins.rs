@@ -24,11 +24,7 @@ pub fn keychain_id(name: &str) -> Uuid {
 
 /// Upserts the catalog's built-in roles and keychains. Idempotent and safe to run from several
 /// processes at once.
-pub async fn sync(
-    store: &Store,
-    catalog: &Catalog,
-    now: chrono::DateTime<chrono::Utc>,
-) -> DomainResult<()> {
+pub async fn sync(store: &Store, catalog: &Catalog, now: chrono::DateTime<chrono::Utc>) -> DomainResult<()> {
     let chains: Vec<keychains::ActiveModel> = catalog
         .keychains
         .iter()

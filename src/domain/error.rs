@@ -6,19 +6,13 @@ pub enum DomainError {
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{message}")]
-    Forbidden {
-        message: String,
-        key: Option<String>,
-    },
+    Forbidden { message: String, key: Option<String> },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
     BadUserInput { field: String, message: String },
     #[error("{message}")]
-    Conflict {
-        message: String,
-        field: Option<String>,
-    },
+    Conflict { message: String, field: Option<String> },
     #[error("{message}")]
     LimitExceeded { limit: String, message: String },
     #[error("{0}")]
@@ -92,10 +86,7 @@ impl From<DbErr> for DomainError {
 
 /// Whether a database error is a unique-constraint violation (a concurrent or repeated insert).
 pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;

@@ -61,8 +61,7 @@ impl Clock {
 
     /// Moves the clock forward (for tests of expiry).
     pub fn advance(&self, by: Duration) {
-        self.offset_seconds
-            .fetch_add(by.num_seconds(), Ordering::Relaxed);
+        self.offset_seconds.fetch_add(by.num_seconds(), Ordering::Relaxed);
     }
 }
 

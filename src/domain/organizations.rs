@@ -1,8 +1,8 @@
 //! Organizations: creation (the creator becomes owner), changes, deletion, and lookups that
 //! only ever reveal an organization to its members.
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -21,10 +21,7 @@ use super::{App, Principal, RequestMeta, new_id};
 pub const PLANS: &[&str] = &["FREE", "TEAM", "ENTERPRISE"];
 
 fn slug_taken() -> DomainError {
-    DomainError::conflict(
-        Some("slug"),
-        "an organization with this slug already exists",
-    )
+    DomainError::conflict(Some("slug"), "an organization with this slug already exists")
 }
 
 fn actor(principal: &Principal) -> Actor {
@@ -37,8 +34,7 @@ fn actor(principal: &Principal) -> Actor {
 fn require_human(principal: &Principal) -> DomainResult<()> {
     if principal.user.kind == "SERVICE" {
         return Err(DomainError::Forbidden {
-            message: "service accounts belong to one organization and cannot create others"
-                .to_owned(),
+            message: "service accounts belong to one organization and cannot create others".to_owned(),
             key: None,
         });
     }
@@ -141,16 +137,8 @@ pub async fn update(
     principal: &Principal,
     input: UpdateOrganization,
 ) -> DomainResult<organizations::Model> {
-    let name = input
-        .name
-        .as_deref()
-        .map(|n| display_name("name", n))
-        .transpose()?;
-    let slug = input
-        .slug
-        .as_deref()
-        .map(|s| Slug::parse("slug", s))
-        .transpose()?;
+    let name = input.name.as_deref().map(|n| display_name("name", n)).transpose()?;
+    let slug = input.slug.as_deref().map(|s| Slug::parse("slug", s)).transpose()?;
     if let Some(plan) = &input.plan
         && !PLANS.contains(&plan.as_str())
     {
@@ -236,9 +224,7 @@ pub async fn delete(
             "type the organization's slug to confirm deletion",
         ));
     }
-    organizations::Entity::delete_by_id(organization_id)
-        .exec(&tx)
-        .await?;
+    organizations::Entity::delete_by_id(organization_id).exec(&tx).await?;
     audit::record(
         &tx,
         meta,
@@ -257,11 +243,7 @@ pub async fn delete(
 }
 
 /// An organization by slug, only when the caller is a member.
-pub async fn find_by_slug_for(
-    app: &App,
-    user_id: Uuid,
-    slug: &str,
-) -> DomainResult<Option<organizations::Model>> {
+pub async fn find_by_slug_for(app: &App, user_id: Uuid, slug: &str) -> DomainResult<Option<organizations::Model>> {
     let conn = &app.store.conn;
     let Some(organization) = organizations::Entity::find()
         .filter(organizations::Column::Slug.eq(slug))
@@ -270,23 +252,15 @@ pub async fn find_by_slug_for(
     else {
         return Ok(None);
     };
-    Ok(is_member(app, user_id, organization.id)
-        .await?
-        .then_some(organization))
+    Ok(is_member(app, user_id, organization.id).await?.then_some(organization))
 }
 
 /// An organization by id, only when the caller is a member.
-pub async fn find_by_id_for(
-    app: &App,
-    user_id: Uuid,
-    id: Uuid,
-) -> DomainResult<Option<organizations::Model>> {
+pub async fn find_by_id_for(app: &App, user_id: Uuid, id: Uuid) -> DomainResult<Option<organizations::Model>> {
     if !is_member(app, user_id, id).await? {
         return Ok(None);
     }
-    Ok(organizations::Entity::find_by_id(id)
-        .one(&app.store.conn)
-        .await?)
+    Ok(organizations::Entity::find_by_id(id).one(&app.store.conn).await?)
 }
 
 async fn is_member(app: &App, user_id: Uuid, organization_id: Uuid) -> DomainResult<bool> {
@@ -299,11 +273,7 @@ async fn is_member(app: &App, user_id: Uuid, organization_id: Uuid) -> DomainRes
 }
 
 /// A page of the user's own organizations, in the order they joined.
-pub async fn page_for_user(
-    app: &App,
-    user_id: Uuid,
-    page: PageRequest,
-) -> DomainResult<Page<organizations::Model>> {
+pub async fn page_for_user(app: &App, user_id: Uuid, page: PageRequest) -> DomainResult<Page<organizations::Model>> {
     let conn = &app.store.conn;
     let mut query = memberships::Entity::find()
         .filter(memberships::Column::UserId.eq(user_id))
@@ -314,14 +284,13 @@ pub async fn page_for_user(
     }
     let rows = query.all(conn).await?;
     let ids: Vec<Uuid> = rows.iter().map(|m| m.organization_id).collect();
-    let mut orgs: std::collections::HashMap<Uuid, organizations::Model> =
-        organizations::Entity::find()
-            .filter(organizations::Column::Id.is_in(ids))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o))
-            .collect();
+    let mut orgs: std::collections::HashMap<Uuid, organizations::Model> = organizations::Entity::find()
+        .filter(organizations::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
     let items = rows
         .into_iter()
         .filter_map(|m| orgs.remove(&m.organization_id).map(|o| (m.id, o)))

@@ -20,10 +20,7 @@ impl PageRequest {
         let first = match first {
             None => DEFAULT_PAGE_SIZE,
             Some(n) if n < 0 => {
-                return Err(DomainError::bad_input(
-                    "first",
-                    "first must not be negative",
-                ));
+                return Err(DomainError::bad_input("first", "first must not be negative"));
             }
             Some(n) if n as u64 > MAX_PAGE_SIZE => {
                 return Err(DomainError::bad_input(
@@ -46,9 +43,7 @@ pub fn decode_cursor(cursor: &str) -> Result<Uuid, DomainError> {
     let bad = || DomainError::bad_input("after", "the cursor is not valid");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("c1:")
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(bad)
+    text.strip_prefix("c1:").and_then(|id| id.parse().ok()).ok_or_else(bad)
 }
 
 /// One page of rows, in order, with whether more follow.

@@ -86,10 +86,9 @@ impl AccessTokens {
 
     /// Checks signature, algorithm, issuer, audience, expiry, not-before and token type.
     pub fn verify(&self, token: &str) -> Result<VerifiedAccess, DomainError> {
-        let invalid =
-            || DomainError::Unauthenticated("the access token is invalid or expired".to_owned());
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|_| invalid())?;
+        let invalid = || DomainError::Unauthenticated("the access token is invalid or expired".to_owned());
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(|_| invalid())?;
         let claims = data.claims;
         if claims.typ != ACCESS_TYPE {
             return Err(invalid());

@@ -11,8 +11,7 @@ pub struct Email {
 impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Email, DomainError> {
         let display = raw.trim().to_owned();
-        let bad =
-            || DomainError::bad_input(field, "enter a valid email address such as ada@example.com");
+        let bad = || DomainError::bad_input(field, "enter a valid email address such as ada@example.com");
         if display.len() > 254 || display.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
@@ -21,9 +20,7 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
         if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
             return Err(bad());
         }

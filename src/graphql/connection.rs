@@ -21,11 +21,7 @@ pub struct PageInfo {
 pub type Counter = Arc<dyn Fn() -> BoxFuture<'static, DomainResult<u64>> + Send + Sync>;
 
 /// Builds edges and page info from a domain page.
-pub fn parts<T, N>(
-    page: Page<T>,
-    request: &PageRequest,
-    node: impl Fn(T) -> N,
-) -> (Vec<(String, N)>, PageInfo) {
+pub fn parts<T, N>(page: Page<T>, request: &PageRequest, node: impl Fn(T) -> N) -> (Vec<(String, N)>, PageInfo) {
     let edges: Vec<(String, N)> = page
         .items
         .into_iter()

@@ -52,27 +52,18 @@ pub fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
 }
 
 /// The caller's access to an organization (`None` when not a member), cached for the request.
-pub async fn access(
-    ctx: &Context<'_>,
-    organization_id: Uuid,
-) -> ApiResult<Option<Arc<MemberAccess>>> {
+pub async fn access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Option<Arc<MemberAccess>>> {
     let state = state(ctx);
     let Some(principal) = &state.principal else {
         return Ok(None);
     };
-    if let Some(hit) = state
-        .access
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&organization_id).cloned())
-    {
+    if let Some(hit) = state.access.lock().ok().and_then(|c| c.get(&organization_id).cloned()) {
         return Ok(hit);
     }
     let app = app(ctx);
-    let loaded =
-        crate::domain::access::load(&app.store.conn, app, principal.user.id, organization_id)
-            .await?
-            .map(Arc::new);
+    let loaded = crate::domain::access::load(&app.store.conn, app, principal.user.id, organization_id)
+        .await?
+        .map(Arc::new);
     if let Ok(mut cache) = state.access.lock() {
         cache.insert(organization_id, loaded.clone());
     }
@@ -80,10 +71,7 @@ pub async fn access(
 }
 
 /// The caller's access, or NOT_FOUND when they are not a member (existence never leaks).
-pub async fn member_access(
-    ctx: &Context<'_>,
-    organization_id: Uuid,
-) -> ApiResult<Arc<MemberAccess>> {
+pub async fn member_access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Arc<MemberAccess>> {
     access(ctx, organization_id)
         .await?
         .ok_or(ApiError(DomainError::NotFound("organization")))

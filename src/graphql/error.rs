@@ -23,8 +23,7 @@ impl From<sea_orm::DbErr> for ApiError {
 }
 
 /// Message shown for INTERNAL errors; the detail goes to the log under the request id.
-pub const INTERNAL_MESSAGE: &str =
-    "an internal error occurred; quote the request id when reporting it";
+pub const INTERNAL_MESSAGE: &str = "an internal error occurred; quote the request id when reporting it";
 
 impl From<ApiError> for async_graphql::Error {
     fn from(ApiError(err): ApiError) -> Self {
@@ -39,14 +38,10 @@ impl From<ApiError> for async_graphql::Error {
             ext.set("code", err.code());
             match &err {
                 DomainError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
-                DomainError::Conflict {
-                    field: Some(field), ..
-                } => ext.set("field", field.as_str()),
+                DomainError::Conflict { field: Some(field), .. } => ext.set("field", field.as_str()),
                 DomainError::Forbidden { key: Some(key), .. } => ext.set("key", key.as_str()),
                 DomainError::LimitExceeded { limit, .. } => ext.set("limit", limit.as_str()),
-                DomainError::RateLimited {
-                    retry_after_seconds,
-                } => ext.set("retryAfterSeconds", *retry_after_seconds),
+                DomainError::RateLimited { retry_after_seconds } => ext.set("retryAfterSeconds", *retry_after_seconds),
                 _ => {}
             }
         })

@@ -85,12 +85,12 @@ mod tests {
             uuid
         );
         assert_eq!(
-            decode("roleId", NodeKind::Role, &id).unwrap_err().code(),
+            decode("roleId", NodeKind::Role, &id).expect_err("refused").code(),
             "NOT_FOUND"
         );
         assert_eq!(
             decode("roleId", NodeKind::Role, &ID("garbage".into()))
-                .unwrap_err()
+                .expect_err("refused")
                 .code(),
             "BAD_USER_INPUT"
         );

@@ -132,11 +132,7 @@ impl MutationRoot {
     }
 
     /// Exchanges a refresh token for new credentials; each refresh token works once.
-    async fn refresh_session(
-        &self,
-        ctx: &Context<'_>,
-        input: RefreshSessionInput,
-    ) -> ApiResult<AuthPayload> {
+    async fn refresh_session(&self, ctx: &Context<'_>, input: RefreshSessionInput) -> ApiResult<AuthPayload> {
         Ok(
             accounts::refresh_session(app(ctx), &state(ctx).meta, &input.refresh_token)
                 .await?
@@ -146,13 +142,7 @@ impl MutationRoot {
 
     /// Ends this session, or every session of the viewer.
     async fn log_out(&self, ctx: &Context<'_>, input: LogOutInput) -> ApiResult<LogOutPayload> {
-        let ended = accounts::log_out(
-            app(ctx),
-            &state(ctx).meta,
-            principal(ctx)?,
-            input.everywhere,
-        )
-        .await?;
+        let ended = accounts::log_out(app(ctx), &state(ctx).meta, principal(ctx)?, input.everywhere).await?;
         Ok(LogOutPayload {
             ended_sessions: ended as i32,
         })
@@ -187,11 +177,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: UpdateOrganizationInput,
     ) -> ApiResult<UpdateOrganizationPayload> {
-        let organization_id = ids::decode(
-            "organizationId",
-            NodeKind::Organization,
-            &input.organization_id,
-        )?;
+        let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let organization = org_service::update(
             app(ctx),
             &state(ctx).meta,
@@ -216,11 +202,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: DeleteOrganizationInput,
     ) -> ApiResult<DeleteOrganizationPayload> {
-        let organization_id = ids::decode(
-            "organizationId",
-            NodeKind::Organization,
-            &input.organization_id,
-        )?;
+        let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         org_service::delete(
             app(ctx),
             &state(ctx).meta,

@@ -133,11 +133,7 @@ impl Plan {
 /// A tenant: its members, roles, keychains and workspaces.
 pub struct Organization(pub organizations::Model);
 
-async fn workspace_in(
-    ctx: &Context<'_>,
-    organization_id: Uuid,
-    id: Option<ID>,
-) -> ApiResult<Option<Uuid>> {
+async fn workspace_in(ctx: &Context<'_>, organization_id: Uuid, id: Option<ID>) -> ApiResult<Option<Uuid>> {
     let Some(id) = id else { return Ok(None) };
     let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &id)?;
     let workspace = loaders(ctx)
@@ -175,17 +171,11 @@ impl Organization {
 
     /// The viewer's own membership; `null` when they are not a member.
     async fn viewer_membership(&self, ctx: &Context<'_>) -> ApiResult<Option<Membership>> {
-        Ok(access(ctx, self.0.id)
-            .await?
-            .map(|a| Membership(a.membership.clone())))
+        Ok(access(ctx, self.0.id).await?.map(|a| Membership(a.membership.clone())))
     }
 
     /// Every key the viewer holds here (in a workspace when given): what the app may show.
-    async fn viewer_keys(
-        &self,
-        ctx: &Context<'_>,
-        workspace_id: Option<ID>,
-    ) -> ApiResult<Vec<String>> {
+    async fn viewer_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
         let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
         let Some(access) = access(ctx, self.0.id).await? else {
             return Ok(Vec::new());
@@ -195,12 +185,7 @@ impl Organization {
     }
 
     /// Whether the viewer holds a key here (in a workspace when given).
-    async fn viewer_can(
-        &self,
-        ctx: &Context<'_>,
-        key: String,
-        workspace_id: Option<ID>,
-    ) -> ApiResult<bool> {
+    async fn viewer_can(&self, ctx: &Context<'_>, key: String, workspace_id: Option<ID>) -> ApiResult<bool> {
         let app = app(ctx);
         let index = app.catalog.lookup(&key).ok_or_else(|| {
             ApiError(DomainError::bad_input(
@@ -270,21 +255,12 @@ impl Membership {
     }
 
     /// The member's keys at the organization, or inside one workspace.
-    async fn effective_keys(
-        &self,
-        ctx: &Context<'_>,
-        workspace_id: Option<ID>,
-    ) -> ApiResult<Vec<String>> {
+    async fn effective_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
         let workspace = workspace_in(ctx, self.0.organization_id, workspace_id).await?;
         let app = app(ctx);
-        let access = crate::domain::access::load(
-            &app.store.conn,
-            app,
-            self.0.user_id,
-            self.0.organization_id,
-        )
-        .await?
-        .ok_or(ApiError(DomainError::NotFound("membership")))?;
+        let access = crate::domain::access::load(&app.store.conn, app, self.0.user_id, self.0.organization_id)
+            .await?
+            .ok_or(ApiError(DomainError::NotFound("membership")))?;
         Ok(app.catalog.names(&access.keys_at(app, workspace)))
     }
 }
@@ -321,12 +297,7 @@ impl RoleBinding {
         let Some(id) = self.0.granted_by_user_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
     }
 
     async fn granted_at(&self) -> DateTime<Utc> {
@@ -436,9 +407,7 @@ impl Role {
     async fn effective_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let app = app(ctx);
         let sets = crate::domain::access::role_key_sets(&app.store.conn, app, &[self.0.id]).await?;
-        Ok(app
-            .catalog
-            .names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+        Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
     }
 }
 
@@ -465,11 +434,8 @@ impl Keychain {
 
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let app = app(ctx);
-        let sets =
-            crate::domain::access::keychain_key_sets(&app.store.conn, app, &[self.0.id]).await?;
-        Ok(app
-            .catalog
-            .names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+        let sets = crate::domain::access::keychain_key_sets(&app.store.conn, app, &[self.0.id]).await?;
+        Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
     }
 }
 

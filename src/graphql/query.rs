@@ -28,11 +28,9 @@ impl QueryRoot {
     async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> ApiResult<Vec<Option<Node>>> {
         principal(ctx)?;
         if ids.len() > MAX_NODES {
-            return Err(crate::domain::DomainError::bad_input(
-                "ids",
-                format!("at most {MAX_NODES} ids at once"),
-            )
-            .into());
+            return Err(
+                crate::domain::DomainError::bad_input("ids", format!("at most {MAX_NODES} ids at once")).into(),
+            );
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
@@ -47,17 +45,11 @@ impl QueryRoot {
     }
 
     /// An organization the viewer belongs to; `null` otherwise.
-    async fn organization(
-        &self,
-        ctx: &Context<'_>,
-        slug: String,
-    ) -> ApiResult<Option<Organization>> {
+    async fn organization(&self, ctx: &Context<'_>, slug: String) -> ApiResult<Option<Organization>> {
         let viewer = principal(ctx)?;
-        Ok(
-            org_service::find_by_slug_for(app(ctx), viewer.user.id, &slug)
-                .await?
-                .map(Organization),
-        )
+        Ok(org_service::find_by_slug_for(app(ctx), viewer.user.id, &slug)
+            .await?
+            .map(Organization))
     }
 }
 
@@ -107,37 +99,27 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             .await?
             .map(|o| Node::Organization(Organization(o))),
         NodeKind::Membership => match memberships::Entity::find_by_id(uuid).one(conn).await? {
-            Some(m)
-                if m.user_id == viewer.user.id
-                    || can_see(ctx, m.organization_id, "members.read").await? =>
-            {
+            Some(m) if m.user_id == viewer.user.id || can_see(ctx, m.organization_id, "members.read").await? => {
                 Some(Node::Membership(Membership(m)))
             }
             _ => None,
         },
         NodeKind::Role => match roles::Entity::find_by_id(uuid).one(conn).await? {
             Some(r) if r.organization_id.is_none() => Some(Node::Role(Role(r))),
-            Some(r)
-                if can_see(ctx, r.organization_id.unwrap_or_default(), "roles.read").await? =>
-            {
+            Some(r) if can_see(ctx, r.organization_id.unwrap_or_default(), "roles.read").await? => {
                 Some(Node::Role(Role(r)))
             }
             _ => None,
         },
         NodeKind::Keychain => match keychains::Entity::find_by_id(uuid).one(conn).await? {
             Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain(k))),
-            Some(k)
-                if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read")
-                    .await? =>
-            {
+            Some(k) if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read").await? => {
                 Some(Node::Keychain(Keychain(k)))
             }
             _ => None,
         },
         NodeKind::Workspace => match workspaces::Entity::find_by_id(uuid).one(conn).await? {
-            Some(w) if can_see(ctx, w.organization_id, "workspaces.read").await? => {
-                Some(Node::Workspace(Workspace(w)))
-            }
+            Some(w) if can_see(ctx, w.organization_id, "workspaces.read").await? => Some(Node::Workspace(Workspace(w))),
             _ => None,
         },
     })

@@ -59,10 +59,7 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
     peer.ip().to_string()
 }
 
-async fn authenticate(
-    state: &HttpState,
-    headers: &HeaderMap,
-) -> Result<Option<Principal>, DomainError> {
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Option<Principal>, DomainError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -72,9 +69,7 @@ async fn authenticate(
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            DomainError::Unauthenticated("use Authorization: Bearer <token>".to_owned())
-        })?;
+        .ok_or_else(|| DomainError::Unauthenticated("use Authorization: Bearer <token>".to_owned()))?;
     accounts::authenticate(&state.app, token).await.map(Some)
 }
 
@@ -134,26 +129,16 @@ pub async fn post(
             );
         }
         Err(err) => {
-            let mut response = error_body(
-                StatusCode::UNAUTHORIZED,
-                err.code(),
-                &err.to_string(),
-                &request_id,
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            let mut response = error_body(StatusCode::UNAUTHORIZED, err.code(), &err.to_string(), &request_id);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return response;
         }
     };
     let meta = RequestMeta {
         request_id: request_id.clone(),
-        client_address: Some(client_address(
-            &headers,
-            peer,
-            state.config.trust_forwarded_for,
-        )),
+        client_address: Some(client_address(&headers, peer, state.config.trust_forwarded_for)),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -169,9 +154,7 @@ pub async fn post(
         .await;
     match &mut response {
         BatchResponse::Single(single) => sanitize(&mut single.errors, &request_id),
-        BatchResponse::Batch(items) => items
-            .iter_mut()
-            .for_each(|r| sanitize(&mut r.errors, &request_id)),
+        BatchResponse::Batch(items) => items.iter_mut().for_each(|r| sanitize(&mut r.errors, &request_id)),
     }
     Json(response).into_response()
 }

@@ -40,11 +40,7 @@ pub(crate) struct HttpState {
 /// The whole HTTP surface.
 pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.cors_origins);
-    let state = HttpState {
-        app,
-        schema,
-        config,
-    };
+    let state = HttpState { app, schema, config };
     let mut router = Router::new()
         .route(
             "/graphql",
@@ -92,20 +88,12 @@ async fn graphiql() -> Html<String> {
 }
 
 async fn healthz() -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({ "status": "ok" })),
-    )
-        .into_response()
+    (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response()
 }
 
 async fn readyz(axum::extract::State(state): axum::extract::State<HttpState>) -> Response {
     if state.app.store.ping().await {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "status": "ready" })),
-        )
-            .into_response()
+        (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready" }))).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

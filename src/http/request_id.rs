@@ -18,10 +18,7 @@ fn choose(incoming: Option<&HeaderValue>) -> String {
     incoming
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
@@ -31,7 +28,8 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
     let id = choose(request.headers().get(HEADER));
     request.extensions_mut().insert(RequestId(id.clone()));
     // Only method and path are logged: never headers, bodies or query strings with secrets.
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| {

@@ -8,15 +8,23 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, SECRET, TestApp, error_code, spawn_app};
 
 const VIEWER: &str = "{ viewer { id email name kind } }";
-const LOG_IN: &str = "mutation($input: LogInInput!) { logIn(input: $input) { accessToken refreshToken user { email } } }";
-const REFRESH: &str = "mutation($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken refreshToken } }";
+const LOG_IN: &str =
+    "mutation($input: LogInInput!) { logIn(input: $input) { accessToken refreshToken user { email } } }";
+const REFRESH: &str =
+    "mutation($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken refreshToken } }";
 
 async fn log_in(app: &TestApp, email: &str, password: &str) -> Value {
-    app.gql(None, LOG_IN, json!({ "input": { "email": email, "password": password } })).await
+    app.gql(
+        None,
+        LOG_IN,
+        json!({ "input": { "email": email, "password": password } }),
+    )
+    .await
 }
 
 async fn refresh(app: &TestApp, token: &str) -> Value {
-    app.gql(None, REFRESH, json!({ "input": { "refreshToken": token } })).await
+    app.gql(None, REFRESH, json!({ "input": { "refreshToken": token } }))
+        .await
 }
 
 fn claims(user_id_global: &str) -> Value {
@@ -31,7 +39,12 @@ fn claims(user_id_global: &str) -> Value {
 }
 
 fn sign(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes())).expect("sign")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 /// Takes the session id out of a real token so that forged variants differ only where intended.
@@ -62,13 +75,26 @@ async fn sign_up_log_in_and_viewer() {
 async fn sign_up_validates_input_and_changes_nothing() {
     let app = spawn_app().await;
     let cases = [
-        (json!({ "email": "not-an-email", "password": PASSWORD, "name": "X" }), "email"),
-        (json!({ "email": "x@example.com", "password": "short", "name": "X" }), "password"),
-        (json!({ "email": "x@example.com", "password": PASSWORD, "name": "  " }), "name"),
+        (
+            json!({ "email": "not-an-email", "password": PASSWORD, "name": "X" }),
+            "email",
+        ),
+        (
+            json!({ "email": "x@example.com", "password": "short", "name": "X" }),
+            "password",
+        ),
+        (
+            json!({ "email": "x@example.com", "password": PASSWORD, "name": "  " }),
+            "name",
+        ),
     ];
     for (input, field) in cases {
         let body = app
-            .gql(None, "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken } }", json!({ "input": input }))
+            .gql(
+                None,
+                "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken } }",
+                json!({ "input": input }),
+            )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field);
@@ -108,7 +134,12 @@ async fn wrong_password_is_unauthenticated_and_repeated_failures_are_rate_limite
     // Past the limit even the right password is refused until the window passes.
     let body = log_in(&app, "LINUS@example.com", PASSWORD).await;
     assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
-    assert!(body["errors"][0]["extensions"]["retryAfterSeconds"].as_i64().expect("retry after") > 0);
+    assert!(
+        body["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_i64()
+            .expect("retry after")
+            > 0
+    );
     // Failed sign-ins are audited, without the password.
     assert_eq!(app.count_rows("login_failures").await, 12);
     app.stop().await;
@@ -124,7 +155,10 @@ async fn forged_expired_and_misdirected_tokens_are_unauthenticated() {
     // Control: a token forged with the real secret and the right claims is accepted, so the
     // refusals below are caused by the one claim each changes.
     let good = sign(&base, SECRET);
-    assert_eq!(app.gql(Some(&good), VIEWER, json!({})).await["data"]["viewer"]["id"], ada.id.as_str());
+    assert_eq!(
+        app.gql(Some(&good), VIEWER, json!({})).await["data"]["viewer"]["id"],
+        ada.id.as_str()
+    );
 
     let header_none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(base.to_string());
@@ -168,7 +202,10 @@ async fn log_out_everywhere_invalidates_outstanding_access_tokens() {
     let app = spawn_app().await;
     let ada = app.sign_up("ada@example.com", "Ada").await;
     let second = log_in(&app, "ada@example.com", PASSWORD).await;
-    let second_token = second["data"]["logIn"]["accessToken"].as_str().expect("token").to_owned();
+    let second_token = second["data"]["logIn"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let body = app
         .gql(
             Some(&ada.access_token),
@@ -178,7 +215,10 @@ async fn log_out_everywhere_invalidates_outstanding_access_tokens() {
         .await;
     assert_eq!(body["data"]["logOut"]["endedSessions"], 2, "{body}");
     for token in [&ada.access_token, &second_token] {
-        assert_eq!(error_code(&app.gql(Some(token), VIEWER, json!({})).await), "UNAUTHENTICATED");
+        assert_eq!(
+            error_code(&app.gql(Some(token), VIEWER, json!({})).await),
+            "UNAUTHENTICATED"
+        );
     }
     // Refresh tokens of the ended sessions are dead too.
     assert_eq!(error_code(&refresh(&app, &ada.refresh_token).await), "UNAUTHENTICATED");
@@ -192,13 +232,26 @@ async fn log_out_ends_only_the_current_session() {
     let app = spawn_app().await;
     let ada = app.sign_up("ada@example.com", "Ada").await;
     let other = log_in(&app, "ada@example.com", PASSWORD).await;
-    let other_token = other["data"]["logIn"]["accessToken"].as_str().expect("token").to_owned();
+    let other_token = other["data"]["logIn"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let body = app
-        .gql(Some(&ada.access_token), "mutation { logOut(input: {}) { endedSessions } }", json!({}))
+        .gql(
+            Some(&ada.access_token),
+            "mutation { logOut(input: {}) { endedSessions } }",
+            json!({}),
+        )
         .await;
     assert_eq!(body["data"]["logOut"]["endedSessions"], 1, "{body}");
-    assert_eq!(error_code(&app.gql(Some(&ada.access_token), VIEWER, json!({})).await), "UNAUTHENTICATED");
-    assert_eq!(app.gql(Some(&other_token), VIEWER, json!({})).await["data"]["viewer"]["name"], "Ada");
+    assert_eq!(
+        error_code(&app.gql(Some(&ada.access_token), VIEWER, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        app.gql(Some(&other_token), VIEWER, json!({})).await["data"]["viewer"]["name"],
+        "Ada"
+    );
     app.stop().await;
 }
 
@@ -207,20 +260,35 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let app = spawn_app().await;
     let ada = app.sign_up("ada@example.com", "Ada").await;
     let first = refresh(&app, &ada.refresh_token).await;
-    let rotated = first["data"]["refreshSession"]["refreshToken"].as_str().expect("rotated").to_owned();
-    let access = first["data"]["refreshSession"]["accessToken"].as_str().expect("access").to_owned();
+    let rotated = first["data"]["refreshSession"]["refreshToken"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    let access = first["data"]["refreshSession"]["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
     assert_ne!(rotated, ada.refresh_token);
-    assert_eq!(app.gql(Some(&access), VIEWER, json!({})).await["data"]["viewer"]["name"], "Ada");
+    assert_eq!(
+        app.gql(Some(&access), VIEWER, json!({})).await["data"]["viewer"]["name"],
+        "Ada"
+    );
 
     // The old token is presented again: refused, and the family is revoked.
     assert_eq!(error_code(&refresh(&app, &ada.refresh_token).await), "UNAUTHENTICATED");
     assert_eq!(error_code(&refresh(&app, &rotated).await), "UNAUTHENTICATED");
-    assert_eq!(error_code(&app.gql(Some(&access), VIEWER, json!({})).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&app.gql(Some(&access), VIEWER, json!({})).await),
+        "UNAUTHENTICATED"
+    );
     // Only hashes are stored.
     let store = app.store().await;
     let rows = store
         .conn
-        .query_all_raw(sea_orm::Statement::from_string(store.backend(), "SELECT token_hash FROM refresh_tokens"))
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT token_hash FROM refresh_tokens",
+        ))
         .await
         .expect("rows");
     assert_eq!(rows.len(), 2);
@@ -246,7 +314,11 @@ async fn restarting_keeps_data_and_sessions() {
 
     let app = crate::helpers::spawn_with(args).await;
     let body = app
-        .gql(Some(&ada.access_token), "{ viewer { email } organization(slug: \"kept-org\") { slug } }", json!({}))
+        .gql(
+            Some(&ada.access_token),
+            "{ viewer { email } organization(slug: \"kept-org\") { slug } }",
+            json!({}),
+        )
         .await;
     assert_eq!(body["data"]["viewer"]["email"], "ada@example.com", "{body}");
     assert_eq!(body["data"]["organization"]["slug"], "kept-org");

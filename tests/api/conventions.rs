@@ -3,7 +3,8 @@ use serde_json::json;
 
 use crate::helpers::{error_code, spawn_app};
 
-const CREATE: &str = r#"mutation { createOrganization(input: { name: "Sneaky", slug: "sneaky" }) { organization { id } } }"#;
+const CREATE: &str =
+    r#"mutation { createOrganization(input: { name: "Sneaky", slug: "sneaky" }) { organization { id } } }"#;
 
 #[tokio::test]
 async fn mutations_by_get_text_plain_or_form_are_refused_and_change_nothing() {
@@ -22,7 +23,12 @@ async fn mutations_by_get_text_plain_or_form_are_refused_and_change_nothing() {
         .expect("get");
     assert_eq!(get.status().as_u16(), 405);
 
-    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"), None] {
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
         let mut request = app.client.post(&url).bearer_auth(&ada.access_token).body(body.clone());
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
@@ -36,7 +42,10 @@ async fn mutations_by_get_text_plain_or_form_are_refused_and_change_nothing() {
 
     // The same mutation as JSON works, so the refusals above are about transport only.
     let ok = app.gql(Some(&ada.access_token), CREATE, json!({})).await;
-    assert!(ok["data"]["createOrganization"]["organization"]["id"].is_string(), "{ok}");
+    assert!(
+        ok["data"]["createOrganization"]["organization"]["id"].is_string(),
+        "{ok}"
+    );
     assert_eq!(app.count_rows("organizations").await, 1);
     app.stop().await;
 }
@@ -45,14 +54,26 @@ async fn mutations_by_get_text_plain_or_form_are_refused_and_change_nothing() {
 async fn batches_are_limited_to_ten_operations() {
     let app = spawn_app().await;
     let ok: Vec<_> = (0..10).map(|_| json!({ "query": "{ __typename }" })).collect();
-    let response = app.client.post(app.graphql_url()).json(&ok).send().await.expect("batch");
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .json(&ok)
+        .send()
+        .await
+        .expect("batch");
     assert_eq!(response.status().as_u16(), 200);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body.as_array().expect("array").len(), 10);
     assert_eq!(body[9]["data"]["__typename"], "QueryRoot");
 
     let too_many: Vec<_> = (0..11).map(|_| json!({ "query": "{ __typename }" })).collect();
-    let response = app.client.post(app.graphql_url()).json(&too_many).send().await.expect("batch");
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .json(&too_many)
+        .send()
+        .await
+        .expect("batch");
     assert_eq!(response.status().as_u16(), 400);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
@@ -63,7 +84,13 @@ async fn batches_are_limited_to_ten_operations() {
 async fn oversized_bodies_and_deep_queries_are_refused() {
     let app = spawn_app().await;
     let huge = json!({ "query": format!("{{ __typename }} # {}", "x".repeat(1_100_000)) });
-    let response = app.client.post(app.graphql_url()).json(&huge).send().await.expect("post");
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .json(&huge)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(response.status().as_u16(), 413);
 
     let ada = app.sign_up("ada@example.com", "Ada").await;
@@ -72,7 +99,11 @@ async fn oversized_bodies_and_deep_queries_are_refused() {
         deep = format!("viewerMembership {{ organization {{ {deep} }} }}");
     }
     let body = app
-        .gql(Some(&ada.access_token), &format!("{{ organization(slug: \"x\") {{ {deep} }} }}"), json!({}))
+        .gql(
+            Some(&ada.access_token),
+            &format!("{{ organization(slug: \"x\") {{ {deep} }} }}"),
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     assert!(body["data"].is_null());
@@ -92,7 +123,11 @@ async fn internal_errors_carry_a_request_id_and_no_sql() {
     store.close().await;
 
     let (status, body, request_id) = app
-        .gql_response(Some(&ada.access_token), "{ viewer { organizations { edges { node { slug } } } } }", json!({}))
+        .gql_response(
+            Some(&ada.access_token),
+            "{ viewer { organizations { edges { node { slug } } } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(error_code(&body), "INTERNAL", "{body}");
@@ -100,7 +135,16 @@ async fn internal_errors_carry_a_request_id_and_no_sql() {
     assert!(!request_id.is_empty());
     assert_eq!(error["extensions"]["requestId"], request_id.as_str());
     let text = error.to_string().to_lowercase();
-    for leak in ["select", "organizations_gone", "from", "relation", "no such table", "sqlite", "postgres", "database"] {
+    for leak in [
+        "select",
+        "organizations_gone",
+        "from",
+        "relation",
+        "no such table",
+        "sqlite",
+        "postgres",
+        "database",
+    ] {
         assert!(!text.contains(leak), "error leaks `{leak}`: {text}");
     }
     app.stop().await;
@@ -129,7 +173,12 @@ async fn every_error_has_a_code_and_request_id() {
 async fn health_and_readiness_and_graphiql_answer() {
     let app = spawn_app().await;
     for (path, needle) in [("/healthz", "ok"), ("/readyz", "ready"), ("/graphiql", "graphiql")] {
-        let response = app.client.get(format!("{}{path}", app.address)).send().await.expect("get");
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status().as_u16(), 200, "{path}");
         let text = response.text().await.expect("text").to_lowercase();
         assert!(text.contains(needle), "{path}: {text}");

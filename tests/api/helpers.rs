@@ -30,7 +30,9 @@ pub async fn fresh_database_url() -> String {
     let name = format!("gh_test_{}", uuid::Uuid::new_v4().simple());
     match std::env::var("GUILDHALL_TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
-            let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL");
+            let admin = Database::connect(admin_url.as_str())
+                .await
+                .expect("connect to PostgreSQL");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
@@ -192,5 +194,8 @@ impl TestApp {
 
 /// The first error's `extensions.code`, or "" when there is none.
 pub fn error_code(body: &Value) -> String {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned()
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -42,15 +42,24 @@ async fn slugs_are_validated_and_unique() {
     let app = spawn_app().await;
     let ada = app.sign_up("ada@example.com", "Ada").await;
     app.create_organization(&ada, "acme").await;
-    let create = "mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { organization { id } } }";
+    let create =
+        "mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { organization { id } } }";
     let body = app
-        .gql(Some(&ada.access_token), create, json!({ "input": { "name": "Again", "slug": "acme" } }))
+        .gql(
+            Some(&ada.access_token),
+            create,
+            json!({ "input": { "name": "Again", "slug": "acme" } }),
+        )
         .await;
     assert_eq!(error_code(&body), "CONFLICT");
     assert_eq!(body["errors"][0]["extensions"]["field"], "slug");
     for bad in ["AC", "Acme", "acme_inc", "-acme"] {
         let body = app
-            .gql(Some(&ada.access_token), create, json!({ "input": { "name": "Bad", "slug": bad } }))
+            .gql(
+                Some(&ada.access_token),
+                create,
+                json!({ "input": { "name": "Bad", "slug": bad } }),
+            )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{bad}");
         assert_eq!(body["errors"][0]["extensions"]["field"], "slug");
@@ -72,11 +81,20 @@ async fn viewer_organizations_is_a_paginated_connection() {
     let first = app.gql(Some(&ada.access_token), query, json!({})).await;
     let conn = &first["data"]["viewer"]["organizations"];
     assert_eq!(conn["totalCount"], 3);
-    let slugs: Vec<&str> = conn["edges"].as_array().expect("edges").iter().map(|e| e["node"]["slug"].as_str().expect("slug")).collect();
+    let slugs: Vec<&str> = conn["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["slug"].as_str().expect("slug"))
+        .collect();
     assert_eq!(slugs, ["org-one", "org-two"]);
     assert_eq!(conn["pageInfo"]["hasNextPage"], true);
     let second = app
-        .gql(Some(&ada.access_token), query, json!({ "after": conn["pageInfo"]["endCursor"] }))
+        .gql(
+            Some(&ada.access_token),
+            query,
+            json!({ "after": conn["pageInfo"]["endCursor"] }),
+        )
         .await;
     let conn = &second["data"]["viewer"]["organizations"];
     assert_eq!(conn["edges"][0]["node"]["slug"], "org-three");
@@ -84,12 +102,20 @@ async fn viewer_organizations_is_a_paginated_connection() {
     assert_eq!(conn["pageInfo"]["hasNextPage"], false);
 
     let too_many = app
-        .gql(Some(&ada.access_token), "{ viewer { organizations(first: 101) { totalCount } } }", json!({}))
+        .gql(
+            Some(&ada.access_token),
+            "{ viewer { organizations(first: 101) { totalCount } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&too_many), "BAD_USER_INPUT");
     assert_eq!(too_many["errors"][0]["extensions"]["field"], "first");
     let bad_cursor = app
-        .gql(Some(&ada.access_token), "{ viewer { organizations(after: \"nope\") { totalCount } } }", json!({}))
+        .gql(
+            Some(&ada.access_token),
+            "{ viewer { organizations(after: \"nope\") { totalCount } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(bad_cursor["errors"][0]["extensions"]["field"], "after");
     app.stop().await;
@@ -107,19 +133,35 @@ async fn update_and_delete_need_the_right_keys_and_confirmation() {
             json!({ "input": { "organizationId": org_id, "name": "Acme Inc", "slug": "acme-inc", "plan": "TEAM" } }),
         )
         .await;
-    assert_eq!(body["data"]["updateOrganization"]["organization"], json!({ "name": "Acme Inc", "slug": "acme-inc", "plan": "TEAM" }));
+    assert_eq!(
+        body["data"]["updateOrganization"]["organization"],
+        json!({ "name": "Acme Inc", "slug": "acme-inc", "plan": "TEAM" })
+    );
 
-    let delete = "mutation($input: DeleteOrganizationInput!) { deleteOrganization(input: $input) { deletedOrganizationId } }";
+    let delete =
+        "mutation($input: DeleteOrganizationInput!) { deleteOrganization(input: $input) { deletedOrganizationId } }";
     let wrong = app
-        .gql(Some(&ada.access_token), delete, json!({ "input": { "organizationId": org_id, "confirmSlug": "acme" } }))
+        .gql(
+            Some(&ada.access_token),
+            delete,
+            json!({ "input": { "organizationId": org_id, "confirmSlug": "acme" } }),
+        )
         .await;
     assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
     assert_eq!(wrong["errors"][0]["extensions"]["field"], "confirmSlug");
     assert_eq!(app.count_rows("organizations").await, 1);
     let done = app
-        .gql(Some(&ada.access_token), delete, json!({ "input": { "organizationId": org_id, "confirmSlug": "acme-inc" } }))
+        .gql(
+            Some(&ada.access_token),
+            delete,
+            json!({ "input": { "organizationId": org_id, "confirmSlug": "acme-inc" } }),
+        )
         .await;
-    assert_eq!(done["data"]["deleteOrganization"]["deletedOrganizationId"], org_id.as_str(), "{done}");
+    assert_eq!(
+        done["data"]["deleteOrganization"]["deletedOrganizationId"],
+        org_id.as_str(),
+        "{done}"
+    );
     assert_eq!(app.count_rows("organizations").await, 0);
     assert_eq!(app.count_rows("memberships").await, 0);
     assert_eq!(app.count_rows("role_bindings").await, 0);
@@ -136,9 +178,16 @@ async fn another_users_organization_is_not_found_everywhere() {
     let bob = app.sign_up("bob@example.com", "Bob").await;
     let org_id = app.create_organization(&ada, "acme").await;
     let membership = app
-        .gql(Some(&ada.access_token), "{ organization(slug: \"acme\") { viewerMembership { id } } }", json!({}))
+        .gql(
+            Some(&ada.access_token),
+            "{ organization(slug: \"acme\") { viewerMembership { id } } }",
+            json!({}),
+        )
         .await;
-    let membership_id = membership["data"]["organization"]["viewerMembership"]["id"].as_str().expect("id").to_owned();
+    let membership_id = membership["data"]["organization"]["viewerMembership"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
 
     let body = app
         .gql(
@@ -171,12 +220,20 @@ async fn another_users_organization_is_not_found_everywhere() {
         .await;
     assert_eq!(error_code(&delete), "NOT_FOUND", "{delete}");
     let name = app
-        .gql(Some(&ada.access_token), "{ organization(slug: \"acme\") { name } }", json!({}))
+        .gql(
+            Some(&ada.access_token),
+            "{ organization(slug: \"acme\") { name } }",
+            json!({}),
+        )
         .await;
     assert_eq!(name["data"]["organization"]["name"], "Org acme");
     // Ada sees her own organization through node.
     let own = app
-        .gql(Some(&ada.access_token), "query($id: ID!) { node(id: $id) { ... on Organization { slug } } }", json!({ "id": org_id }))
+        .gql(
+            Some(&ada.access_token),
+            "query($id: ID!) { node(id: $id) { ... on Organization { slug } } }",
+            json!({ "id": org_id }),
+        )
         .await;
     assert_eq!(own["data"]["node"]["slug"], "acme");
     app.stop().await;

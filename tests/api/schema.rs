@@ -1,6 +1,7 @@
 #[test]
 fn committed_schema_matches_the_code() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql");
     let current = guildhall::graphql::sdl();
     assert!(
         committed == current,
