@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "GUILDHALL_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
+    /// Plan limits as JSON overriding the defaults, e.g. `{"FREE": {"admins": 3, "members": 25,
+    /// "customRoles": 10, "customKeychains": 10, "workspaces": 5}}`.
+    #[arg(long, env = "GUILDHALL_PLAN_LIMITS")]
+    pub plan_limits: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

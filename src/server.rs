@@ -8,6 +8,7 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use crate::authz::Catalog;
 use crate::config::ServeArgs;
 use crate::domain::tokens::AccessTokens;
+use crate::domain::limits::PlanLimits;
 use crate::domain::{App, Clock, Settings, builtins, secrets};
 use crate::graphql::{self, QueryLimits};
 use crate::http::{self, HttpConfig};
@@ -114,6 +115,10 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         login_max_failures_per_email: args.login_max_failures_per_email,
         login_max_failures_per_address: args.login_max_failures_per_address,
         login_failure_window: Duration::seconds(args.login_failure_window),
+        plan_limits: match &args.plan_limits {
+            Some(text) => PlanLimits::from_json(text).map_err(|e| StartError::Setting(format!("plan limits: {e}")))?,
+            None => PlanLimits::default(),
+        },
     };
     let app = Arc::new(App {
         store,

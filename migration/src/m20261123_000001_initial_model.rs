@@ -243,7 +243,7 @@ impl MigrationTrait for Migration {
                     "invitations",
                     Cascade,
                 ))
-                .foreign_key(&mut fk("invitation_role_bindings", "role_id", "roles", Restrict))
+                .foreign_key(&mut fk("invitation_role_bindings", "role_id", "roles", Cascade))
                 .foreign_key(&mut fk(
                     "invitation_role_bindings",
                     "workspace_id",

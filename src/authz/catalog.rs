@@ -35,6 +35,8 @@ pub enum CatalogError {
     UnknownKeychain { role: String, keychain: String },
     #[error("the catalog must declare a role named `owner` holding every key")]
     MissingOwner,
+    #[error("key `{key}` implies `{implied}`, which is {what} while `{key}` is not")]
+    WiderImplication { key: String, implied: String, what: &'static str },
 }
 
 #[derive(Deserialize)]
@@ -251,6 +253,27 @@ impl Catalog {
             });
         }
         let closure = compute_closure(&keys)?;
+        // An implication must never widen a grant: a key usable inside a workspace cannot bring
+        // in an organization-wide key, and an ordinary key cannot bring in an owner-only one.
+        for key in &keys {
+            for implied in &key.implies {
+                let target = &keys[implied.0 as usize];
+                let what = if target.organization_wide && !key.organization_wide {
+                    Some("organization-wide")
+                } else if target.owner_only && !key.owner_only {
+                    Some("owner-only")
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    return Err(CatalogError::WiderImplication {
+                        key: key.id.clone(),
+                        implied: target.id.clone(),
+                        what,
+                    });
+                }
+            }
+        }
         let all: KeySet = (0..keys.len()).map(|i| KeyIndex(i as u16)).collect();
         let owner_only = keys
             .iter()

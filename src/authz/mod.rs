@@ -30,3 +30,128 @@ pub fn keys_at<W: PartialEq>(catalog: &Catalog, bindings: &[Binding<W>], workspa
     let local = catalog.close(&local).difference(&catalog.organization_wide_keys());
     catalog.close(&org).union(&local)
 }
+
+/// The keys a role grants at a scope: all of them organization-wide, and only the ones that
+/// are not organization-wide inside a workspace.
+pub fn role_keys_at(catalog: &Catalog, role_keys: &KeySet, in_workspace: bool) -> KeySet {
+    if in_workspace {
+        role_keys.difference(&catalog.organization_wide_keys())
+    } else {
+        *role_keys
+    }
+}
+
+/// Why a grant or revocation is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The actor lacks this key needed to assign roles at all.
+    CannotAssign(KeyIndex),
+    /// The role carries this key, which the actor does not hold: granting it would escalate.
+    Escalation(KeyIndex),
+}
+
+/// Invariant 2: an actor may grant or revoke a role at a scope exactly when they hold
+/// `roles.assign` there and every key the role grants there.
+pub fn may_assign(actor_keys: &KeySet, assign_key: KeyIndex, role_keys_at_scope: &KeySet) -> Result<(), Refusal> {
+    if !actor_keys.contains(assign_key) {
+        return Err(Refusal::CannotAssign(assign_key));
+    }
+    match role_keys_at_scope.difference(actor_keys).iter().next() {
+        Some(missing) => Err(Refusal::Escalation(missing)),
+        None => Ok(()),
+    }
+}
+
+/// Invariant 5: a custom role or keychain may contain only keys its author holds; returns the
+/// first key that is missing.
+pub fn first_missing(author_keys: &KeySet, wanted: &KeySet) -> Option<KeyIndex> {
+    wanted.difference(author_keys).iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn catalog() -> Catalog {
+        Catalog::builtin()
+    }
+
+    fn arbitrary_keys(n: usize) -> impl Strategy<Value = KeySet> {
+        proptest::collection::vec(0..n as u16, 0..12).prop_map(|v| v.into_iter().map(KeyIndex).collect())
+    }
+
+    fn arbitrary_bindings(n: usize) -> impl Strategy<Value = Vec<Binding<u8>>> {
+        proptest::collection::vec(
+            (arbitrary_keys(n), proptest::option::of(0u8..3)).prop_map(|(keys, workspace)| Binding { keys, workspace }),
+            0..6,
+        )
+    }
+
+    #[test]
+    fn workspace_admin_gets_resource_keys_only_in_its_workspace() {
+        let catalog = catalog();
+        let role = catalog.role("workspace_admin").expect("role");
+        let bindings = [Binding {
+            keys: role.effective_keys,
+            workspace: Some(1u8),
+        }];
+        let manage = catalog.lookup("servers.manage").expect("key");
+        let billing = catalog.lookup("billing.read").expect("key");
+        assert!(keys_at(&catalog, &bindings, Some(&1)).contains(manage));
+        assert!(!keys_at(&catalog, &bindings, Some(&2)).contains(manage));
+        assert!(!keys_at(&catalog, &bindings, None).contains(manage));
+        assert!(!keys_at(&catalog, &bindings, Some(&1)).contains(billing));
+    }
+
+    #[test]
+    fn user_admin_cannot_assign_admin_but_owner_can() {
+        let catalog = catalog();
+        let assign = catalog.lookup("roles.assign").expect("key");
+        let keys = |name: &str| catalog.role(name).expect("role").effective_keys;
+        assert!(matches!(
+            may_assign(&keys("user_admin"), assign, &keys("admin")),
+            Err(Refusal::Escalation(_))
+        ));
+        assert_eq!(may_assign(&keys("user_admin"), assign, &keys("member")), Ok(()));
+        assert_eq!(may_assign(&keys("owner"), assign, &keys("admin")), Ok(()));
+        assert_eq!(
+            may_assign(&keys("viewer"), assign, &keys("member")),
+            Err(Refusal::CannotAssign(assign))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn effective_keys_are_closed_under_implication(bindings in arbitrary_bindings(40), scope in proptest::option::of(0u8..3)) {
+            let catalog = catalog();
+            let bindings: Vec<Binding<u8>> = bindings
+                .into_iter()
+                .map(|b| Binding { keys: catalog.close(&b.keys), workspace: b.workspace })
+                .collect();
+            let keys = keys_at(&catalog, &bindings, scope.as_ref());
+            prop_assert_eq!(catalog.close(&keys), keys);
+        }
+
+        #[test]
+        fn workspace_bindings_never_yield_organization_wide_keys(keys in arbitrary_keys(40), workspace in 0u8..3, scope in proptest::option::of(0u8..3)) {
+            let catalog = catalog();
+            let bindings = [Binding { keys: catalog.close(&keys), workspace: Some(workspace) }];
+            let held = keys_at(&catalog, &bindings, scope.as_ref());
+            prop_assert!(held.intersection(&catalog.organization_wide_keys()).is_empty());
+            if scope != Some(workspace) {
+                prop_assert!(held.is_empty());
+            }
+        }
+
+        #[test]
+        fn a_grant_is_allowed_exactly_when_the_role_is_a_subset(actor in arbitrary_keys(40), role in arbitrary_keys(40)) {
+            let catalog = catalog();
+            let assign = catalog.lookup("roles.assign").expect("key");
+            let mut actor = catalog.close(&actor);
+            actor.insert(assign);
+            let role = catalog.close(&role);
+            prop_assert_eq!(may_assign(&actor, assign, &role).is_ok(), role.is_subset_of(&actor));
+        }
+    }
+}

@@ -2,13 +2,20 @@
 pub mod access;
 pub mod accounts;
 pub mod audit;
+pub mod authorize;
+pub mod bindings;
 pub mod builtins;
+pub mod definitions;
+pub mod documents;
 pub mod error;
+pub mod limits;
+pub mod members;
 pub mod organizations;
 pub mod page;
 pub mod secrets;
 pub mod tokens;
 pub mod validate;
+pub mod workspaces;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -32,6 +39,7 @@ pub struct Settings {
     pub login_max_failures_per_email: u64,
     pub login_max_failures_per_address: u64,
     pub login_failure_window: Duration,
+    pub plan_limits: limits::PlanLimits,
 }
 
 impl Default for Settings {
@@ -44,6 +52,7 @@ impl Default for Settings {
             login_max_failures_per_email: 5,
             login_max_failures_per_address: 50,
             login_failure_window: Duration::minutes(15),
+            plan_limits: limits::PlanLimits::default(),
         }
     }
 }
@@ -100,3 +109,4 @@ pub struct Principal {
 pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
+

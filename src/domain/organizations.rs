@@ -24,7 +24,8 @@ fn slug_taken() -> DomainError {
     DomainError::conflict(Some("slug"), "an organization with this slug already exists")
 }
 
-fn actor(principal: &Principal) -> Actor {
+/// The audit actor of a principal.
+pub fn actor_of(principal: &Principal) -> Actor {
     Actor {
         user_id: Some(principal.user.id),
         token_id: None,
@@ -100,7 +101,7 @@ pub async fn create(
         now,
         Event {
             organization_id: Some(organization.id),
-            actor: actor(principal),
+            actor: actor_of(principal),
             action: "organization.create",
             target: Some(("Organization", organization.id)),
             details: json!({ "slug": organization.slug, "name": organization.name }),
@@ -191,7 +192,7 @@ pub async fn update(
         now,
         Event {
             organization_id: Some(updated.id),
-            actor: actor(principal),
+            actor: actor_of(principal),
             action: "organization.update",
             target: Some(("Organization", updated.id)),
             details: serde_json::Value::Object(changes),
@@ -231,7 +232,7 @@ pub async fn delete(
         now,
         Event {
             organization_id: Some(organization_id),
-            actor: actor(principal),
+            actor: actor_of(principal),
             action: "organization.delete",
             target: Some(("Organization", organization_id)),
             details: json!({ "slug": organization.slug, "name": organization.name }),
@@ -304,4 +305,16 @@ pub async fn count_for_user(app: &App, user_id: Uuid) -> DomainResult<u64> {
         .filter(memberships::Column::UserId.eq(user_id))
         .count(&app.store.conn)
         .await?)
+}
+
+/// Reads the organization inside a write transaction, locking its row on PostgreSQL, so that
+/// every change to its members, bindings and definitions is serialised per organization (SQLite
+/// writers are already serialised by `BEGIN IMMEDIATE`). Invariants checked after this call
+/// cannot be raced.
+pub async fn lock<C: ConnectionTrait>(conn: &C, organization_id: Uuid) -> DomainResult<organizations::Model> {
+    let mut query = organizations::Entity::find_by_id(organization_id);
+    if crate::store::lock_for_update(conn) {
+        query = query.lock_exclusive();
+    }
+    query.one(conn).await?.ok_or(DomainError::NotFound("organization"))
 }

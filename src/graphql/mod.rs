@@ -2,19 +2,25 @@
 pub mod connection;
 pub mod context;
 pub mod error;
+pub mod guards;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod mutation_access;
 pub mod objects;
 pub mod query;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::domain::App;
 
-pub type GuildhallSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+/// Every mutation, grouped by area.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(mutation::AccountMutations, mutation_access::AccessMutations);
+
+pub type GuildhallSchema = Schema<query::QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Limits on what one operation may ask for.
 #[derive(Clone, Copy, Debug)]
@@ -34,8 +40,8 @@ impl Default for QueryLimits {
     }
 }
 
-fn builder() -> SchemaBuilder<query::QueryRoot, mutation::MutationRoot, EmptySubscription> {
-    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+fn builder() -> SchemaBuilder<query::QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(query::QueryRoot, MutationRoot::default(), EmptySubscription)
 }
 
 /// The schema served to clients.

@@ -10,7 +10,9 @@ use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::objects::{Membership, Organization, Plan, User};
 
-pub struct MutationRoot;
+/// Sign-up, sessions and organizations.
+#[derive(Default)]
+pub struct AccountMutations;
 
 #[derive(InputObject)]
 pub struct SignUpInput {
@@ -106,7 +108,7 @@ pub struct DeleteOrganizationPayload {
 }
 
 #[Object]
-impl MutationRoot {
+impl AccountMutations {
     /// Creates an account and signs it in.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
         let credentials = accounts::sign_up(

@@ -1,20 +1,22 @@
 //! GraphQL object types. Each wraps a row and resolves related objects through loaders.
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Interface, Object};
+use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use crate::domain::page::PageRequest;
-use crate::domain::{DomainError, organizations as org_service};
+use crate::domain::limits::{self, Limit};
+use crate::domain::{DomainError, definitions, documents, members, organizations as org_service, workspaces as workspace_service};
 use crate::store::entities::{
     keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
 
 use super::connection::{self, connection};
-use super::context::{access, app, member_access, principal};
+use super::guards::KeyGuard;
+use super::context::{access, app, member_access, principal, require_key};
 use super::error::{ApiError, ApiResult};
 use super::ids::{self, NodeKind};
 use super::loaders::{loader_error, loaders};
@@ -113,7 +115,7 @@ pub enum Plan {
 }
 
 impl Plan {
-    fn parse(value: &str) -> Plan {
+    pub fn parse(value: &str) -> Plan {
         match value {
             "TEAM" => Plan::Team,
             "ENTERPRISE" => Plan::Enterprise,
@@ -199,7 +201,209 @@ impl Organization {
         };
         Ok(access.keys_at(app, workspace).contains(index))
     }
+    /// Members in the order they joined (`members.read`).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"members.read\")")]
+    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<MembershipConnection> {
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let app = app(ctx).clone();
+        let page = members::page(&app, self.0.id, request).await?;
+        let organization_id = self.0.id;
+        let counter: connection::Counter = Arc::new(move || {
+            let app = app.clone();
+            async move { members::count(&app, organization_id).await }.boxed()
+        });
+        Ok(MembershipConnection::new(connection::parts(page, &request, Membership), counter))
+    }
+
+    /// Built-in roles, then the organization's custom roles (`roles.read`).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\")")]
+    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
+        let rows = definitions::roles_of(&app(ctx).store.conn, self.0.id).await?;
+        Ok(rows.into_iter().map(|r| Role(r, Some(self.0.id))).collect())
+    }
+
+    /// Built-in keychains, then the organization's custom keychains (`keychains.read`).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"keychains.read\")")]
+    async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
+        let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
+        Ok(rows.into_iter().map(Keychain).collect())
+    }
+
+    /// Workspaces (`workspaces.read`; a member holding it only inside some workspaces sees those).
+    async fn workspaces(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<WorkspaceConnection> {
+        let access = member_access(ctx, self.0.id).await?;
+        let app = app(ctx).clone();
+        let read = app.catalog.lookup("workspaces.read");
+        let only = if access.require(&app, "workspaces.read", None).is_ok() {
+            None
+        } else {
+            let visible: Vec<Uuid> = access
+                .bindings
+                .iter()
+                .filter_map(|b| b.binding.workspace_id)
+                .filter(|w| read.is_some_and(|k| access.keys_at(&app, Some(*w)).contains(k)))
+                .collect();
+            if visible.is_empty() {
+                return Err(ApiError(DomainError::forbidden_key("workspaces.read")));
+            }
+            Some(visible)
+        };
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let page = workspace_service::page(&app, self.0.id, only.clone(), request).await?;
+        let organization_id = self.0.id;
+        let counter: connection::Counter = Arc::new(move || {
+            let app = app.clone();
+            let only = only.clone();
+            async move { workspace_service::count(&app, organization_id, only).await }.boxed()
+        });
+        Ok(WorkspaceConnection::new(connection::parts(page, &request, Workspace), counter))
+    }
+
+    /// The organization's custom keychains and roles as a document (`roles.read` and
+    /// `keychains.read`); `importRoles` reads the same form.
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))")]
+    async fn roles_document(&self, ctx: &Context<'_>, format: DocumentFormat) -> ApiResult<String> {
+        let app = app(ctx);
+        let document = documents::export(&app.store.conn, app, self.0.id).await?;
+        Ok(documents::render(&document, format.into())?)
+    }
+
+    /// Use and limit of everything the plan limits.
+    async fn limits(&self, ctx: &Context<'_>) -> ApiResult<OrganizationLimits> {
+        member_access(ctx, self.0.id).await?;
+        let app = app(ctx);
+        let mut usage = Vec::new();
+        for limit in [Limit::Admins, Limit::Members, Limit::CustomRoles, Limit::CustomKeychains, Limit::Workspaces] {
+            usage.push(LimitUsage {
+                used: limits::used(&app.store.conn, app, self.0.id, limit).await? as i64,
+                limit: limits::limit_for(app, &self.0.plan, limit) as i64,
+            });
+        }
+        let [admins, members, custom_roles, custom_keychains, workspaces] = usage.try_into().map_err(|_| {
+            ApiError(DomainError::Internal("limit usage has five entries".to_owned()))
+        })?;
+        Ok(OrganizationLimits { plan: Plan::parse(&self.0.plan), admins, members, custom_roles, custom_keychains, workspaces })
+    }
 }
+
+connection!(MembershipConnection, MembershipEdge, Membership, "A page of memberships.");
+connection!(WorkspaceConnection, WorkspaceEdge, Workspace, "A page of workspaces.");
+
+/// How much of one plan limit is used.
+#[derive(SimpleObject, Clone, Copy)]
+pub struct LimitUsage {
+    pub used: i64,
+    pub limit: i64,
+}
+
+/// An organization's plan limits and their use.
+#[derive(SimpleObject)]
+pub struct OrganizationLimits {
+    pub plan: Plan,
+    /// Holders of `owner` and `admin` together.
+    pub admins: LimitUsage,
+    /// Members plus pending invitations.
+    pub members: LimitUsage,
+    pub custom_roles: LimitUsage,
+    pub custom_keychains: LimitUsage,
+    pub workspaces: LimitUsage,
+}
+
+/// Serialization of a roles document.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DocumentFormat {
+    Json,
+    Yaml,
+}
+
+impl From<DocumentFormat> for documents::Format {
+    fn from(f: DocumentFormat) -> Self {
+        match f {
+            DocumentFormat::Json => documents::Format::Json,
+            DocumentFormat::Yaml => documents::Format::Yaml,
+        }
+    }
+}
+
+/// A capability of the key catalog.
+pub struct Key(pub crate::authz::KeyIndex);
+
+#[Object]
+impl Key {
+    /// E.g. `members.invite`.
+    async fn id(&self, ctx: &Context<'_>) -> String {
+        app(ctx).catalog.key(self.0).id.clone()
+    }
+
+    async fn category(&self, ctx: &Context<'_>) -> String {
+        app(ctx).catalog.key(self.0).category.clone()
+    }
+
+    async fn description(&self, ctx: &Context<'_>) -> String {
+        app(ctx).catalog.key(self.0).description.clone()
+    }
+
+    /// Only owners can hold it.
+    async fn owner_only(&self, ctx: &Context<'_>) -> bool {
+        app(ctx).catalog.key(self.0).owner_only
+    }
+
+    /// It cannot be granted inside a single workspace.
+    async fn organization_wide(&self, ctx: &Context<'_>) -> bool {
+        app(ctx).catalog.key(self.0).organization_wide
+    }
+
+    /// Keys it implies directly.
+    async fn implies(&self, ctx: &Context<'_>) -> Vec<String> {
+        let catalog = &app(ctx).catalog;
+        catalog.key(self.0).implies.iter().map(|k| catalog.key(*k).id.clone()).collect()
+    }
+}
+
+/// The answer to "may the caller use this key here?".
+#[derive(SimpleObject)]
+pub struct Authorization {
+    pub allowed: bool,
+    /// Why, in words.
+    pub reason: String,
+    /// The bindings (and keychains) that allow it; empty when denied.
+    pub grants: Vec<Grant>,
+}
+
+/// One binding that grants a key, and through which keychain.
+pub struct Grant(pub crate::domain::authorize::GrantSource, pub Uuid);
+
+#[Object]
+impl Grant {
+    async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
+        loaders(ctx)
+            .roles
+            .load_one(self.0.role_id)
+            .await
+            .map_err(loader_error)?
+            .map(|r| Role(r, Some(self.1)))
+            .ok_or(ApiError(DomainError::NotFound("role")))
+    }
+
+    /// `null` for an organization-wide binding.
+    async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
+        let Some(id) = self.0.workspace_id else { return Ok(None) };
+        Ok(loaders(ctx).workspaces.load_one(id).await.map_err(loader_error)?.map(Workspace))
+    }
+
+    /// The keychain carrying the key; `null` when the role grants it directly.
+    async fn keychain(&self, ctx: &Context<'_>) -> ApiResult<Option<Keychain>> {
+        let Some(id) = self.0.keychain_id else { return Ok(None) };
+        let row = keychains::Entity::find_by_id(id).one(&app(ctx).store.conn).await?;
+        Ok(row.map(Keychain))
+    }
+
+    /// The key the role holds: the asked key itself, or one implying it.
+    async fn key(&self) -> &str {
+        &self.0.via_key
+    }
+}
+
 
 /// A user's membership of an organization.
 pub struct Membership(pub memberships::Model);
@@ -237,7 +441,8 @@ impl Membership {
             .order_by_asc(role_bindings::Column::Id)
             .all(&app(ctx).store.conn)
             .await?;
-        Ok(rows.into_iter().map(RoleBinding).collect())
+        let organization_id = self.0.organization_id;
+        Ok(rows.into_iter().map(|b| RoleBinding(b, organization_id)).collect())
     }
 
     /// True when the member holds no role at all.
@@ -256,6 +461,9 @@ impl Membership {
 
     /// The member's keys at the organization, or inside one workspace.
     async fn effective_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
+        if principal(ctx)?.user.id != self.0.user_id {
+            require_key(ctx, self.0.organization_id, "members.read", None).await?;
+        }
         let workspace = workspace_in(ctx, self.0.organization_id, workspace_id).await?;
         let app = app(ctx);
         let access = crate::domain::access::load(&app.store.conn, app, self.0.user_id, self.0.organization_id)
@@ -266,17 +474,18 @@ impl Membership {
 }
 
 /// A role held by a member, organization-wide (`workspace: null`) or in one workspace.
-pub struct RoleBinding(pub role_bindings::Model);
+pub struct RoleBinding(pub role_bindings::Model, pub Uuid);
 
 #[Object]
 impl RoleBinding {
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
+        let organization_id = self.1;
         loaders(ctx)
             .roles
             .load_one(self.0.role_id)
             .await
             .map_err(loader_error)?
-            .map(Role)
+            .map(|r| Role(r, Some(organization_id)))
             .ok_or(ApiError(DomainError::NotFound("role")))
     }
 
@@ -328,8 +537,16 @@ pub enum RoleScope {
     Any,
 }
 
-/// A named set of keychains and keys.
-pub struct Role(pub roles::Model);
+/// A named set of keychains and keys, seen from an organization (for `holderCount`).
+pub struct Role(pub roles::Model, pub Option<Uuid>);
+
+impl Role {
+    /// A role seen from its own organization (custom) or from none (built-in).
+    pub fn of(row: roles::Model) -> Role {
+        let organization = row.organization_id;
+        Role(row, organization)
+    }
+}
 
 #[Object]
 impl Role {
@@ -409,6 +626,14 @@ impl Role {
         let sets = crate::domain::access::role_key_sets(&app.store.conn, app, &[self.0.id]).await?;
         Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
     }
+
+    /// Members holding the role organization-wide in the organization it is seen from; `null`
+    /// without one (a built-in role looked up by id).
+    async fn holder_count(&self, ctx: &Context<'_>) -> ApiResult<Option<i32>> {
+        let Some(organization_id) = self.1 else { return Ok(None) };
+        let holders = crate::domain::bindings::holders(&app(ctx).store.conn, organization_id, &[self.0.id]).await?;
+        Ok(Some(holders.len() as i32))
+    }
 }
 
 /// A named set of keys.
@@ -436,6 +661,43 @@ impl Keychain {
         let app = app(ctx);
         let sets = crate::domain::access::keychain_key_sets(&app.store.conn, app, &[self.0.id]).await?;
         Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+    }
+
+    /// Roles using this keychain: built-in ones, and custom ones of its organization.
+    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
+        let app = app(ctx);
+        let mut ids: Vec<Uuid> = role_keychains::Entity::find()
+            .filter(role_keychains::Column::KeychainId.eq(self.0.id))
+            .all(&app.store.conn)
+            .await?
+            .into_iter()
+            .map(|l| l.role_id)
+            .collect();
+        if let Some(i) = app.builtins.keychain(&self.0.id) {
+            ids.extend(
+                app.catalog
+                    .roles
+                    .iter()
+                    .filter(|r| r.keychains.contains(&i))
+                    .map(|r| crate::domain::builtins::role_id(&r.name)),
+            );
+        }
+        let rows = roles::Entity::find()
+            .filter(roles::Column::Id.is_in(ids))
+            .order_by_asc(roles::Column::Position)
+            .order_by_asc(roles::Column::Name)
+            .all(&app.store.conn)
+            .await?;
+        // A built-in keychain is shared: show only built-in roles and the viewer's own custom ones.
+        let mut visible = Vec::new();
+        for row in rows {
+            match row.organization_id {
+                None => visible.push(Role::of(row)),
+                Some(org) if access(ctx, org).await?.is_some() => visible.push(Role::of(row)),
+                Some(_) => {}
+            }
+        }
+        Ok(visible)
     }
 }
 

@@ -3,13 +3,13 @@ use async_graphql::{Context, ID, Object};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::domain::organizations as org_service;
+use crate::domain::{DomainError, authorize, organizations as org_service};
 use crate::store::entities::{keychains, memberships, roles, users, workspaces};
 
-use super::context::{access, app, principal};
+use super::context::{access, app, member_access, principal};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
-use super::objects::{Keychain, Membership, Node, Organization, Role, User, Workspace};
+use super::objects::{Authorization, Grant, Key, Keychain, Membership, Node, Organization, Role, User, Workspace};
 
 pub struct QueryRoot;
 
@@ -42,6 +42,47 @@ impl QueryRoot {
     /// The signed-in user.
     async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<User> {
         Ok(User(principal(ctx)?.user.clone()))
+    }
+
+    /// Every key of the catalog, in catalog order.
+    async fn key_catalog(&self, ctx: &Context<'_>) -> Vec<Key> {
+        let catalog = &app(ctx).catalog;
+        catalog.keys().iter().filter_map(|k| catalog.lookup(&k.id)).map(Key).collect()
+    }
+
+    /// May the caller use `key` in the organization (inside a workspace when given)? With the
+    /// bindings and keychains that allow it, or the reason it is denied.
+    async fn authorize(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        key: String,
+        workspace_id: Option<ID>,
+    ) -> ApiResult<Authorization> {
+        principal(ctx)?;
+        let app = app(ctx);
+        let organization_id = ids::decode("organizationId", NodeKind::Organization, &organization_id)?;
+        let access = member_access(ctx, organization_id).await?;
+        let index = app
+            .catalog
+            .lookup(&key)
+            .ok_or_else(|| DomainError::bad_input("key", format!("`{key}` is not a key of the catalog")))?;
+        let workspace = match workspace_id {
+            None => None,
+            Some(id) => {
+                let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &id)?;
+                match workspaces::Entity::find_by_id(workspace_id).one(&app.store.conn).await? {
+                    Some(w) if w.organization_id == organization_id => Some(workspace_id),
+                    _ => return Err(DomainError::NotFound("workspace").into()),
+                }
+            }
+        };
+        let decision = authorize::decide(&app.store.conn, app, &access, index, workspace).await?;
+        Ok(Authorization {
+            allowed: decision.allowed,
+            reason: decision.reason,
+            grants: decision.grants.into_iter().map(|g| Grant(g, organization_id)).collect(),
+        })
     }
 
     /// An organization the viewer belongs to; `null` otherwise.
@@ -105,9 +146,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             _ => None,
         },
         NodeKind::Role => match roles::Entity::find_by_id(uuid).one(conn).await? {
-            Some(r) if r.organization_id.is_none() => Some(Node::Role(Role(r))),
+            Some(r) if r.organization_id.is_none() => Some(Node::Role(Role::of(r))),
             Some(r) if can_see(ctx, r.organization_id.unwrap_or_default(), "roles.read").await? => {
-                Some(Node::Role(Role(r)))
+                Some(Node::Role(Role::of(r)))
             }
             _ => None,
         },
