@@ -77,6 +77,10 @@ mod tests {
         Catalog::builtin()
     }
 
+    fn key_count() -> usize {
+        catalog().keys().len()
+    }
+
     fn arbitrary_keys(n: usize) -> impl Strategy<Value = KeySet> {
         proptest::collection::vec(0..n as u16, 0..12).prop_map(|v| v.into_iter().map(KeyIndex).collect())
     }
@@ -123,7 +127,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn effective_keys_are_closed_under_implication(bindings in arbitrary_bindings(40), scope in proptest::option::of(0u8..3)) {
+        fn effective_keys_are_closed_under_implication(bindings in arbitrary_bindings(key_count()), scope in proptest::option::of(0u8..3)) {
             let catalog = catalog();
             let bindings: Vec<Binding<u8>> = bindings
                 .into_iter()
@@ -134,7 +138,7 @@ mod tests {
         }
 
         #[test]
-        fn workspace_bindings_never_yield_organization_wide_keys(keys in arbitrary_keys(40), workspace in 0u8..3, scope in proptest::option::of(0u8..3)) {
+        fn workspace_bindings_never_yield_organization_wide_keys(keys in arbitrary_keys(key_count()), workspace in 0u8..3, scope in proptest::option::of(0u8..3)) {
             let catalog = catalog();
             let bindings = [Binding { keys: catalog.close(&keys), workspace: Some(workspace) }];
             let held = keys_at(&catalog, &bindings, scope.as_ref());
@@ -145,7 +149,7 @@ mod tests {
         }
 
         #[test]
-        fn a_grant_is_allowed_exactly_when_the_role_is_a_subset(actor in arbitrary_keys(40), role in arbitrary_keys(40)) {
+        fn a_grant_is_allowed_exactly_when_the_role_is_a_subset(actor in arbitrary_keys(key_count()), role in arbitrary_keys(key_count())) {
             let catalog = catalog();
             let assign = catalog.lookup("roles.assign").expect("key");
             let mut actor = catalog.close(&actor);

@@ -107,18 +107,16 @@ pub(crate) fn check_may_assign(
     role_keys: &KeySet,
     workspace_id: Option<Uuid>,
 ) -> DomainResult<()> {
-    if owners_only(app, role) && !actor.holds_role(builtins::role_id("owner")) {
-        return Err(DomainError::Forbidden {
-            message: format!("only owners may grant or revoke `{}`", role.name),
-            key: None,
-        });
-    }
     let assign = app
         .catalog
         .lookup("roles.assign")
         .ok_or_else(|| DomainError::Internal("the catalog lacks roles.assign".to_owned()))?;
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
     match authz::may_assign(&actor.keys_at(app, workspace_id), assign, &at_scope) {
+        Ok(()) if owners_only(app, role) && !actor.holds_role(builtins::role_id("owner")) => Err(DomainError::Forbidden {
+            message: format!("only owners may grant or revoke `{}`", role.name),
+            key: None,
+        }),
         Ok(()) => Ok(()),
         Err(Refusal::CannotAssign(_)) => Err(DomainError::forbidden_key("roles.assign")),
         Err(Refusal::Escalation(missing)) => {

@@ -199,3 +199,87 @@ pub fn error_code(body: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The raw id inside a global id.
+pub fn raw_id(global: &str) -> uuid::Uuid {
+    guildhall::graphql::ids::decode_any(&async_graphql::ID(global.to_owned()))
+        .expect("a global id")
+        .1
+}
+
+/// The global id of a built-in role.
+pub fn builtin_role(name: &str) -> String {
+    guildhall::graphql::ids::encode(
+        guildhall::graphql::ids::NodeKind::Role,
+        guildhall::domain::builtins::role_id(name),
+    )
+    .0
+}
+
+/// The global id of a built-in keychain.
+pub fn builtin_keychain(name: &str) -> String {
+    guildhall::graphql::ids::encode(
+        guildhall::graphql::ids::NodeKind::Keychain,
+        guildhall::domain::builtins::keychain_id(name),
+    )
+    .0
+}
+
+impl TestApp {
+    /// Makes `user` an unassigned member of an organization (what accepting an invitation does);
+    /// returns the membership's global id.
+    pub async fn add_member(&self, organization: &str, user: &TestUser) -> String {
+        let membership = guildhall::domain::members::add_member(&self.app, raw_id(organization), raw_id(&user.id))
+            .await
+            .expect("add member");
+        guildhall::graphql::ids::encode(guildhall::graphql::ids::NodeKind::Membership, membership.id).0
+    }
+
+    /// grantRole or revokeRole as `actor`; returns the response body.
+    pub async fn change_role(
+        &self,
+        actor: &TestUser,
+        grant: bool,
+        membership: &str,
+        role: &str,
+        workspace: Option<&str>,
+    ) -> Value {
+        let field = if grant { "grantRole" } else { "revokeRole" };
+        self.gql(
+            Some(&actor.access_token),
+            &format!("mutation($input: RoleBindingChangeInput!) {{ {field}(input: $input) {{ membership {{ id }} }} }}"),
+            json!({ "input": { "membershipId": membership, "roleId": role, "workspaceId": workspace } }),
+        )
+        .await
+    }
+
+    /// Creates a workspace as `user`; returns its global id.
+    pub async fn create_workspace(&self, user: &TestUser, organization: &str, slug: &str) -> String {
+        let body = self
+            .gql(
+                Some(&user.access_token),
+                "mutation($input: CreateWorkspaceInput!) { createWorkspace(input: $input) { workspace { id } } }",
+                json!({ "input": { "organizationId": organization, "name": slug, "slug": slug } }),
+            )
+            .await;
+        body["data"]["createWorkspace"]["workspace"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("create workspace failed: {body}"))
+            .to_owned()
+    }
+
+    /// `authorize` for `user`: (allowed, whole answer).
+    pub async fn authorize(&self, user: &TestUser, organization: &str, key: &str, workspace: Option<&str>) -> (bool, Value) {
+        let body = self
+            .gql(
+                Some(&user.access_token),
+                "query($o: ID!, $k: String!, $w: ID) { authorize(organizationId: $o, key: $k, workspaceId: $w) {
+                    allowed reason grants { key role { name } workspace { id } keychain { name } } } }",
+                json!({ "o": organization, "k": key, "w": workspace }),
+            )
+            .await;
+        let answer = body["data"]["authorize"].clone();
+        assert!(answer.is_object(), "authorize failed: {body}");
+        (answer["allowed"].as_bool().expect("allowed"), answer)
+    }
+}

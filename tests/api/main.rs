@@ -4,4 +4,5 @@ mod helpers;
 mod accounts;
 mod conventions;
 mod organizations;
+mod permissions;
 mod schema;
