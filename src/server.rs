@@ -7,8 +7,8 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::authz::Catalog;
 use crate::config::ServeArgs;
-use crate::domain::tokens::AccessTokens;
 use crate::domain::limits::PlanLimits;
+use crate::domain::tokens::AccessTokens;
 use crate::domain::{App, Clock, Settings, builtins, secrets};
 use crate::graphql::{self, QueryLimits};
 use crate::http::{self, HttpConfig};

@@ -36,7 +36,11 @@ pub enum CatalogError {
     #[error("the catalog must declare a role named `owner` holding every key")]
     MissingOwner,
     #[error("key `{key}` implies `{implied}`, which is {what} while `{key}` is not")]
-    WiderImplication { key: String, implied: String, what: &'static str },
+    WiderImplication {
+        key: String,
+        implied: String,
+        what: &'static str,
+    },
 }
 
 #[derive(Deserialize)]

@@ -4,10 +4,10 @@ use uuid::Uuid;
 
 use crate::authz::KeyIndex;
 
+use super::App;
 use super::access::{self, MemberAccess};
 use super::definitions;
 use super::error::DomainResult;
-use super::App;
 
 /// One binding that grants the key, and through which keychain (None: a direct key of the role).
 #[derive(Clone, Debug)]
@@ -82,7 +82,9 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
     let chains = access::keychain_key_sets(conn, app, &chain_ids).await?;
     // The first key of a set whose closure contains the asked key.
     let via = |set: &crate::authz::KeySet| -> Option<String> {
-        set.iter().find(|k| catalog.close(&[*k].into_iter().collect()).contains(key)).map(|k| catalog.key(k).id.clone())
+        set.iter()
+            .find(|k| catalog.close(&[*k].into_iter().collect()).contains(key))
+            .map(|k| catalog.key(k).id.clone())
     };
     let mut grants = Vec::new();
     for binding in &applicable {
@@ -111,7 +113,7 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
             });
         }
         for chain in role_chains {
-            if let Some(via_key) = chains.get(&chain).and_then(|set| via(set)) {
+            if let Some(via_key) = chains.get(&chain).and_then(&via) {
                 grants.push(GrantSource {
                     binding_id: binding.binding.id,
                     role_id,

@@ -113,10 +113,12 @@ pub(crate) fn check_may_assign(
         .ok_or_else(|| DomainError::Internal("the catalog lacks roles.assign".to_owned()))?;
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
     match authz::may_assign(&actor.keys_at(app, workspace_id), assign, &at_scope) {
-        Ok(()) if owners_only(app, role) && !actor.holds_role(builtins::role_id("owner")) => Err(DomainError::Forbidden {
-            message: format!("only owners may grant or revoke `{}`", role.name),
-            key: None,
-        }),
+        Ok(()) if owners_only(app, role) && !actor.holds_role(builtins::role_id("owner")) => {
+            Err(DomainError::Forbidden {
+                message: format!("only owners may grant or revoke `{}`", role.name),
+                key: None,
+            })
+        }
         Ok(()) => Ok(()),
         Err(Refusal::CannotAssign(_)) => Err(DomainError::forbidden_key("roles.assign")),
         Err(Refusal::Escalation(missing)) => {
@@ -130,7 +132,11 @@ pub(crate) fn check_may_assign(
 }
 
 /// Members of an organization holding a role organization-wide.
-pub(crate) async fn holders<C: ConnectionTrait>(conn: &C, organization_id: Uuid, role_ids: &[Uuid]) -> DomainResult<Vec<Uuid>> {
+pub(crate) async fn holders<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: Uuid,
+    role_ids: &[Uuid],
+) -> DomainResult<Vec<Uuid>> {
     let members_of_org = Query::select()
         .column(memberships::Column::Id)
         .from(memberships::Entity)
@@ -178,7 +184,13 @@ pub(crate) async fn bind<C: ConnectionTrait>(
     role_ids.push(target.role.id);
     let key_sets = access::role_key_sets(conn, app, &role_ids).await?;
     let in_workspace = target.workspace_id.is_some();
-    let at_scope = |id: &Uuid| authz::role_keys_at(&app.catalog, &key_sets.get(id).copied().unwrap_or_default(), in_workspace);
+    let at_scope = |id: &Uuid| {
+        authz::role_keys_at(
+            &app.catalog,
+            &key_sets.get(id).copied().unwrap_or_default(),
+            in_workspace,
+        )
+    };
     let new_keys = at_scope(&target.role.id);
     let mut replaced = Vec::new();
     for binding in existing {
@@ -194,7 +206,10 @@ pub(crate) async fn bind<C: ConnectionTrait>(
                 if binding.role_id == target.role.id {
                     format!("the member already holds `{name}` at this scope")
                 } else {
-                    format!("the member already holds `{name}` here, which includes every key of `{}`", target.role.name)
+                    format!(
+                        "the member already holds `{name}` here, which includes every key of `{}`",
+                        target.role.name
+                    )
                 },
             ));
         }
@@ -206,7 +221,15 @@ pub(crate) async fn bind<C: ConnectionTrait>(
     if target.workspace_id.is_none() && admin_roles.contains(&target.role.id) {
         let current = holders(conn, target.organization.id, &admin_roles).await?;
         if !current.contains(&target.membership.id) {
-            limits::ensure_room(conn, app, target.organization.id, &target.organization.plan, Limit::Admins, 1).await?;
+            limits::ensure_room(
+                conn,
+                app,
+                target.organization.id,
+                &target.organization.plan,
+                Limit::Admins,
+                1,
+            )
+            .await?;
         }
     }
     if !replaced.is_empty() {
@@ -242,7 +265,13 @@ pub async fn grant_role(
     let (target, actor) = resolve(&tx, app, principal, membership_id, role_id, workspace_id).await?;
     check_scope(&target.role, workspace_id)?;
     let keys = access::role_key_sets(&tx, app, &[target.role.id]).await?;
-    check_may_assign(app, &actor, &target.role, &keys.get(&target.role.id).copied().unwrap_or_default(), workspace_id)?;
+    check_may_assign(
+        app,
+        &actor,
+        &target.role,
+        &keys.get(&target.role.id).copied().unwrap_or_default(),
+        workspace_id,
+    )?;
     let (binding, replaced) = bind(&tx, app, &target, Some(principal.user.id)).await?;
     audit::record(
         &tx,
@@ -315,7 +344,13 @@ pub async fn revoke_role(
         .await?
         .ok_or(DomainError::NotFound("role binding"))?;
     let keys = access::role_key_sets(&tx, app, &[target.role.id]).await?;
-    check_may_assign(app, &actor, &target.role, &keys.get(&target.role.id).copied().unwrap_or_default(), workspace_id)?;
+    check_may_assign(
+        app,
+        &actor,
+        &target.role,
+        &keys.get(&target.role.id).copied().unwrap_or_default(),
+        workspace_id,
+    )?;
     ensure_min_holders(&tx, app, target.organization.id, std::slice::from_ref(&binding)).await?;
     role_bindings::Entity::delete_by_id(binding.id).exec(&tx).await?;
     audit::record(

@@ -75,7 +75,10 @@ fn check_name(app: &App, what: &str, raw: &str) -> DomainResult<String> {
         _ => app.catalog.keychain(&name).is_some(),
     };
     if reserved {
-        return Err(DomainError::conflict(Some("name"), format!("`{name}` is the name of a built-in {what}")));
+        return Err(DomainError::conflict(
+            Some("name"),
+            format!("`{name}` is the name of a built-in {what}"),
+        ));
     }
     Ok(name)
 }
@@ -127,7 +130,12 @@ async fn role_definition<C: ConnectionTrait>(conn: &C, role_id: Uuid, app: &App)
 }
 
 /// Effective keys of a definition: direct keys and keychain keys, closed under implication.
-async fn effective<C: ConnectionTrait>(conn: &C, app: &App, keys: &KeySet, keychain_ids: &[Uuid]) -> DomainResult<KeySet> {
+async fn effective<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    keys: &KeySet,
+    keychain_ids: &[Uuid],
+) -> DomainResult<KeySet> {
     let chains = access::keychain_key_sets(conn, app, keychain_ids).await?;
     let mut all = *keys;
     for set in chains.values() {
@@ -143,7 +151,10 @@ async fn write_role_parts<C: ConnectionTrait>(
     keys: &KeySet,
     keychain_ids: &[Uuid],
 ) -> DomainResult<()> {
-    role_keys::Entity::delete_many().filter(role_keys::Column::RoleId.eq(role_id)).exec(conn).await?;
+    role_keys::Entity::delete_many()
+        .filter(role_keys::Column::RoleId.eq(role_id))
+        .exec(conn)
+        .await?;
     role_keychains::Entity::delete_many()
         .filter(role_keychains::Column::RoleId.eq(role_id))
         .exec(conn)
@@ -156,7 +167,9 @@ async fn write_role_parts<C: ConnectionTrait>(
         })
         .collect();
     if !key_rows.is_empty() {
-        role_keys::Entity::insert_many(key_rows).exec_without_returning(conn).await?;
+        role_keys::Entity::insert_many(key_rows)
+            .exec_without_returning(conn)
+            .await?;
     }
     let unique: BTreeSet<Uuid> = keychain_ids.iter().copied().collect();
     let chain_rows: Vec<role_keychains::ActiveModel> = unique
@@ -167,12 +180,19 @@ async fn write_role_parts<C: ConnectionTrait>(
         })
         .collect();
     if !chain_rows.is_empty() {
-        role_keychains::Entity::insert_many(chain_rows).exec_without_returning(conn).await?;
+        role_keychains::Entity::insert_many(chain_rows)
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
 }
 
-async fn write_keychain_keys<C: ConnectionTrait>(conn: &C, app: &App, keychain_id: Uuid, keys: &KeySet) -> DomainResult<()> {
+async fn write_keychain_keys<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    keychain_id: Uuid,
+    keys: &KeySet,
+) -> DomainResult<()> {
     keychain_keys::Entity::delete_many()
         .filter(keychain_keys::Column::KeychainId.eq(keychain_id))
         .exec(conn)
@@ -185,7 +205,9 @@ async fn write_keychain_keys<C: ConnectionTrait>(conn: &C, app: &App, keychain_i
         })
         .collect();
     if !rows.is_empty() {
-        keychain_keys::Entity::insert_many(rows).exec_without_returning(conn).await?;
+        keychain_keys::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
 }
@@ -235,7 +257,13 @@ pub(crate) async fn create_role_in<C: ConnectionTrait>(
     }
     .insert(conn)
     .await
-    .map_err(|e| if is_unique_violation(&e) { name_taken("role") } else { e.into() })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            name_taken("role")
+        } else {
+            e.into()
+        }
+    })?;
     write_role_parts(conn, app, role.id, &keys, &keychain_ids).await?;
     audit::record(
         conn,
@@ -300,7 +328,11 @@ pub(crate) async fn update_role_in<C: ConnectionTrait>(
     input: RoleInput,
 ) -> DomainResult<roles::Model> {
     let name = input.name.as_deref().map(|n| check_name(app, "role", n)).transpose()?;
-    let description = input.description.as_deref().map(|d| parse_description(Some(d))).transpose()?;
+    let description = input
+        .description
+        .as_deref()
+        .map(|d| parse_description(Some(d)))
+        .transpose()?;
     let keys = input.keys.as_deref().map(|k| parse_keys(app, "keys", k)).transpose()?;
     access.require(app, "roles.manage", None)?;
     let organization_id = role.organization_id.ok_or_else(|| built_in_refused("role"))?;
@@ -334,10 +366,13 @@ pub(crate) async fn update_role_in<C: ConnectionTrait>(
     }
     let now = app.now();
     model.updated_at = Set(now);
-    let updated = model
-        .update(conn)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { name_taken("role") } else { e.into() })?;
+    let updated = model.update(conn).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            name_taken("role")
+        } else {
+            e.into()
+        }
+    })?;
     audit::record(
         conn,
         meta,
@@ -458,7 +493,15 @@ pub(crate) async fn create_keychain_in<C: ConnectionTrait>(
     let keys = parse_keys(app, "keys", input.keys.as_deref().unwrap_or_default())?;
     access.require(app, "keychains.manage", None)?;
     require_holds(app, access, &app.catalog.close(&keys))?;
-    limits::ensure_room(conn, app, organization.id, &organization.plan, Limit::CustomKeychains, 1).await?;
+    limits::ensure_room(
+        conn,
+        app,
+        organization.id,
+        &organization.plan,
+        Limit::CustomKeychains,
+        1,
+    )
+    .await?;
     let now = app.now();
     let keychain = keychains::ActiveModel {
         id: Set(new_id()),
@@ -471,7 +514,13 @@ pub(crate) async fn create_keychain_in<C: ConnectionTrait>(
     }
     .insert(conn)
     .await
-    .map_err(|e| if is_unique_violation(&e) { name_taken("keychain") } else { e.into() })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            name_taken("keychain")
+        } else {
+            e.into()
+        }
+    })?;
     write_keychain_keys(conn, app, keychain.id, &keys).await?;
     audit::record(
         conn,
@@ -534,8 +583,16 @@ pub(crate) async fn update_keychain_in<C: ConnectionTrait>(
     keychain: keychains::Model,
     input: KeychainInput,
 ) -> DomainResult<keychains::Model> {
-    let name = input.name.as_deref().map(|n| check_name(app, "keychain", n)).transpose()?;
-    let description = input.description.as_deref().map(|d| parse_description(Some(d))).transpose()?;
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| check_name(app, "keychain", n))
+        .transpose()?;
+    let description = input
+        .description
+        .as_deref()
+        .map(|d| parse_description(Some(d)))
+        .transpose()?;
     let keys = input.keys.as_deref().map(|k| parse_keys(app, "keys", k)).transpose()?;
     access.require(app, "keychains.manage", None)?;
     let mut changes = serde_json::Map::new();
@@ -558,10 +615,13 @@ pub(crate) async fn update_keychain_in<C: ConnectionTrait>(
     }
     let now = app.now();
     model.updated_at = Set(now);
-    let updated = model
-        .update(conn)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { name_taken("keychain") } else { e.into() })?;
+    let updated = model.update(conn).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            name_taken("keychain")
+        } else {
+            e.into()
+        }
+    })?;
     audit::record(
         conn,
         meta,
@@ -629,7 +689,12 @@ pub(crate) async fn delete_keychain_in<C: ConnectionTrait>(
 }
 
 /// Deletes a custom keychain no role uses (`keychains.manage`).
-pub async fn delete_keychain(app: &App, meta: &RequestMeta, principal: &Principal, keychain_id: Uuid) -> DomainResult<()> {
+pub async fn delete_keychain(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    keychain_id: Uuid,
+) -> DomainResult<()> {
     let tx = app.store.begin_write().await?;
     let (keychain, access) = custom_keychain_for_change(&tx, app, principal, keychain_id).await?;
     delete_keychain_in(&tx, app, meta, principal, &access, &keychain).await?;
@@ -668,7 +733,8 @@ pub async fn set_keychain_assignment(
     require_holds(
         app,
         &access,
-        &app.catalog.close(&chain_keys.get(&keychain.id).copied().unwrap_or_default()),
+        &app.catalog
+            .close(&chain_keys.get(&keychain.id).copied().unwrap_or_default()),
     )?;
     let linked = role_keychains::Entity::find()
         .filter(role_keychains::Column::RoleId.eq(role.id))
@@ -677,7 +743,12 @@ pub async fn set_keychain_assignment(
         .await?
         > 0;
     match (assigned, linked) {
-        (true, true) => return Err(DomainError::conflict(None, "the keychain is already assigned to this role")),
+        (true, true) => {
+            return Err(DomainError::conflict(
+                None,
+                "the keychain is already assigned to this role",
+            ));
+        }
         (false, false) => return Err(DomainError::NotFound("keychain assignment")),
         (true, false) => {
             role_keychains::ActiveModel {
@@ -702,7 +773,11 @@ pub async fn set_keychain_assignment(
         Event {
             organization_id: Some(organization_id),
             actor: actor_of(principal),
-            action: if assigned { "keychain.assign" } else { "keychain.unassign" },
+            action: if assigned {
+                "keychain.assign"
+            } else {
+                "keychain.unassign"
+            },
             target: Some(("Role", role.id)),
             details: json!({ "role": role.name, "keychain": keychain.name, "keychainId": keychain.id }),
         },

@@ -102,7 +102,12 @@ pub async fn export<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uu
         .map(|r| {
             let def = defs.get(&r.id);
             let mut chains: Vec<String> = def
-                .map(|d| d.keychain_ids.iter().filter_map(|id| chain_names.get(id).cloned()).collect())
+                .map(|d| {
+                    d.keychain_ids
+                        .iter()
+                        .filter_map(|id| chain_names.get(id).cloned())
+                        .collect()
+                })
                 .unwrap_or_default();
             chains.sort();
             RoleEntry {
@@ -139,7 +144,10 @@ pub fn parse(text: &str, format: Format) -> DomainResult<Document> {
     if document.version != VERSION {
         return Err(DomainError::bad_input(
             "document",
-            format!("unsupported document version {}; this server reads version {VERSION}", document.version),
+            format!(
+                "unsupported document version {}; this server reads version {VERSION}",
+                document.version
+            ),
         ));
     }
     Ok(document)
@@ -173,18 +181,27 @@ fn validate(app: &App, document: &Document) -> DomainResult<()> {
     let mut names = BTreeSet::new();
     for chain in &document.keychains {
         if !names.insert(("keychain", chain.name.clone())) {
-            return Err(DomainError::bad_input("document", format!("keychain `{}` appears twice", chain.name)));
+            return Err(DomainError::bad_input(
+                "document",
+                format!("keychain `{}` appears twice", chain.name),
+            ));
         }
         unknown.extend(chain.keys.iter().filter(|k| app.catalog.lookup(k).is_none()).cloned());
     }
     for role in &document.roles {
         if !names.insert(("role", role.name.clone())) {
-            return Err(DomainError::bad_input("document", format!("role `{}` appears twice", role.name)));
+            return Err(DomainError::bad_input(
+                "document",
+                format!("role `{}` appears twice", role.name),
+            ));
         }
         if RoleScope::parse(&role.scope).is_none() {
             return Err(DomainError::bad_input(
                 "document",
-                format!("role `{}` has scope `{}`; use ORGANIZATION, WORKSPACE or ANY", role.name, role.scope),
+                format!(
+                    "role `{}` has scope `{}`; use ORGANIZATION, WORKSPACE or ANY",
+                    role.name, role.scope
+                ),
             ));
         }
         unknown.extend(role.keys.iter().filter(|k| app.catalog.lookup(k).is_none()).cloned());
@@ -240,14 +257,19 @@ async fn apply<C: ConnectionTrait + TransactionTrait>(
     let wanted_chains: BTreeSet<&str> = document.keychains.iter().map(|k| k.name.as_str()).collect();
     let role_rows = definitions::roles_of(conn, organization.id).await?;
     if mode == Mode::Replace {
-        for role in role_rows.iter().filter(|r| r.organization_id.is_some() && !wanted_roles.contains(r.name.as_str())) {
+        for role in role_rows
+            .iter()
+            .filter(|r| r.organization_id.is_some() && !wanted_roles.contains(r.name.as_str()))
+        {
             definitions::delete_role_in(conn, app, meta, principal, access, role).await?;
             report.deleted.push((ItemKind::Role, role.name.clone()));
         }
     }
     let chain_rows = definitions::keychains_of(conn, organization.id).await?;
     for entry in &document.keychains {
-        let existing = chain_rows.iter().find(|k| k.organization_id.is_some() && k.name == entry.name);
+        let existing = chain_rows
+            .iter()
+            .find(|k| k.organization_id.is_some() && k.name == entry.name);
         match existing {
             None => {
                 definitions::create_keychain_in(
@@ -298,12 +320,20 @@ async fn apply<C: ConnectionTrait + TransactionTrait>(
         chain_rows
             .iter()
             .find(|k| k.organization_id.is_some() && k.name == name)
-            .or_else(|| chain_rows.iter().find(|k| k.organization_id.is_none() && k.name == name))
+            .or_else(|| {
+                chain_rows
+                    .iter()
+                    .find(|k| k.organization_id.is_none() && k.name == name)
+            })
             .map(|k| k.id)
             .ok_or_else(|| DomainError::bad_input("document", format!("unknown keychain `{name}`")))
     };
     for entry in &document.roles {
-        let keychain_ids = entry.keychains.iter().map(|n| chain_id(n)).collect::<DomainResult<Vec<_>>>()?;
+        let keychain_ids = entry
+            .keychains
+            .iter()
+            .map(|n| chain_id(n))
+            .collect::<DomainResult<Vec<_>>>()?;
         let input = RoleInput {
             name: Some(entry.name.clone()),
             description: Some(entry.description.clone()),
@@ -311,7 +341,10 @@ async fn apply<C: ConnectionTrait + TransactionTrait>(
             keys: Some(entry.keys.clone()),
             scope: RoleScope::parse(&entry.scope),
         };
-        match role_rows.iter().find(|r| r.organization_id.is_some() && r.name == entry.name) {
+        match role_rows
+            .iter()
+            .find(|r| r.organization_id.is_some() && r.name == entry.name)
+        {
             None => {
                 definitions::create_role_in(conn, app, meta, principal, access, organization, input).await?;
                 report.created.push((ItemKind::Role, entry.name.clone()));

@@ -113,7 +113,9 @@ pub async fn used<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid
                 .filter(|r| r.counts_as_admin)
                 .map(|r| builtins::role_id(&r.name))
                 .collect();
-            super::bindings::holders(conn, organization_id, &admin_roles).await?.len() as u64
+            super::bindings::holders(conn, organization_id, &admin_roles)
+                .await?
+                .len() as u64
         }
         Limit::Members => {
             let members = memberships::Entity::find()

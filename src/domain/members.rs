@@ -60,7 +60,10 @@ pub async fn page(app: &App, organization_id: Uuid, page: PageRequest) -> Domain
         query = query.filter(memberships::Column::Id.gt(after));
     }
     let rows = query.all(&app.store.conn).await?;
-    Ok(Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), page.first))
+    Ok(Page::from_rows(
+        rows.into_iter().map(|m| (m.id, m)).collect(),
+        page.first,
+    ))
 }
 
 pub async fn count(app: &App, organization_id: Uuid) -> DomainResult<u64> {

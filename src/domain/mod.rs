@@ -109,4 +109,3 @@ pub struct Principal {
 pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
-

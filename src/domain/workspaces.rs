@@ -19,7 +19,10 @@ use super::{App, Principal, RequestMeta, new_id};
 const MAX_DESCRIPTION_CHARS: usize = 1_000;
 
 fn slug_taken() -> DomainError {
-    DomainError::conflict(Some("slug"), "a workspace with this slug already exists in the organization")
+    DomainError::conflict(
+        Some("slug"),
+        "a workspace with this slug already exists in the organization",
+    )
 }
 
 pub fn description(raw: Option<&str>) -> DomainResult<String> {
@@ -67,7 +70,13 @@ pub async fn create(
     }
     .insert(&tx)
     .await
-    .map_err(|e| if is_unique_violation(&e) { slug_taken() } else { e.into() })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            slug_taken()
+        } else {
+            e.into()
+        }
+    })?;
     audit::record(
         &tx,
         meta,
@@ -142,10 +151,13 @@ pub async fn update(
         return Ok(current);
     }
     model.updated_at = Set(now);
-    let updated = model
-        .update(&tx)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { slug_taken() } else { e.into() })?;
+    let updated = model.update(&tx).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            slug_taken()
+        } else {
+            e.into()
+        }
+    })?;
     audit::record(
         &tx,
         meta,
@@ -206,7 +218,10 @@ pub async fn page(
         query = query.filter(workspaces::Column::Id.gt(after));
     }
     let rows = query.all(&app.store.conn).await?;
-    Ok(Page::from_rows(rows.into_iter().map(|w| (w.id, w)).collect(), page.first))
+    Ok(Page::from_rows(
+        rows.into_iter().map(|w| (w.id, w)).collect(),
+        page.first,
+    ))
 }
 
 pub async fn count(app: &App, organization_id: Uuid, only: Option<Vec<Uuid>>) -> DomainResult<u64> {

@@ -1,10 +1,10 @@
 //! Mutations of the access model: workspaces, roles, keychains, bindings, roles documents.
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
+use crate::domain::bindings;
 use crate::domain::definitions::{self, KeychainInput, RoleInput};
 use crate::domain::documents::{self, ItemKind, Mode};
 use crate::domain::workspaces::{self as workspace_service, CreateWorkspace, UpdateWorkspace};
-use crate::domain::bindings;
 
 use super::context::{app, principal, state};
 use super::error::ApiResult;
@@ -25,7 +25,10 @@ fn authz_scope(scope: RoleScope) -> crate::authz::RoleScope {
 }
 
 fn decode_many(field: &str, kind: NodeKind, ids: &[ID]) -> ApiResult<Vec<uuid::Uuid>> {
-    Ok(ids.iter().map(|id| ids::decode(field, kind, id)).collect::<Result<Vec<_>, _>>()?)
+    Ok(ids
+        .iter()
+        .map(|id| ids::decode(field, kind, id))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 fn decode_opt(field: &str, kind: NodeKind, id: &Option<ID>) -> ApiResult<Option<uuid::Uuid>> {
@@ -262,7 +265,11 @@ impl AccessMutations {
     }
 
     /// Deletes a workspace and the role bindings inside it (`workspaces.manage` in it).
-    async fn delete_workspace(&self, ctx: &Context<'_>, input: DeleteWorkspaceInput) -> ApiResult<DeleteWorkspacePayload> {
+    async fn delete_workspace(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteWorkspaceInput,
+    ) -> ApiResult<DeleteWorkspacePayload> {
         let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &input.workspace_id)?;
         workspace_service::delete(app(ctx), &state(ctx).meta, principal(ctx)?, workspace_id).await?;
         state(ctx).invalidate_access();
@@ -424,22 +431,40 @@ impl AccessMutations {
     }
 
     /// Grants a role (`roles.assign` and every key of the role at that scope).
-    async fn grant_role(&self, ctx: &Context<'_>, input: RoleBindingChangeInput) -> ApiResult<RoleBindingChangePayload> {
+    async fn grant_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleBindingChangeInput,
+    ) -> ApiResult<RoleBindingChangePayload> {
         binding_change(ctx, input, true).await
     }
 
     /// Revokes a role (`roles.assign` and every key of the role at that scope).
-    async fn revoke_role(&self, ctx: &Context<'_>, input: RoleBindingChangeInput) -> ApiResult<RoleBindingChangePayload> {
+    async fn revoke_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleBindingChangeInput,
+    ) -> ApiResult<RoleBindingChangePayload> {
         binding_change(ctx, input, false).await
     }
 }
 
-async fn assignment(ctx: &Context<'_>, input: KeychainAssignmentInput, assigned: bool) -> ApiResult<KeychainAssignmentPayload> {
+async fn assignment(
+    ctx: &Context<'_>,
+    input: KeychainAssignmentInput,
+    assigned: bool,
+) -> ApiResult<KeychainAssignmentPayload> {
     let keychain_id = ids::decode("keychainId", NodeKind::Keychain, &input.keychain_id)?;
     let role_id = ids::decode("roleId", NodeKind::Role, &input.role_id)?;
-    let (keychain, role) =
-        definitions::set_keychain_assignment(app(ctx), &state(ctx).meta, principal(ctx)?, keychain_id, role_id, assigned)
-            .await?;
+    let (keychain, role) = definitions::set_keychain_assignment(
+        app(ctx),
+        &state(ctx).meta,
+        principal(ctx)?,
+        keychain_id,
+        role_id,
+        assigned,
+    )
+    .await?;
     state(ctx).invalidate_access();
     Ok(KeychainAssignmentPayload {
         keychain: Keychain(keychain),
@@ -447,7 +472,11 @@ async fn assignment(ctx: &Context<'_>, input: KeychainAssignmentInput, assigned:
     })
 }
 
-async fn binding_change(ctx: &Context<'_>, input: RoleBindingChangeInput, grant: bool) -> ApiResult<RoleBindingChangePayload> {
+async fn binding_change(
+    ctx: &Context<'_>,
+    input: RoleBindingChangeInput,
+    grant: bool,
+) -> ApiResult<RoleBindingChangePayload> {
     let membership_id = ids::decode("membershipId", NodeKind::Membership, &input.membership_id)?;
     let role_id = ids::decode("roleId", NodeKind::Role, &input.role_id)?;
     let workspace_id = decode_opt("workspaceId", NodeKind::Workspace, &input.workspace_id)?;

@@ -7,17 +7,19 @@ use futures_util::FutureExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::domain::page::PageRequest;
 use crate::domain::limits::{self, Limit};
-use crate::domain::{DomainError, definitions, documents, members, organizations as org_service, workspaces as workspace_service};
+use crate::domain::page::PageRequest;
+use crate::domain::{
+    DomainError, definitions, documents, members, organizations as org_service, workspaces as workspace_service,
+};
 use crate::store::entities::{
     keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
 
 use super::connection::{self, connection};
-use super::guards::KeyGuard;
 use super::context::{access, app, member_access, principal, require_key};
 use super::error::{ApiError, ApiResult};
+use super::guards::KeyGuard;
 use super::ids::{self, NodeKind};
 use super::loaders::{loader_error, loaders};
 
@@ -203,7 +205,12 @@ impl Organization {
     }
     /// Members in the order they joined (`members.read`).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"members.read\")")]
-    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<MembershipConnection> {
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<MembershipConnection> {
         let request = PageRequest::parse(first, after.as_deref())?;
         let app = app(ctx).clone();
         let page = members::page(&app, self.0.id, request).await?;
@@ -212,7 +219,10 @@ impl Organization {
             let app = app.clone();
             async move { members::count(&app, organization_id).await }.boxed()
         });
-        Ok(MembershipConnection::new(connection::parts(page, &request, Membership), counter))
+        Ok(MembershipConnection::new(
+            connection::parts(page, &request, Membership),
+            counter,
+        ))
     }
 
     /// Built-in roles, then the organization's custom roles (`roles.read`).
@@ -230,7 +240,12 @@ impl Organization {
     }
 
     /// Workspaces (`workspaces.read`; a member holding it only inside some workspaces sees those).
-    async fn workspaces(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<WorkspaceConnection> {
+    async fn workspaces(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<WorkspaceConnection> {
         let access = member_access(ctx, self.0.id).await?;
         let app = app(ctx).clone();
         let read = app.catalog.lookup("workspaces.read");
@@ -256,7 +271,10 @@ impl Organization {
             let only = only.clone();
             async move { workspace_service::count(&app, organization_id, only).await }.boxed()
         });
-        Ok(WorkspaceConnection::new(connection::parts(page, &request, Workspace), counter))
+        Ok(WorkspaceConnection::new(
+            connection::parts(page, &request, Workspace),
+            counter,
+        ))
     }
 
     /// The organization's custom keychains and roles as a document (`roles.read` and
@@ -273,20 +291,38 @@ impl Organization {
         member_access(ctx, self.0.id).await?;
         let app = app(ctx);
         let mut usage = Vec::new();
-        for limit in [Limit::Admins, Limit::Members, Limit::CustomRoles, Limit::CustomKeychains, Limit::Workspaces] {
+        for limit in [
+            Limit::Admins,
+            Limit::Members,
+            Limit::CustomRoles,
+            Limit::CustomKeychains,
+            Limit::Workspaces,
+        ] {
             usage.push(LimitUsage {
                 used: limits::used(&app.store.conn, app, self.0.id, limit).await? as i64,
                 limit: limits::limit_for(app, &self.0.plan, limit) as i64,
             });
         }
-        let [admins, members, custom_roles, custom_keychains, workspaces] = usage.try_into().map_err(|_| {
-            ApiError(DomainError::Internal("limit usage has five entries".to_owned()))
-        })?;
-        Ok(OrganizationLimits { plan: Plan::parse(&self.0.plan), admins, members, custom_roles, custom_keychains, workspaces })
+        let [admins, members, custom_roles, custom_keychains, workspaces] = usage
+            .try_into()
+            .map_err(|_| ApiError(DomainError::Internal("limit usage has five entries".to_owned())))?;
+        Ok(OrganizationLimits {
+            plan: Plan::parse(&self.0.plan),
+            admins,
+            members,
+            custom_roles,
+            custom_keychains,
+            workspaces,
+        })
     }
 }
 
-connection!(MembershipConnection, MembershipEdge, Membership, "A page of memberships.");
+connection!(
+    MembershipConnection,
+    MembershipEdge,
+    Membership,
+    "A page of memberships."
+);
 connection!(WorkspaceConnection, WorkspaceEdge, Workspace, "A page of workspaces.");
 
 /// How much of one plan limit is used.
@@ -356,7 +392,12 @@ impl Key {
     /// Keys it implies directly.
     async fn implies(&self, ctx: &Context<'_>) -> Vec<String> {
         let catalog = &app(ctx).catalog;
-        catalog.key(self.0).implies.iter().map(|k| catalog.key(*k).id.clone()).collect()
+        catalog
+            .key(self.0)
+            .implies
+            .iter()
+            .map(|k| catalog.key(*k).id.clone())
+            .collect()
     }
 }
 
@@ -388,7 +429,12 @@ impl Grant {
     /// `null` for an organization-wide binding.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
         let Some(id) = self.0.workspace_id else { return Ok(None) };
-        Ok(loaders(ctx).workspaces.load_one(id).await.map_err(loader_error)?.map(Workspace))
+        Ok(loaders(ctx)
+            .workspaces
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Workspace))
     }
 
     /// The keychain carrying the key; `null` when the role grants it directly.
@@ -403,7 +449,6 @@ impl Grant {
         &self.0.via_key
     }
 }
-
 
 /// A user's membership of an organization.
 pub struct Membership(pub memberships::Model);

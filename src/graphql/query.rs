@@ -47,7 +47,12 @@ impl QueryRoot {
     /// Every key of the catalog, in catalog order.
     async fn key_catalog(&self, ctx: &Context<'_>) -> Vec<Key> {
         let catalog = &app(ctx).catalog;
-        catalog.keys().iter().filter_map(|k| catalog.lookup(&k.id)).map(Key).collect()
+        catalog
+            .keys()
+            .iter()
+            .filter_map(|k| catalog.lookup(&k.id))
+            .map(Key)
+            .collect()
     }
 
     /// May the caller use `key` in the organization (inside a workspace when given)? With the
@@ -71,7 +76,10 @@ impl QueryRoot {
             None => None,
             Some(id) => {
                 let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &id)?;
-                match workspaces::Entity::find_by_id(workspace_id).one(&app.store.conn).await? {
+                match workspaces::Entity::find_by_id(workspace_id)
+                    .one(&app.store.conn)
+                    .await?
+                {
                     Some(w) if w.organization_id == organization_id => Some(workspace_id),
                     _ => return Err(DomainError::NotFound("workspace").into()),
                 }

@@ -247,7 +247,9 @@ impl TestApp {
         let field = if grant { "grantRole" } else { "revokeRole" };
         self.gql(
             Some(&actor.access_token),
-            &format!("mutation($input: RoleBindingChangeInput!) {{ {field}(input: $input) {{ membership {{ id }} }} }}"),
+            &format!(
+                "mutation($input: RoleBindingChangeInput!) {{ {field}(input: $input) {{ membership {{ id }} }} }}"
+            ),
             json!({ "input": { "membershipId": membership, "roleId": role, "workspaceId": workspace } }),
         )
         .await
@@ -269,7 +271,13 @@ impl TestApp {
     }
 
     /// `authorize` for `user`: (allowed, whole answer).
-    pub async fn authorize(&self, user: &TestUser, organization: &str, key: &str, workspace: Option<&str>) -> (bool, Value) {
+    pub async fn authorize(
+        &self,
+        user: &TestUser,
+        organization: &str,
+        key: &str,
+        workspace: Option<&str>,
+    ) -> (bool, Value) {
         let body = self
             .gql(
                 Some(&user.access_token),
