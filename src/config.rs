@@ -104,6 +104,13 @@ pub struct ServeArgs {
     /// "customRoles": 10, "customKeychains": 10, "workspaces": 5}}`.
     #[arg(long, env = "GUILDHALL_PLAN_LIMITS")]
     pub plan_limits: Option<String>,
+    /// SMTP server for outgoing mail, e.g. `smtps://user:password@mail.example.com`. Without it
+    /// messages stay in the outbox table.
+    #[arg(long, env = "GUILDHALL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of outgoing mail.
+    #[arg(long, env = "GUILDHALL_MAIL_FROM", default_value = "Guildhall <no-reply@localhost>")]
+    pub mail_from: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

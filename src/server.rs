@@ -9,7 +9,7 @@ use crate::authz::Catalog;
 use crate::config::ServeArgs;
 use crate::domain::limits::PlanLimits;
 use crate::domain::tokens::AccessTokens;
-use crate::domain::{App, Clock, Settings, builtins, secrets};
+use crate::domain::{App, Clock, Settings, builtins, mailer, secrets};
 use crate::graphql::{self, QueryLimits};
 use crate::http::{self, HttpConfig};
 use crate::store::Store;
@@ -144,5 +144,15 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             trust_forwarded_for: args.trust_forwarded_for,
         },
     );
+    if let Some(url) = &args.smtp_url {
+        mailer::spawn_worker(
+            app.clone(),
+            mailer::SmtpSettings {
+                url: url.clone(),
+                from: args.mail_from.clone(),
+            },
+        )
+        .map_err(|e| StartError::Setting(e.to_string()))?;
+    }
     Ok(Server { app, router })
 }

@@ -318,6 +318,7 @@ impl MigrationTrait for Migration {
                 true,
             ),
             index("memberships", "idx_memberships_user", &["user_id", "id"], false),
+            index("memberships", "idx_memberships_org", &["organization_id", "id"], false),
             index(
                 "workspaces",
                 "uq_workspaces_org_slug",

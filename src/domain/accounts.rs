@@ -61,41 +61,64 @@ async fn verify_password(password: String, hash: Option<String>) -> DomainResult
     .map_err(|e| DomainError::Internal(format!("verifying task: {e}")))
 }
 
-/// Creates a HUMAN account and signs it in.
-pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResult<Credentials> {
+/// A validated sign-up with its password already hashed, ready to be written.
+pub struct PreparedSignUp {
+    email: Email,
+    name: String,
+    password_hash: String,
+}
+
+fn email_taken() -> DomainError {
+    DomainError::conflict(Some("email"), "an account with this email already exists")
+}
+
+/// Validates a sign-up and hashes its password (slow, so done before any transaction).
+pub async fn prepare_sign_up(app: &App, input: SignUp) -> DomainResult<PreparedSignUp> {
     let email = Email::parse("email", &input.email)?;
     let password = Password::parse("password", &input.password)?;
     let name = display_name("name", &input.name)?;
-    let taken = || DomainError::conflict(Some("email"), "an account with this email already exists");
     if users::Entity::find()
         .filter(users::Column::EmailCanonical.eq(email.canonical.clone()))
         .count(&app.store.conn)
         .await?
         > 0
     {
-        return Err(taken());
+        return Err(email_taken());
     }
     let password_hash = hash_password(password).await?;
+    Ok(PreparedSignUp {
+        email,
+        name,
+        password_hash,
+    })
+}
+
+/// Writes the account and its first session inside the caller's transaction.
+pub async fn sign_up_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    prepared: PreparedSignUp,
+) -> DomainResult<Credentials> {
     let now = app.now();
-    let tx = app.store.begin_write().await?;
     let user = users::ActiveModel {
         id: Set(new_id()),
         kind: Set("HUMAN".to_owned()),
-        email: Set(Some(email.display.clone())),
-        email_canonical: Set(Some(email.canonical.clone())),
-        name: Set(name),
-        password_hash: Set(Some(password_hash)),
+        email: Set(Some(prepared.email.display.clone())),
+        email_canonical: Set(Some(prepared.email.canonical.clone())),
+        name: Set(prepared.name),
+        password_hash: Set(Some(prepared.password_hash)),
         token_version: Set(0),
         service_organization_id: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&tx)
+    .insert(conn)
     .await
-    .map_err(|e| if is_unique_violation(&e) { taken() } else { e.into() })?;
-    let credentials = start_session(&tx, app, meta, user, now).await?;
+    .map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+    let credentials = start_session(conn, app, meta, user, now).await?;
     audit::record(
-        &tx,
+        conn,
         meta,
         now,
         Event {
@@ -110,6 +133,14 @@ pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResu
         },
     )
     .await?;
+    Ok(credentials)
+}
+
+/// Creates a HUMAN account and signs it in.
+pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResult<Credentials> {
+    let prepared = prepare_sign_up(app, input).await?;
+    let tx = app.store.begin_write().await?;
+    let credentials = sign_up_in(&tx, app, meta, prepared).await?;
     tx.commit().await?;
     Ok(credentials)
 }

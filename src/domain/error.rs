@@ -12,7 +12,12 @@ pub enum DomainError {
     #[error("{message}")]
     BadUserInput { field: String, message: String },
     #[error("{message}")]
-    Conflict { message: String, field: Option<String> },
+    Conflict {
+        message: String,
+        field: Option<String>,
+        /// The object already there, as (type name, id).
+        existing: Option<(&'static str, uuid::Uuid)>,
+    },
     #[error("{message}")]
     LimitExceeded { limit: String, message: String },
     #[error("{0}")]
@@ -70,6 +75,7 @@ impl DomainError {
         DomainError::Conflict {
             message: message.into(),
             field: field.map(str::to_owned),
+            existing: None,
         }
     }
 

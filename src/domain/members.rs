@@ -5,7 +5,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::store::entities::memberships;
+use serde_json::json;
+
+use crate::store::entities::{memberships, role_bindings, users};
+
+use super::access::{self, MemberAccess};
+use super::audit::{self, Event};
+use super::organizations::{actor_of, member_access};
+use super::{Principal, RequestMeta, bindings, builtins};
 
 use super::error::{DomainError, DomainResult, is_unique_violation};
 use super::limits::{self, Limit};
@@ -50,25 +57,261 @@ pub async fn add_member(app: &App, organization_id: Uuid, user_id: Uuid) -> Doma
     Ok(membership)
 }
 
-/// A page of an organization's members in the order they joined.
-pub async fn page(app: &App, organization_id: Uuid, page: PageRequest) -> DomainResult<Page<memberships::Model>> {
-    let mut query = memberships::Entity::find()
-        .filter(memberships::Column::OrganizationId.eq(organization_id))
+/// Filters of the member list.
+#[derive(Clone, Debug, Default)]
+pub struct MemberFilter {
+    /// Members holding this role (at any scope).
+    pub role_id: Option<Uuid>,
+    /// Members holding a role inside this workspace.
+    pub workspace_id: Option<Uuid>,
+    /// Only members with (true) or without (false) any role.
+    pub unassigned: Option<bool>,
+    /// Case-insensitive text in the member's name or email.
+    pub query: Option<String>,
+}
+
+fn filtered(organization_id: Uuid, filter: &MemberFilter) -> sea_orm::Select<memberships::Entity> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+    let mut select = memberships::Entity::find().filter(memberships::Column::OrganizationId.eq(organization_id));
+    let holders = |condition: sea_orm::sea_query::SimpleExpr| {
+        Query::select()
+            .column(role_bindings::Column::MembershipId)
+            .from(role_bindings::Entity)
+            .and_where(condition)
+            .to_owned()
+    };
+    if let Some(role_id) = filter.role_id {
+        select = select.filter(
+            memberships::Column::Id.in_subquery(holders(Expr::col(role_bindings::Column::RoleId).eq(role_id))),
+        );
+    }
+    if let Some(workspace_id) = filter.workspace_id {
+        select = select.filter(
+            memberships::Column::Id
+                .in_subquery(holders(Expr::col(role_bindings::Column::WorkspaceId).eq(workspace_id))),
+        );
+    }
+    match filter.unassigned {
+        Some(true) => {
+            select = select.filter(memberships::Column::Id.not_in_subquery(holders(Expr::value(true))));
+        }
+        Some(false) => {
+            select = select.filter(memberships::Column::Id.in_subquery(holders(Expr::value(true))));
+        }
+        None => {}
+    }
+    if let Some(text) = filter.query.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let matching = Query::select()
+            .column(users::Column::Id)
+            .from(users::Entity)
+            .cond_where(
+                sea_orm::Condition::any()
+                    .add(Expr::expr(Func::lower(Expr::col(users::Column::Name))).like(
+                        sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
+                    ))
+                    .add(
+                        Expr::col(users::Column::EmailCanonical)
+                            .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')),
+                    ),
+            )
+            .to_owned();
+        select = select.filter(memberships::Column::UserId.in_subquery(matching));
+    }
+    select
+}
+
+/// A page of an organization's members in the order they joined (keyset on the time-ordered
+/// membership id, so page 200 costs what page 1 costs).
+pub async fn page(
+    app: &App,
+    organization_id: Uuid,
+    filter: &MemberFilter,
+    page: PageRequest,
+) -> DomainResult<Page<memberships::Model>> {
+    let mut query = filtered(organization_id, filter)
         .order_by_asc(memberships::Column::Id)
         .limit(page.first + 1);
     if let Some(after) = page.after {
         query = query.filter(memberships::Column::Id.gt(after));
     }
     let rows = query.all(&app.store.conn).await?;
-    Ok(Page::from_rows(
-        rows.into_iter().map(|m| (m.id, m)).collect(),
-        page.first,
-    ))
+    Ok(Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), page.first))
 }
 
-pub async fn count(app: &App, organization_id: Uuid) -> DomainResult<u64> {
-    Ok(memberships::Entity::find()
-        .filter(memberships::Column::OrganizationId.eq(organization_id))
-        .count(&app.store.conn)
-        .await?)
+pub async fn count(app: &App, organization_id: Uuid, filter: &MemberFilter) -> DomainResult<u64> {
+    Ok(filtered(organization_id, filter).count(&app.store.conn).await?)
+}
+
+/// Invariant 3: the actor must hold every key the target holds, organization-wide and in every
+/// workspace where the target has a binding.
+fn ensure_covers(app: &App, actor: &MemberAccess, target: &MemberAccess) -> DomainResult<()> {
+    let mut scopes: Vec<Option<Uuid>> = vec![None];
+    scopes.extend(target.bindings.iter().filter_map(|b| b.binding.workspace_id).map(Some));
+    for scope in scopes {
+        if let Some(missing) = crate::authz::first_missing(&actor.keys_at(app, scope), &target.keys_at(app, scope)) {
+            let key = app.catalog.key(missing).id.clone();
+            return Err(DomainError::Forbidden {
+                message: format!("the member holds `{key}`, which you do not"),
+                key: Some(key),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn delete_membership<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    target: &MemberAccess,
+    action: &str,
+) -> DomainResult<()> {
+    let removing: Vec<_> = target.bindings.iter().map(|b| b.binding.clone()).collect();
+    bindings::ensure_min_holders(conn, app, target.membership.organization_id, &removing).await?;
+    memberships::Entity::delete_by_id(target.membership.id).exec(conn).await?;
+    // A service account exists for its organization only: it goes with its membership.
+    if let Some(user) = users::Entity::find_by_id(target.membership.user_id).one(conn).await?
+        && user.kind == "SERVICE"
+        && user.service_organization_id == Some(target.membership.organization_id)
+    {
+        users::Entity::delete_by_id(user.id).exec(conn).await?;
+    }
+    audit::record(
+        conn,
+        meta,
+        app.now(),
+        Event {
+            organization_id: Some(target.membership.organization_id),
+            actor: actor_of(principal),
+            action,
+            target: Some(("Membership", target.membership.id)),
+            details: json!({ "userId": target.membership.user_id }),
+        },
+    )
+    .await
+}
+
+/// Removes a member (`members.remove`, holding every key they hold; owners only by owners;
+/// never the last owner). Their access ends with this transaction.
+pub async fn remove(app: &App, meta: &RequestMeta, principal: &Principal, membership_id: Uuid) -> DomainResult<Uuid> {
+    let tx = app.store.begin_write().await?;
+    let membership = memberships::Entity::find_by_id(membership_id)
+        .one(&tx)
+        .await?
+        .ok_or(DomainError::NotFound("membership"))?;
+    let organization = organizations::lock(&tx, membership.organization_id).await?;
+    let actor = access::load(&tx, app, principal.user.id, organization.id)
+        .await?
+        .ok_or(DomainError::NotFound("membership"))?;
+    actor.require(app, "members.remove", None)?;
+    let target = access::load(&tx, app, membership.user_id, organization.id)
+        .await?
+        .ok_or(DomainError::NotFound("membership"))?;
+    let owner = builtins::role_id("owner");
+    if target.holds_role(owner) && !actor.holds_role(owner) {
+        return Err(DomainError::Forbidden {
+            message: "only owners may remove an owner".to_owned(),
+            key: None,
+        });
+    }
+    ensure_covers(app, &actor, &target)?;
+    delete_membership(&tx, app, meta, principal, &target, "member.remove").await?;
+    tx.commit().await?;
+    Ok(membership.organization_id)
+}
+
+/// Leaves an organization; the last owner cannot.
+pub async fn leave(app: &App, meta: &RequestMeta, principal: &Principal, organization_id: Uuid) -> DomainResult<()> {
+    let tx = app.store.begin_write().await?;
+    organizations::lock(&tx, organization_id).await?;
+    let me = member_access(&tx, app, principal, organization_id).await?;
+    delete_membership(&tx, app, meta, principal, &me, "member.leave").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Makes another member an owner (owner only, `organization.transfer`); with `step_down` the
+/// caller's owner binding goes in the same transaction.
+pub async fn transfer_ownership(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    organization_id: Uuid,
+    to_membership_id: Uuid,
+    step_down: bool,
+) -> DomainResult<memberships::Model> {
+    let tx = app.store.begin_write().await?;
+    let organization = organizations::lock(&tx, organization_id).await?;
+    let me = member_access(&tx, app, principal, organization.id).await?;
+    me.require(app, "organization.transfer", None)?;
+    let owner_id = builtins::role_id("owner");
+    if !me.holds_role(owner_id) {
+        return Err(DomainError::forbidden_key("organization.transfer"));
+    }
+    let target = memberships::Entity::find_by_id(to_membership_id)
+        .one(&tx)
+        .await?
+        .filter(|m| m.organization_id == organization.id)
+        .ok_or(DomainError::NotFound("membership"))?;
+    if target.id == me.membership.id {
+        return Err(DomainError::bad_input("toMembershipId", "you already own this organization"));
+    }
+    let target_user = users::Entity::find_by_id(target.user_id).one(&tx).await?;
+    if target_user.is_some_and(|u| u.kind == "SERVICE") {
+        return Err(DomainError::bad_input("toMembershipId", "a service account cannot own an organization"));
+    }
+    if step_down {
+        role_bindings::Entity::delete_many()
+            .filter(role_bindings::Column::MembershipId.eq(me.membership.id))
+            .filter(role_bindings::Column::RoleId.eq(owner_id))
+            .filter(role_bindings::Column::WorkspaceId.is_null())
+            .exec(&tx)
+            .await?;
+    }
+    let role = bindings::resolve_role(&tx, organization.id, owner_id).await?;
+    let already_owner = access::load(&tx, app, target.user_id, organization.id)
+        .await?
+        .is_some_and(|a| a.holds_role(owner_id));
+    if already_owner && !step_down {
+        return Err(DomainError::conflict(Some("toMembershipId"), "this member is already an owner"));
+    }
+    if !already_owner {
+        bindings::bind(
+            &tx,
+            app,
+            &bindings::Target {
+                organization: organization.clone(),
+                membership: target.clone(),
+                role,
+                workspace_id: None,
+            },
+            Some(principal.user.id),
+        )
+        .await?;
+    }
+    audit::record(
+        &tx,
+        meta,
+        app.now(),
+        Event {
+            organization_id: Some(organization.id),
+            actor: actor_of(principal),
+            action: "organization.transfer",
+            target: Some(("Membership", target.id)),
+            details: json!({ "stepDown": step_down }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(target)
 }

@@ -38,7 +38,14 @@ impl From<ApiError> for async_graphql::Error {
             ext.set("code", err.code());
             match &err {
                 DomainError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
-                DomainError::Conflict { field: Some(field), .. } => ext.set("field", field.as_str()),
+                DomainError::Conflict { field, existing, .. } => {
+                    if let Some(field) = field {
+                        ext.set("field", field.as_str());
+                    }
+                    if let Some(id) = existing.and_then(|(kind, id)| super::ids::NodeKind::parse(kind).map(|k| super::ids::encode(k, id))) {
+                        ext.set("existingId", id.0);
+                    }
+                }
                 DomainError::Forbidden { key: Some(key), .. } => ext.set("key", key.as_str()),
                 DomainError::LimitExceeded { limit, .. } => ext.set("limit", limit.as_str()),
                 DomainError::RateLimited { retry_after_seconds } => ext.set("retryAfterSeconds", *retry_after_seconds),

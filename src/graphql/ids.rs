@@ -15,6 +15,7 @@ pub enum NodeKind {
     Role,
     Keychain,
     Workspace,
+    Invitation,
 }
 
 impl NodeKind {
@@ -26,10 +27,11 @@ impl NodeKind {
             NodeKind::Role => "Role",
             NodeKind::Keychain => "Keychain",
             NodeKind::Workspace => "Workspace",
+            NodeKind::Invitation => "Invitation",
         }
     }
 
-    fn parse(name: &str) -> Option<NodeKind> {
+    pub fn parse(name: &str) -> Option<NodeKind> {
         [
             NodeKind::User,
             NodeKind::Organization,
@@ -37,6 +39,7 @@ impl NodeKind {
             NodeKind::Role,
             NodeKind::Keychain,
             NodeKind::Workspace,
+            NodeKind::Invitation,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -68,6 +71,7 @@ pub fn decode(field: &str, kind: NodeKind, id: &ID) -> Result<Uuid, DomainError>
             NodeKind::Role => "role",
             NodeKind::Keychain => "keychain",
             NodeKind::Workspace => "workspace",
+            NodeKind::Invitation => "invitation",
         })),
     }
 }

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod loaders;
 pub mod mutation;
 pub mod mutation_access;
+pub mod mutation_members;
 pub mod objects;
 pub mod query;
 
@@ -18,7 +19,11 @@ use crate::domain::App;
 
 /// Every mutation, grouped by area.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(mutation::AccountMutations, mutation_access::AccessMutations);
+pub struct MutationRoot(
+    mutation::AccountMutations,
+    mutation_access::AccessMutations,
+    mutation_members::MemberMutations,
+);
 
 pub type GuildhallSchema = Schema<query::QueryRoot, MutationRoot, EmptySubscription>;
 

@@ -1,7 +1,7 @@
 //! GraphQL object types. Each wraps a row and resolves related objects through loaders.
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Interface, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -10,10 +10,11 @@ use uuid::Uuid;
 use crate::domain::limits::{self, Limit};
 use crate::domain::page::PageRequest;
 use crate::domain::{
-    DomainError, definitions, documents, members, organizations as org_service, workspaces as workspace_service,
+    DomainError, definitions, documents, invitations as invitation_service, members, organizations as org_service,
+    workspaces as workspace_service,
 };
 use crate::store::entities::{
-    keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
+    invitations, keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
 
 use super::connection::{self, connection};
@@ -33,6 +34,7 @@ pub enum Node {
     Role(Role),
     Keychain(Keychain),
     Workspace(Workspace),
+    Invitation(Invitation),
 }
 
 /// HUMAN accounts sign in; SERVICE accounts act only through API tokens.
@@ -72,6 +74,12 @@ impl User {
         self.0.created_at
     }
 
+    /// Pending invitations addressed to the viewer's email.
+    async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
+        self.require_self(ctx, "invitations")?;
+        Ok(invitation_service::pending_for(app(ctx), &self.0).await?.into_iter().map(Invitation).collect())
+    }
+
     /// The viewer's own organizations, in the order they joined them.
     async fn organizations(
         &self,
@@ -107,6 +115,18 @@ connection!(
     Organization,
     "A page of organizations."
 );
+
+impl User {
+    fn require_self(&self, ctx: &Context<'_>, what: &str) -> ApiResult<()> {
+        if principal(ctx)?.user.id != self.0.id {
+            return Err(ApiError(DomainError::Forbidden {
+                message: format!("only the viewer's own {what} can be listed"),
+                key: None,
+            }));
+        }
+        Ok(())
+    }
+}
 
 /// Billing plan of an organization.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -203,26 +223,48 @@ impl Organization {
         };
         Ok(access.keys_at(app, workspace).contains(index))
     }
-    /// Members in the order they joined (`members.read`).
+
+    /// Members in the order they joined, optionally filtered (`members.read`).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"members.read\")")]
     async fn members(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        filter: Option<MemberFilter>,
     ) -> ApiResult<MembershipConnection> {
         let request = PageRequest::parse(first, after.as_deref())?;
+        let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
         let app = app(ctx).clone();
-        let page = members::page(&app, self.0.id, request).await?;
+        let page = members::page(&app, self.0.id, &filter, request).await?;
         let organization_id = self.0.id;
         let counter: connection::Counter = Arc::new(move || {
             let app = app.clone();
-            async move { members::count(&app, organization_id).await }.boxed()
+            let filter = filter.clone();
+            async move { members::count(&app, organization_id, &filter).await }.boxed()
         });
-        Ok(MembershipConnection::new(
-            connection::parts(page, &request, Membership),
-            counter,
-        ))
+        Ok(MembershipConnection::new(connection::parts(page, &request, Membership), counter))
+    }
+
+    /// Invitations, oldest first, optionally of one status (`members.invite`).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"members.invite\")")]
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<InvitationStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<InvitationConnection> {
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let status = status.map(InvitationStatus::as_str);
+        let app = app(ctx).clone();
+        let page = invitation_service::page(&app, self.0.id, status, request).await?;
+        let organization_id = self.0.id;
+        let counter: connection::Counter = Arc::new(move || {
+            let app = app.clone();
+            async move { invitation_service::count(&app, organization_id, status).await }.boxed()
+        });
+        Ok(InvitationConnection::new(connection::parts(page, &request, Invitation), counter))
     }
 
     /// Built-in roles, then the organization's custom roles (`roles.read`).
@@ -323,6 +365,140 @@ connection!(
     Membership,
     "A page of memberships."
 );
+connection!(InvitationConnection, InvitationEdge, Invitation, "A page of invitations.");
+
+/// Narrows `Organization.members`; all given conditions apply.
+#[derive(InputObject, Default)]
+pub struct MemberFilter {
+    /// Members holding this role, at any scope.
+    pub role_id: Option<ID>,
+    /// Members holding a role inside this workspace.
+    pub workspace_id: Option<ID>,
+    /// true: only members without any role; false: only members with one.
+    pub unassigned: Option<bool>,
+    /// Text found in the member's name or email, ignoring case.
+    pub query: Option<String>,
+}
+
+impl MemberFilter {
+    fn into_domain(self) -> Result<members::MemberFilter, DomainError> {
+        Ok(members::MemberFilter {
+            role_id: self.role_id.map(|id| ids::decode("filter.roleId", NodeKind::Role, &id)).transpose()?,
+            workspace_id: self
+                .workspace_id
+                .map(|id| ids::decode("filter.workspaceId", NodeKind::Workspace, &id))
+                .transpose()?,
+            unassigned: self.unassigned,
+            query: self.query,
+        })
+    }
+}
+
+/// Where an invitation stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Revoked,
+    Declined,
+    Expired,
+}
+
+impl InvitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "PENDING",
+            InvitationStatus::Accepted => "ACCEPTED",
+            InvitationStatus::Revoked => "REVOKED",
+            InvitationStatus::Declined => "DECLINED",
+            InvitationStatus::Expired => "EXPIRED",
+        }
+    }
+
+    fn parse(value: &str) -> InvitationStatus {
+        match value {
+            "ACCEPTED" => InvitationStatus::Accepted,
+            "REVOKED" => InvitationStatus::Revoked,
+            "DECLINED" => InvitationStatus::Declined,
+            "EXPIRED" => InvitationStatus::Expired,
+            _ => InvitationStatus::Pending,
+        }
+    }
+}
+
+/// An invitation to join an organization with some role bindings.
+pub struct Invitation(pub invitations::Model);
+
+#[Object]
+impl Invitation {
+    async fn id(&self) -> ID {
+        ids::encode(NodeKind::Invitation, self.0.id)
+    }
+
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    /// EXPIRED once past `expiresAt` without an answer.
+    async fn status(&self, ctx: &Context<'_>) -> InvitationStatus {
+        InvitationStatus::parse(invitation_service::effective_status(&self.0, app(ctx).now()))
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// Who sent it; `null` once that account is gone.
+    async fn invited_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let Some(id) = self.0.invited_by_user_id else { return Ok(None) };
+        Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
+    }
+
+    async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Organization> {
+        loaders(ctx)
+            .organizations
+            .load_one(self.0.organization_id)
+            .await
+            .map_err(loader_error)?
+            .map(Organization)
+            .ok_or(ApiError(DomainError::NotFound("organization")))
+    }
+
+    /// The role bindings accepting grants.
+    async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<InvitationRoleBinding>> {
+        let offers = invitation_service::offers(app(ctx), self.0.id).await?;
+        Ok(offers
+            .into_iter()
+            .map(|o| InvitationRoleBinding(o, self.0.organization_id))
+            .collect())
+    }
+}
+
+/// A role binding an invitation offers.
+pub struct InvitationRoleBinding(pub invitation_service::Offer, pub Uuid);
+
+#[Object]
+impl InvitationRoleBinding {
+    async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
+        loaders(ctx)
+            .roles
+            .load_one(self.0.role_id)
+            .await
+            .map_err(loader_error)?
+            .map(|r| Role(r, Some(self.1)))
+            .ok_or(ApiError(DomainError::NotFound("role")))
+    }
+
+    /// `null` for organization-wide.
+    async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
+        let Some(id) = self.0.workspace_id else { return Ok(None) };
+        Ok(loaders(ctx).workspaces.load_one(id).await.map_err(loader_error)?.map(Workspace))
+    }
+}
 connection!(WorkspaceConnection, WorkspaceEdge, Workspace, "A page of workspaces.");
 
 /// How much of one plan limit is used.

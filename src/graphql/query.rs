@@ -4,12 +4,12 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect
 use uuid::Uuid;
 
 use crate::domain::{DomainError, authorize, organizations as org_service};
-use crate::store::entities::{keychains, memberships, roles, users, workspaces};
+use crate::store::entities::{invitations, keychains, memberships, roles, users, workspaces};
 
 use super::context::{access, app, member_access, principal};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
-use super::objects::{Authorization, Grant, Key, Keychain, Membership, Node, Organization, Role, User, Workspace};
+use super::objects::{Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User, Workspace};
 
 pub struct QueryRoot;
 
@@ -164,6 +164,15 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain(k))),
             Some(k) if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read").await? => {
                 Some(Node::Keychain(Keychain(k)))
+            }
+            _ => None,
+        },
+        NodeKind::Invitation => match invitations::Entity::find_by_id(uuid).one(conn).await? {
+            Some(i)
+                if viewer.user.email_canonical.as_deref() == Some(i.email_canonical.as_str())
+                    || can_see(ctx, i.organization_id, "members.invite").await? =>
+            {
+                Some(Node::Invitation(Invitation(i)))
             }
             _ => None,
         },
