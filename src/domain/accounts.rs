@@ -115,7 +115,13 @@ pub async fn sign_up_in<C: ConnectionTrait>(
     }
     .insert(conn)
     .await
-    .map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            email_taken()
+        } else {
+            e.into()
+        }
+    })?;
     let credentials = start_session(conn, app, meta, user, now).await?;
     audit::record(
         conn,

@@ -132,7 +132,7 @@ pub(crate) fn check_may_assign(
 }
 
 /// Members of an organization holding a role organization-wide.
-pub(crate) async fn holders<C: ConnectionTrait>(
+pub async fn holders<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],

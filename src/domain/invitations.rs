@@ -69,7 +69,13 @@ async fn check_offers<C: ConnectionTrait>(
         }
         bindings::check_scope(&role, offer.workspace_id)?;
         let keys = access::role_key_sets(conn, app, &[role.id]).await?;
-        bindings::check_may_assign(app, actor, &role, &keys.get(&role.id).copied().unwrap_or_default(), offer.workspace_id)?;
+        bindings::check_may_assign(
+            app,
+            actor,
+            &role,
+            &keys.get(&role.id).copied().unwrap_or_default(),
+            offer.workspace_id,
+        )?;
     }
     Ok(())
 }
@@ -203,8 +209,19 @@ pub async fn invite(
             workspace_id: Set(o.workspace_id),
         })
         .collect();
-    invitation_role_bindings::Entity::insert_many(rows).exec_without_returning(&tx).await?;
-    queue_mail(&tx, app, &invitation, &organization, &principal.user.name, &token, "invitation").await?;
+    invitation_role_bindings::Entity::insert_many(rows)
+        .exec_without_returning(&tx)
+        .await?;
+    queue_mail(
+        &tx,
+        app,
+        &invitation,
+        &organization,
+        &principal.user.name,
+        &token,
+        "invitation",
+    )
+    .await?;
     audit::record(
         &tx,
         meta,
@@ -261,7 +278,16 @@ pub async fn resend(app: &App, meta: &RequestMeta, principal: &Principal, invita
     model.status = Set(PENDING.to_owned());
     model.expires_at = Set(now + app.settings.invitation_ttl);
     let invitation = model.update(&tx).await?;
-    queue_mail(&tx, app, &invitation, &organization, &principal.user.name, &token, "invitation_resend").await?;
+    queue_mail(
+        &tx,
+        app,
+        &invitation,
+        &organization,
+        &principal.user.name,
+        &token,
+        "invitation_resend",
+    )
+    .await?;
     audit::record(
         &tx,
         meta,
@@ -311,7 +337,12 @@ async fn finish<C: ConnectionTrait>(
 }
 
 /// Withdraws a pending invitation (`members.invite`).
-pub async fn revoke(app: &App, meta: &RequestMeta, principal: &Principal, invitation_id: Uuid) -> DomainResult<invitations::Model> {
+pub async fn revoke(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    invitation_id: Uuid,
+) -> DomainResult<invitations::Model> {
     let tx = app.store.begin_write().await?;
     let (invitation, organization, _) = for_manager(&tx, app, principal, invitation_id).await?;
     if effective_status(&invitation, app.now()) != PENDING {
@@ -340,7 +371,12 @@ fn addressed_to(invitation: &invitations::Model, user: &users::Model) -> bool {
 }
 
 /// Declines an invitation addressed to the caller.
-pub async fn decline(app: &App, meta: &RequestMeta, principal: &Principal, invitation_id: Uuid) -> DomainResult<invitations::Model> {
+pub async fn decline(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    invitation_id: Uuid,
+) -> DomainResult<invitations::Model> {
     let tx = app.store.begin_write().await?;
     let invitation = invitations::Entity::find_by_id(invitation_id)
         .one(&tx)
@@ -476,7 +512,12 @@ async fn accept_in<C: ConnectionTrait>(
 }
 
 /// Accepts an invitation as the signed-in user, whose email must be the invited one.
-pub async fn accept(app: &App, meta: &RequestMeta, principal: &Principal, token: &str) -> DomainResult<memberships::Model> {
+pub async fn accept(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    token: &str,
+) -> DomainResult<memberships::Model> {
     let tx = app.store.begin_write().await?;
     let membership = accept_in(&tx, app, meta, &principal.user, token).await?;
     tx.commit().await?;
@@ -510,7 +551,9 @@ pub async fn accept_with_sign_up(
 
 /// Pending, unexpired invitations addressed to a user.
 pub async fn pending_for(app: &App, user: &users::Model) -> DomainResult<Vec<invitations::Model>> {
-    let Some(email) = &user.email_canonical else { return Ok(Vec::new()) };
+    let Some(email) = &user.email_canonical else {
+        return Ok(Vec::new());
+    };
     Ok(invitations::Entity::find()
         .filter(invitations::Column::EmailCanonical.eq(email.clone()))
         .filter(invitations::Column::Status.eq(PENDING))
@@ -558,7 +601,10 @@ pub async fn page(
         query = query.filter(invitations::Column::Id.gt(after));
     }
     let rows = query.all(&app.store.conn).await?;
-    Ok(Page::from_rows(rows.into_iter().map(|i| (i.id, i)).collect(), page.first))
+    Ok(Page::from_rows(
+        rows.into_iter().map(|i| (i.id, i)).collect(),
+        page.first,
+    ))
 }
 
 pub async fn count(app: &App, organization_id: Uuid, status: Option<&str>) -> DomainResult<u64> {

@@ -108,7 +108,12 @@ pub async fn deliver_due(
             continue;
         }
         let result = match message.recipient.parse::<Mailbox>() {
-            Ok(to) => match Message::builder().from(from.clone()).to(to).subject(message.subject.clone()).body(message.body.clone()) {
+            Ok(to) => match Message::builder()
+                .from(from.clone())
+                .to(to)
+                .subject(message.subject.clone())
+                .body(message.body.clone())
+            {
                 Ok(email) => transport.send(email).await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
@@ -130,7 +135,10 @@ pub async fn deliver_due(
                 tracing::warn!(message_id = %message.id, attempts = message.attempts + 1, "mail delivery failed");
                 update = update
                     .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(app.now() + backoff))
-                    .col_expr(mail_outbox::Column::LastError, Expr::value(error.chars().take(500).collect::<String>()));
+                    .col_expr(
+                        mail_outbox::Column::LastError,
+                        Expr::value(error.chars().take(500).collect::<String>()),
+                    );
             }
         }
         update.exec(&app.store.conn).await?;

@@ -81,9 +81,8 @@ fn filtered(organization_id: Uuid, filter: &MemberFilter) -> sea_orm::Select<mem
             .to_owned()
     };
     if let Some(role_id) = filter.role_id {
-        select = select.filter(
-            memberships::Column::Id.in_subquery(holders(Expr::col(role_bindings::Column::RoleId).eq(role_id))),
-        );
+        select = select
+            .filter(memberships::Column::Id.in_subquery(holders(Expr::col(role_bindings::Column::RoleId).eq(role_id))));
     }
     if let Some(workspace_id) = filter.workspace_id {
         select = select.filter(
@@ -115,9 +114,10 @@ fn filtered(organization_id: Uuid, filter: &MemberFilter) -> sea_orm::Select<mem
             .from(users::Entity)
             .cond_where(
                 sea_orm::Condition::any()
-                    .add(Expr::expr(Func::lower(Expr::col(users::Column::Name))).like(
-                        sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
-                    ))
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(users::Column::Name)))
+                            .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')),
+                    )
                     .add(
                         Expr::col(users::Column::EmailCanonical)
                             .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')),
@@ -144,7 +144,10 @@ pub async fn page(
         query = query.filter(memberships::Column::Id.gt(after));
     }
     let rows = query.all(&app.store.conn).await?;
-    Ok(Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), page.first))
+    Ok(Page::from_rows(
+        rows.into_iter().map(|m| (m.id, m)).collect(),
+        page.first,
+    ))
 }
 
 pub async fn count(app: &App, organization_id: Uuid, filter: &MemberFilter) -> DomainResult<u64> {
@@ -178,7 +181,9 @@ async fn delete_membership<C: ConnectionTrait>(
 ) -> DomainResult<()> {
     let removing: Vec<_> = target.bindings.iter().map(|b| b.binding.clone()).collect();
     bindings::ensure_min_holders(conn, app, target.membership.organization_id, &removing).await?;
-    memberships::Entity::delete_by_id(target.membership.id).exec(conn).await?;
+    memberships::Entity::delete_by_id(target.membership.id)
+        .exec(conn)
+        .await?;
     // A service account exists for its organization only: it goes with its membership.
     if let Some(user) = users::Entity::find_by_id(target.membership.user_id).one(conn).await?
         && user.kind == "SERVICE"
@@ -264,11 +269,17 @@ pub async fn transfer_ownership(
         .filter(|m| m.organization_id == organization.id)
         .ok_or(DomainError::NotFound("membership"))?;
     if target.id == me.membership.id {
-        return Err(DomainError::bad_input("toMembershipId", "you already own this organization"));
+        return Err(DomainError::bad_input(
+            "toMembershipId",
+            "you already own this organization",
+        ));
     }
     let target_user = users::Entity::find_by_id(target.user_id).one(&tx).await?;
     if target_user.is_some_and(|u| u.kind == "SERVICE") {
-        return Err(DomainError::bad_input("toMembershipId", "a service account cannot own an organization"));
+        return Err(DomainError::bad_input(
+            "toMembershipId",
+            "a service account cannot own an organization",
+        ));
     }
     if step_down {
         role_bindings::Entity::delete_many()
@@ -283,7 +294,10 @@ pub async fn transfer_ownership(
         .await?
         .is_some_and(|a| a.holds_role(owner_id));
     if already_owner && !step_down {
-        return Err(DomainError::conflict(Some("toMembershipId"), "this member is already an owner"));
+        return Err(DomainError::conflict(
+            Some("toMembershipId"),
+            "this member is already an owner",
+        ));
     }
     if !already_owner {
         bindings::bind(

@@ -42,7 +42,9 @@ impl From<ApiError> for async_graphql::Error {
                     if let Some(field) = field {
                         ext.set("field", field.as_str());
                     }
-                    if let Some(id) = existing.and_then(|(kind, id)| super::ids::NodeKind::parse(kind).map(|k| super::ids::encode(k, id))) {
+                    if let Some(id) = existing
+                        .and_then(|(kind, id)| super::ids::NodeKind::parse(kind).map(|k| super::ids::encode(k, id)))
+                    {
                         ext.set("existingId", id.0);
                     }
                 }

@@ -145,7 +145,9 @@ impl MemberMutations {
     /// Sends a new link with a new expiry; the previous link stops working (`members.invite`).
     async fn resend_invitation(&self, ctx: &Context<'_>, input: InvitationIdInput) -> ApiResult<InviteMemberPayload> {
         let id = ids::decode("invitationId", NodeKind::Invitation, &input.invitation_id)?;
-        Ok(issued(invitation_service::resend(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?))
+        Ok(issued(
+            invitation_service::resend(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?,
+        ))
     }
 
     /// Withdraws a pending invitation (`members.invite`).
@@ -167,7 +169,11 @@ impl MemberMutations {
     }
 
     /// Accepts an invitation addressed to the viewer's email.
-    async fn accept_invitation(&self, ctx: &Context<'_>, input: AcceptInvitationInput) -> ApiResult<AcceptInvitationPayload> {
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: AcceptInvitationInput,
+    ) -> ApiResult<AcceptInvitationPayload> {
         let membership = invitation_service::accept(app(ctx), &state(ctx).meta, principal(ctx)?, &input.token).await?;
         state(ctx).invalidate_access();
         Ok(AcceptInvitationPayload {
@@ -206,7 +212,11 @@ impl MemberMutations {
     }
 
     /// Leaves an organization; the last owner must transfer ownership first.
-    async fn leave_organization(&self, ctx: &Context<'_>, input: LeaveOrganizationInput) -> ApiResult<LeaveOrganizationPayload> {
+    async fn leave_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: LeaveOrganizationInput,
+    ) -> ApiResult<LeaveOrganizationPayload> {
         let id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         members::leave(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?;
         state(ctx).invalidate_access();
@@ -216,12 +226,22 @@ impl MemberMutations {
     }
 
     /// Makes another member an owner; with `stepDown` the caller stops being one, atomically.
-    async fn transfer_ownership(&self, ctx: &Context<'_>, input: TransferOwnershipInput) -> ApiResult<TransferOwnershipPayload> {
+    async fn transfer_ownership(
+        &self,
+        ctx: &Context<'_>,
+        input: TransferOwnershipInput,
+    ) -> ApiResult<TransferOwnershipPayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let to = ids::decode("toMembershipId", NodeKind::Membership, &input.to_membership_id)?;
-        let membership =
-            members::transfer_ownership(app(ctx), &state(ctx).meta, principal(ctx)?, organization_id, to, input.step_down)
-                .await?;
+        let membership = members::transfer_ownership(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            organization_id,
+            to,
+            input.step_down,
+        )
+        .await?;
         state(ctx).invalidate_access();
         Ok(TransferOwnershipPayload {
             membership: Membership(membership),

@@ -77,7 +77,11 @@ impl User {
     /// Pending invitations addressed to the viewer's email.
     async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
         self.require_self(ctx, "invitations")?;
-        Ok(invitation_service::pending_for(app(ctx), &self.0).await?.into_iter().map(Invitation).collect())
+        Ok(invitation_service::pending_for(app(ctx), &self.0)
+            .await?
+            .into_iter()
+            .map(Invitation)
+            .collect())
     }
 
     /// The viewer's own organizations, in the order they joined them.
@@ -243,7 +247,10 @@ impl Organization {
             let filter = filter.clone();
             async move { members::count(&app, organization_id, &filter).await }.boxed()
         });
-        Ok(MembershipConnection::new(connection::parts(page, &request, Membership), counter))
+        Ok(MembershipConnection::new(
+            connection::parts(page, &request, Membership),
+            counter,
+        ))
     }
 
     /// Invitations, oldest first, optionally of one status (`members.invite`).
@@ -264,7 +271,10 @@ impl Organization {
             let app = app.clone();
             async move { invitation_service::count(&app, organization_id, status).await }.boxed()
         });
-        Ok(InvitationConnection::new(connection::parts(page, &request, Invitation), counter))
+        Ok(InvitationConnection::new(
+            connection::parts(page, &request, Invitation),
+            counter,
+        ))
     }
 
     /// Built-in roles, then the organization's custom roles (`roles.read`).
@@ -365,7 +375,12 @@ connection!(
     Membership,
     "A page of memberships."
 );
-connection!(InvitationConnection, InvitationEdge, Invitation, "A page of invitations.");
+connection!(
+    InvitationConnection,
+    InvitationEdge,
+    Invitation,
+    "A page of invitations."
+);
 
 /// Narrows `Organization.members`; all given conditions apply.
 #[derive(InputObject, Default)]
@@ -383,7 +398,10 @@ pub struct MemberFilter {
 impl MemberFilter {
     fn into_domain(self) -> Result<members::MemberFilter, DomainError> {
         Ok(members::MemberFilter {
-            role_id: self.role_id.map(|id| ids::decode("filter.roleId", NodeKind::Role, &id)).transpose()?,
+            role_id: self
+                .role_id
+                .map(|id| ids::decode("filter.roleId", NodeKind::Role, &id))
+                .transpose()?,
             workspace_id: self
                 .workspace_id
                 .map(|id| ids::decode("filter.workspaceId", NodeKind::Workspace, &id))
@@ -454,7 +472,9 @@ impl Invitation {
 
     /// Who sent it; `null` once that account is gone.
     async fn invited_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        let Some(id) = self.0.invited_by_user_id else { return Ok(None) };
+        let Some(id) = self.0.invited_by_user_id else {
+            return Ok(None);
+        };
         Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
     }
 
@@ -496,7 +516,12 @@ impl InvitationRoleBinding {
     /// `null` for organization-wide.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
         let Some(id) = self.0.workspace_id else { return Ok(None) };
-        Ok(loaders(ctx).workspaces.load_one(id).await.map_err(loader_error)?.map(Workspace))
+        Ok(loaders(ctx)
+            .workspaces
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Workspace))
     }
 }
 connection!(WorkspaceConnection, WorkspaceEdge, Workspace, "A page of workspaces.");

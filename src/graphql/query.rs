@@ -9,7 +9,9 @@ use crate::store::entities::{invitations, keychains, memberships, roles, users, 
 use super::context::{access, app, member_access, principal};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
-use super::objects::{Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User, Workspace};
+use super::objects::{
+    Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User, Workspace,
+};
 
 pub struct QueryRoot;
 

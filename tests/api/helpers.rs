@@ -91,6 +91,7 @@ pub async fn spawn_with(args: ServeArgs) -> TestApp {
 #[derive(Clone, Debug)]
 pub struct TestUser {
     pub id: String,
+    pub email: String,
     pub access_token: String,
     pub refresh_token: String,
 }
@@ -137,6 +138,7 @@ impl TestApp {
         assert!(payload.is_object(), "sign up failed: {body}");
         TestUser {
             id: payload["user"]["id"].as_str().expect("id").to_owned(),
+            email: email.to_owned(),
 
             access_token: payload["accessToken"].as_str().expect("access token").to_owned(),
             refresh_token: payload["refreshToken"].as_str().expect("refresh token").to_owned(),
@@ -290,4 +292,49 @@ impl TestApp {
         assert!(answer.is_object(), "authorize failed: {body}");
         (answer["allowed"].as_bool().expect("allowed"), answer)
     }
+}
+
+/// Inserts `count` users with memberships (no roles) straight into the database: setup for
+/// tests about large organizations, where signing up 10,000 people over HTTP would only measure
+/// password hashing.
+pub async fn bulk_members(app: &TestApp, organization: &str, count: usize) {
+    use guildhall::store::entities::{memberships, users};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let organization_id = raw_id(organization);
+    let now = chrono::Utc::now();
+    let store = app.store().await;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+        let mut user_rows = Vec::new();
+        let mut member_rows = Vec::new();
+        for i in chunk {
+            let user_id = uuid::Uuid::now_v7();
+            user_rows.push(users::ActiveModel {
+                id: Set(user_id),
+                kind: Set("HUMAN".to_owned()),
+                email: Set(Some(format!("member-{i:05}@example.com"))),
+                email_canonical: Set(Some(format!("member-{i:05}@example.com"))),
+                name: Set(format!("Member {i}")),
+                password_hash: Set(None),
+                token_version: Set(0),
+                service_organization_id: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+            member_rows.push(memberships::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                organization_id: Set(organization_id),
+                user_id: Set(user_id),
+                created_at: Set(now),
+            });
+        }
+        users::Entity::insert_many(user_rows)
+            .exec_without_returning(&store.conn)
+            .await
+            .expect("users");
+        memberships::Entity::insert_many(member_rows)
+            .exec_without_returning(&store.conn)
+            .await
+            .expect("members");
+    }
+    store.close().await;
 }
