@@ -3,6 +3,7 @@ mod helpers;
 
 mod accounts;
 mod conventions;
+mod mail;
 mod membership;
 mod organizations;
 mod permissions;

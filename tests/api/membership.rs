@@ -597,3 +597,75 @@ async fn ten_thousand_members_page_exactly_once_in_a_stable_order() {
     assert_eq!(o["owners"]["nodes"][0]["user"]["email"], "ada@example.com");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn invitees_can_decline_and_members_filter_by_workspace() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let cy = app.sign_up("cy@example.com", "Cy").await;
+    let org = app.create_organization(&ada, "acme").await;
+    let body = invite(&app, &ada, &org, "bob@example.com", json!([])).await;
+    let id = body["data"]["inviteMember"]["invitation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let token = token_of(body["data"]["inviteMember"]["acceptUrl"].as_str().expect("url"));
+    let decline = "mutation($input: InvitationIdInput!) { declineInvitation(input: $input) { invitation { status } } }";
+    // Only the addressee may decline; to anyone else it does not exist.
+    let body = app
+        .gql(
+            Some(&cy.access_token),
+            decline,
+            json!({ "input": { "invitationId": id } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let body = app
+        .gql(
+            Some(&bob.access_token),
+            decline,
+            json!({ "input": { "invitationId": id } }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["declineInvitation"]["invitation"]["status"], "DECLINED",
+        "{body}"
+    );
+    assert_eq!(error_code(&accept(&app, &bob, &token).await), "INVITATION_INVALID");
+    let pending = app
+        .gql(
+            Some(&bob.access_token),
+            "{ viewer { pendingInvitations { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pending["data"]["viewer"]["pendingInvitations"], json!([]));
+
+    let workspace = app.create_workspace(&ada, &org, "web").await;
+    let cy_membership = app.add_member(&org, &cy).await;
+    assert!(
+        app.change_role(
+            &ada,
+            true,
+            &cy_membership,
+            &builtin_role("workspace_viewer"),
+            Some(&workspace)
+        )
+        .await["errors"]
+            .is_null()
+    );
+    let filtered = app
+        .gql(
+            Some(&ada.access_token),
+            "query($w: ID!) { organization(slug: \"acme\") { members(filter: { workspaceId: $w }) { nodes { id } } } }",
+            json!({ "w": workspace }),
+        )
+        .await;
+    assert_eq!(
+        filtered["data"]["organization"]["members"]["nodes"],
+        json!([{ "id": cy_membership }]),
+        "{filtered}"
+    );
+    app.stop().await;
+}
