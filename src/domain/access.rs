@@ -22,6 +22,8 @@ pub struct ResolvedBinding {
 pub struct MemberAccess {
     pub membership: memberships::Model,
     pub bindings: Vec<ResolvedBinding>,
+    /// When acting through an API token bound to a keychain: only these keys count.
+    pub mask: Option<KeySet>,
 }
 
 impl MemberAccess {
@@ -35,7 +37,11 @@ impl MemberAccess {
                 workspace: b.binding.workspace_id,
             })
             .collect();
-        authz::keys_at(&app.catalog, &bindings, workspace.as_ref())
+        let keys = authz::keys_at(&app.catalog, &bindings, workspace.as_ref());
+        match &self.mask {
+            Some(mask) => keys.intersection(mask),
+            None => keys,
+        }
     }
 
     /// FORBIDDEN naming the key unless the member holds it at that scope.
@@ -47,7 +53,15 @@ impl MemberAccess {
         if self.keys_at(app, workspace).contains(index) {
             Ok(())
         } else {
-            Err(DomainError::forbidden_key(key))
+            Err(self.deny(DomainError::forbidden_key(key)))
+        }
+    }
+
+    /// Marks a refusal as happening inside this member's organization, for the audit log.
+    pub fn deny(&self, err: DomainError) -> DomainError {
+        match err {
+            DomainError::Forbidden { .. } => DomainError::ForbiddenIn(Box::new(err), self.membership.organization_id),
+            other => other,
         }
     }
 
@@ -86,7 +100,31 @@ pub async fn load<C: ConnectionTrait>(
             binding,
         })
         .collect();
-    Ok(Some(MemberAccess { membership, bindings }))
+    Ok(Some(MemberAccess {
+        membership,
+        bindings,
+        mask: None,
+    }))
+}
+
+/// The caller's access: their live access as a user, narrowed by the API token they act
+/// through (another organization than the token's is invisible; a keychain masks the keys).
+pub async fn for_principal<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    principal: &super::Principal,
+    organization_id: Uuid,
+) -> DomainResult<Option<MemberAccess>> {
+    if let Some(token) = &principal.token
+        && token.organization_id.is_some_and(|o| o != organization_id)
+    {
+        return Ok(None);
+    }
+    let mut access = load(conn, app, principal.user.id, organization_id).await?;
+    if let (Some(access), Some(token)) = (access.as_mut(), &principal.token) {
+        access.mask = token.keychain_keys;
+    }
+    Ok(access)
 }
 
 /// Effective keys (closed under `implies`) of each role: built-in ones from the catalog, custom

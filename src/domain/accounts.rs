@@ -246,6 +246,22 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
                 .exec(&tx)
                 .await?;
             let credentials = start_session(&tx, app, meta, user, now).await?;
+            audit::record(
+                &tx,
+                meta,
+                now,
+                Event {
+                    organization_id: None,
+                    actor: Actor {
+                        user_id: Some(credentials.user.id),
+                        token_id: None,
+                    },
+                    action: "session.log_in",
+                    target: Some(("User", credentials.user.id)),
+                    details: json!({}),
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok(credentials)
         }
@@ -343,6 +359,22 @@ pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> 
         .exec(&tx)
         .await?;
     let credentials = issue_credentials(&tx, app, user, session.id, now).await?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: None,
+            actor: Actor {
+                user_id: Some(session.user_id),
+                token_id: None,
+            },
+            action: "session.refresh",
+            target: Some(("Session", session.id)),
+            details: json!({}),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(credentials)
 }
@@ -439,5 +471,6 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     Ok(Principal {
         user,
         session_id: Some(verified.session_id),
+        token: None,
     })
 }

@@ -48,3 +48,84 @@ pub async fn record<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// Narrows the audit log; all given conditions apply.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actions: Option<Vec<String>>,
+    pub actor_user_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn filtered(organization_id: Uuid, filter: &AuditFilter) -> sea_orm::Select<audit_events::Entity> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let mut query = audit_events::Entity::find().filter(audit_events::Column::OrganizationId.eq(organization_id));
+    if let Some(actions) = &filter.actions {
+        query = query.filter(audit_events::Column::Action.is_in(actions.clone()));
+    }
+    if let Some(actor) = filter.actor_user_id {
+        query = query.filter(audit_events::Column::ActorUserId.eq(actor));
+    }
+    if let Some(target) = filter.target_id {
+        query = query.filter(audit_events::Column::TargetId.eq(target));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::Column::OccurredAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::Column::OccurredAt.lt(until));
+    }
+    query
+}
+
+/// A page of an organization's audit log, newest first.
+pub async fn page(
+    app: &super::App,
+    organization_id: Uuid,
+    filter: &AuditFilter,
+    page: super::page::PageRequest,
+) -> DomainResult<super::page::Page<audit_events::Model>> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut query = filtered(organization_id, filter)
+        .order_by_desc(audit_events::Column::Id)
+        .limit(page.first + 1);
+    if let Some(after) = page.after {
+        query = query.filter(audit_events::Column::Id.lt(after));
+    }
+    let rows = query.all(&app.store.conn).await?;
+    Ok(super::page::Page::from_rows(
+        rows.into_iter().map(|e| (e.id, e)).collect(),
+        page.first,
+    ))
+}
+
+pub async fn count(app: &super::App, organization_id: Uuid, filter: &AuditFilter) -> DomainResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(filtered(organization_id, filter).count(&app.store.conn).await?)
+}
+
+/// Records a refused mutation in its own transaction (the refused one was rolled back).
+pub async fn record_denial(
+    app: &super::App,
+    meta: &RequestMeta,
+    actor: Actor,
+    organization_id: Uuid,
+    mutation: &str,
+    key: Option<&str>,
+) -> DomainResult<()> {
+    record(
+        &app.store.conn,
+        meta,
+        app.now(),
+        Event {
+            organization_id: Some(organization_id),
+            actor,
+            action: "authorization.denied",
+            target: None,
+            details: serde_json::json!({ "mutation": mutation, "key": key }),
+        },
+    )
+    .await
+}

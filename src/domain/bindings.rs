@@ -44,7 +44,7 @@ pub(crate) async fn resolve<C: ConnectionTrait>(
         .await?
         .ok_or(DomainError::NotFound("membership"))?;
     let organization = organizations::lock(conn, membership.organization_id).await?;
-    let actor = access::load(conn, app, principal.user.id, organization.id)
+    let actor = access::for_principal(conn, app, principal, organization.id)
         .await?
         .ok_or(DomainError::NotFound("membership"))?;
     let role = resolve_role(conn, organization.id, role_id).await?;
@@ -112,7 +112,7 @@ pub(crate) fn check_may_assign(
         .lookup("roles.assign")
         .ok_or_else(|| DomainError::Internal("the catalog lacks roles.assign".to_owned()))?;
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
-    match authz::may_assign(&actor.keys_at(app, workspace_id), assign, &at_scope) {
+    let decision = match authz::may_assign(&actor.keys_at(app, workspace_id), assign, &at_scope) {
         Ok(()) if owners_only(app, role) && !actor.holds_role(builtins::role_id("owner")) => {
             Err(DomainError::Forbidden {
                 message: format!("only owners may grant or revoke `{}`", role.name),
@@ -128,7 +128,8 @@ pub(crate) fn check_may_assign(
                 key: Some(key.clone()),
             })
         }
-    }
+    };
+    decision.map_err(|e| actor.deny(e))
 }
 
 /// Members of an organization holding a role organization-wide.

@@ -46,13 +46,13 @@ pub fn parse_keys(app: &App, field: &str, keys: &[String]) -> DomainResult<KeySe
 /// FORBIDDEN naming the first key the author lacks (invariant 5).
 pub fn require_holds(app: &App, author: &MemberAccess, wanted: &KeySet) -> DomainResult<()> {
     match authz::first_missing(&author.keys_at(app, None), wanted) {
-        Some(missing) => Err(DomainError::Forbidden {
+        Some(missing) => Err(author.deny(DomainError::Forbidden {
             message: format!(
                 "you can only hand out keys you hold yourself; you lack `{}`",
                 app.catalog.key(missing).id
             ),
             key: Some(app.catalog.key(missing).id.clone()),
-        }),
+        })),
         None => Ok(()),
     }
 }
@@ -312,7 +312,7 @@ async fn custom_role_for_change<C: ConnectionTrait>(
         return Err(built_in_refused("role"));
     };
     let organization = organizations::lock(conn, organization_id).await?;
-    let access = access::load(conn, app, principal.user.id, organization_id)
+    let access = access::for_principal(conn, app, principal, organization_id)
         .await?
         .ok_or(DomainError::NotFound("role"))?;
     Ok((role, organization, access))
@@ -568,7 +568,7 @@ async fn custom_keychain_for_change<C: ConnectionTrait>(
         return Err(built_in_refused("keychain"));
     };
     organizations::lock(conn, organization_id).await?;
-    let access = access::load(conn, app, principal.user.id, organization_id)
+    let access = access::for_principal(conn, app, principal, organization_id)
         .await?
         .ok_or(DomainError::NotFound("keychain"))?;
     Ok((keychain, access))
@@ -721,7 +721,7 @@ pub async fn set_keychain_assignment(
         return Err(built_in_refused("role"));
     };
     organizations::lock(&tx, organization_id).await?;
-    let access = access::load(&tx, app, principal.user.id, organization_id)
+    let access = access::for_principal(&tx, app, principal, organization_id)
         .await?
         .ok_or(DomainError::NotFound("role"))?;
     let keychain = usable_keychains(&tx, organization_id, &[keychain_id])

@@ -232,6 +232,25 @@ pub async fn import(
     access.require(app, "roles.manage", None)?;
     access.require(app, "keychains.manage", None)?;
     let report = apply(&tx, app, meta, principal, &access, &organization, document, mode).await?;
+    super::audit::record(
+        &tx,
+        meta,
+        app.now(),
+        super::audit::Event {
+            organization_id: Some(organization.id),
+            actor: super::organizations::actor_of(principal),
+            action: "roles.import",
+            target: Some(("Organization", organization.id)),
+            details: serde_json::json!({
+                "mode": format!("{mode:?}"),
+                "created": report.created.len(),
+                "updated": report.updated.len(),
+                "deleted": report.deleted.len(),
+                "unchanged": report.unchanged.len(),
+            }),
+        },
+    )
+    .await?;
     if dry_run {
         tx.rollback().await?;
     } else {

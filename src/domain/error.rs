@@ -7,6 +7,9 @@ pub enum DomainError {
     Unauthenticated(String),
     #[error("{message}")]
     Forbidden { message: String, key: Option<String> },
+    /// A refusal inside an organization, kept apart so that it can be audited.
+    #[error("{0}")]
+    ForbiddenIn(Box<DomainError>, uuid::Uuid),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -43,6 +46,7 @@ impl DomainError {
         match self {
             DomainError::Unauthenticated(_) => "UNAUTHENTICATED",
             DomainError::Forbidden { .. } => "FORBIDDEN",
+            DomainError::ForbiddenIn(inner, _) => inner.code(),
             DomainError::NotFound(_) => "NOT_FOUND",
             DomainError::BadUserInput { .. } => "BAD_USER_INPUT",
             DomainError::Conflict { .. } => "CONFLICT",

@@ -255,7 +255,7 @@ async fn for_manager<C: ConnectionTrait>(
         .await?
         .ok_or(DomainError::NotFound("invitation"))?;
     let organization = organizations::lock(conn, invitation.organization_id).await?;
-    let actor = access::load(conn, app, principal.user.id, organization.id)
+    let actor = access::for_principal(conn, app, principal, organization.id)
         .await?
         .ok_or(DomainError::NotFound("invitation"))?;
     actor.require(app, "members.invite", None)?;

@@ -162,10 +162,10 @@ fn ensure_covers(app: &App, actor: &MemberAccess, target: &MemberAccess) -> Doma
     for scope in scopes {
         if let Some(missing) = crate::authz::first_missing(&actor.keys_at(app, scope), &target.keys_at(app, scope)) {
             let key = app.catalog.key(missing).id.clone();
-            return Err(DomainError::Forbidden {
+            return Err(actor.deny(DomainError::Forbidden {
                 message: format!("the member holds `{key}`, which you do not"),
                 key: Some(key),
-            });
+            }));
         }
     }
     Ok(())
@@ -215,7 +215,7 @@ pub async fn remove(app: &App, meta: &RequestMeta, principal: &Principal, member
         .await?
         .ok_or(DomainError::NotFound("membership"))?;
     let organization = organizations::lock(&tx, membership.organization_id).await?;
-    let actor = access::load(&tx, app, principal.user.id, organization.id)
+    let actor = access::for_principal(&tx, app, principal, organization.id)
         .await?
         .ok_or(DomainError::NotFound("membership"))?;
     actor.require(app, "members.remove", None)?;

@@ -1,6 +1,7 @@
 //! Domain services: they own transactions and the invariants of the model.
 pub mod access;
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 pub mod authorize;
 pub mod bindings;
@@ -100,11 +101,22 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
-/// Who is calling: a signed-in user (with their session) or, later, an API token.
+/// Who is calling: a signed-in user (with their session), or a user through an API token.
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub user: users::Model,
     pub session_id: Option<Uuid>,
+    pub token: Option<TokenGrant>,
+}
+
+/// The limits of an API token the caller acts through.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenGrant {
+    pub id: Uuid,
+    /// The only organization the token may see.
+    pub organization_id: Option<Uuid>,
+    /// The token's keychain keys (closed under implication), when bound to one.
+    pub keychain_keys: Option<crate::authz::KeySet>,
 }
 
 /// A fresh, time-ordered identifier: keyset pagination on ids follows creation order.

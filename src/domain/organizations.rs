@@ -28,7 +28,7 @@ fn slug_taken() -> DomainError {
 pub fn actor_of(principal: &Principal) -> Actor {
     Actor {
         user_id: Some(principal.user.id),
-        token_id: None,
+        token_id: principal.token.map(|t| t.id),
     }
 }
 
@@ -119,7 +119,7 @@ pub async fn member_access<C: ConnectionTrait>(
     principal: &Principal,
     organization_id: Uuid,
 ) -> DomainResult<MemberAccess> {
-    access::load(conn, app, principal.user.id, organization_id)
+    access::for_principal(conn, app, principal, organization_id)
         .await?
         .ok_or(DomainError::NotFound("organization"))
 }
@@ -243,8 +243,21 @@ pub async fn delete(
     Ok(())
 }
 
+/// Whether the caller's credential may see an organization at all (an API token may be
+/// restricted to one).
+fn token_allows(principal: &Principal, organization_id: Uuid) -> bool {
+    principal
+        .token
+        .and_then(|t| t.organization_id)
+        .is_none_or(|only| only == organization_id)
+}
+
 /// An organization by slug, only when the caller is a member.
-pub async fn find_by_slug_for(app: &App, user_id: Uuid, slug: &str) -> DomainResult<Option<organizations::Model>> {
+pub async fn find_by_slug_for(
+    app: &App,
+    principal: &Principal,
+    slug: &str,
+) -> DomainResult<Option<organizations::Model>> {
     let conn = &app.store.conn;
     let Some(organization) = organizations::Entity::find()
         .filter(organizations::Column::Slug.eq(slug))
@@ -253,12 +266,15 @@ pub async fn find_by_slug_for(app: &App, user_id: Uuid, slug: &str) -> DomainRes
     else {
         return Ok(None);
     };
-    Ok(is_member(app, user_id, organization.id).await?.then_some(organization))
+    Ok(
+        (token_allows(principal, organization.id) && is_member(app, principal.user.id, organization.id).await?)
+            .then_some(organization),
+    )
 }
 
 /// An organization by id, only when the caller is a member.
-pub async fn find_by_id_for(app: &App, user_id: Uuid, id: Uuid) -> DomainResult<Option<organizations::Model>> {
-    if !is_member(app, user_id, id).await? {
+pub async fn find_by_id_for(app: &App, principal: &Principal, id: Uuid) -> DomainResult<Option<organizations::Model>> {
+    if !token_allows(principal, id) || !is_member(app, principal.user.id, id).await? {
         return Ok(None);
     }
     Ok(organizations::Entity::find_by_id(id).one(&app.store.conn).await?)
@@ -274,14 +290,21 @@ async fn is_member(app: &App, user_id: Uuid, organization_id: Uuid) -> DomainRes
 }
 
 /// A page of the user's own organizations, in the order they joined.
-pub async fn page_for_user(app: &App, user_id: Uuid, page: PageRequest) -> DomainResult<Page<organizations::Model>> {
+pub async fn page_for_user(
+    app: &App,
+    principal: &Principal,
+    page: PageRequest,
+) -> DomainResult<Page<organizations::Model>> {
     let conn = &app.store.conn;
     let mut query = memberships::Entity::find()
-        .filter(memberships::Column::UserId.eq(user_id))
+        .filter(memberships::Column::UserId.eq(principal.user.id))
         .order_by_asc(memberships::Column::Id)
         .limit(page.first + 1);
     if let Some(after) = page.after {
         query = query.filter(memberships::Column::Id.gt(after));
+    }
+    if let Some(only) = principal.token.and_then(|t| t.organization_id) {
+        query = query.filter(memberships::Column::OrganizationId.eq(only));
     }
     let rows = query.all(conn).await?;
     let ids: Vec<Uuid> = rows.iter().map(|m| m.organization_id).collect();
@@ -300,11 +323,12 @@ pub async fn page_for_user(app: &App, user_id: Uuid, page: PageRequest) -> Domai
 }
 
 /// How many organizations the user belongs to.
-pub async fn count_for_user(app: &App, user_id: Uuid) -> DomainResult<u64> {
-    Ok(memberships::Entity::find()
-        .filter(memberships::Column::UserId.eq(user_id))
-        .count(&app.store.conn)
-        .await?)
+pub async fn count_for_user(app: &App, principal: &Principal) -> DomainResult<u64> {
+    let mut query = memberships::Entity::find().filter(memberships::Column::UserId.eq(principal.user.id));
+    if let Some(only) = principal.token.and_then(|t| t.organization_id) {
+        query = query.filter(memberships::Column::OrganizationId.eq(only));
+    }
+    Ok(query.count(&app.store.conn).await?)
 }
 
 /// Reads the organization inside a write transaction, locking its row on PostgreSQL, so that

@@ -105,7 +105,7 @@ async fn find_for<C: sea_orm::ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(DomainError::NotFound("workspace"))?;
-    let access = super::access::load(conn, app, principal.user.id, workspace.organization_id)
+    let access = super::access::for_principal(conn, app, principal, workspace.organization_id)
         .await?
         .ok_or(DomainError::NotFound("workspace"))?;
     Ok((workspace, access))

@@ -61,7 +61,7 @@ pub async fn access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Optio
         return Ok(hit);
     }
     let app = app(ctx);
-    let loaded = crate::domain::access::load(&app.store.conn, app, principal.user.id, organization_id)
+    let loaded = crate::domain::access::for_principal(&app.store.conn, app, principal, organization_id)
         .await?
         .map(Arc::new);
     if let Ok(mut cache) = state.access.lock() {

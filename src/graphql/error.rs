@@ -26,7 +26,11 @@ impl From<sea_orm::DbErr> for ApiError {
 pub const INTERNAL_MESSAGE: &str = "an internal error occurred; quote the request id when reporting it";
 
 impl From<ApiError> for async_graphql::Error {
-    fn from(ApiError(err): ApiError) -> Self {
+    fn from(ApiError(original): ApiError) -> Self {
+        let err = match &original {
+            DomainError::ForbiddenIn(inner, _) => (**inner).clone(),
+            other => other.clone(),
+        };
         let message = match &err {
             DomainError::Internal(detail) => {
                 tracing::error!(detail = %detail, "internal error");
@@ -34,7 +38,7 @@ impl From<ApiError> for async_graphql::Error {
             }
             other => other.to_string(),
         };
-        async_graphql::Error::new(message).extend_with(|_, ext| {
+        let mut error = async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", err.code());
             match &err {
                 DomainError::BadUserInput { field, .. } => ext.set("field", field.as_str()),
@@ -53,6 +57,9 @@ impl From<ApiError> for async_graphql::Error {
                 DomainError::RateLimited { retry_after_seconds } => ext.set("retryAfterSeconds", *retry_after_seconds),
                 _ => {}
             }
-        })
+        });
+        // Kept for the audit extension, which records refused mutations.
+        error.source = Some(std::sync::Arc::new(original));
+        error
     }
 }

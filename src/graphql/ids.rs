@@ -16,6 +16,8 @@ pub enum NodeKind {
     Keychain,
     Workspace,
     Invitation,
+    ApiToken,
+    AuditEvent,
 }
 
 impl NodeKind {
@@ -28,6 +30,8 @@ impl NodeKind {
             NodeKind::Keychain => "Keychain",
             NodeKind::Workspace => "Workspace",
             NodeKind::Invitation => "Invitation",
+            NodeKind::ApiToken => "ApiToken",
+            NodeKind::AuditEvent => "AuditEvent",
         }
     }
 
@@ -40,6 +44,8 @@ impl NodeKind {
             NodeKind::Keychain,
             NodeKind::Workspace,
             NodeKind::Invitation,
+            NodeKind::ApiToken,
+            NodeKind::AuditEvent,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -72,6 +78,8 @@ pub fn decode(field: &str, kind: NodeKind, id: &ID) -> Result<Uuid, DomainError>
             NodeKind::Keychain => "keychain",
             NodeKind::Workspace => "workspace",
             NodeKind::Invitation => "invitation",
+            NodeKind::ApiToken => "API token",
+            NodeKind::AuditEvent => "audit event",
         })),
     }
 }

@@ -1,4 +1,5 @@
 //! The GraphQL schema: objects, guards, loaders; the transport lives in `http`.
+pub mod audit_denials;
 pub mod connection;
 pub mod context;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod mutation_access;
 pub mod mutation_members;
+pub mod mutation_tokens;
 pub mod objects;
 pub mod query;
 
@@ -23,6 +25,7 @@ pub struct MutationRoot(
     mutation::AccountMutations,
     mutation_access::AccessMutations,
     mutation_members::MemberMutations,
+    mutation_tokens::TokenMutations,
 );
 
 pub type GuildhallSchema = Schema<query::QueryRoot, MutationRoot, EmptySubscription>;
@@ -56,7 +59,8 @@ pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
-        .limit_directives(8);
+        .limit_directives(8)
+        .extension(audit_denials::AuditDenials);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::domain::limits::{self, Limit};
 use crate::domain::page::PageRequest;
 use crate::domain::{
-    DomainError, definitions, documents, invitations as invitation_service, members, organizations as org_service,
-    workspaces as workspace_service,
+    DomainError, api_tokens as token_service, audit, definitions, documents, invitations as invitation_service,
+    members, organizations as org_service, workspaces as workspace_service,
 };
 use crate::store::entities::{
     invitations, keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
@@ -35,6 +35,8 @@ pub enum Node {
     Keychain(Keychain),
     Workspace(Workspace),
     Invitation(Invitation),
+    ApiToken(ApiToken),
+    AuditEvent(AuditEvent),
 }
 
 /// HUMAN accounts sign in; SERVICE accounts act only through API tokens.
@@ -74,6 +76,16 @@ impl User {
         self.0.created_at
     }
 
+    /// The viewer's own API tokens, newest first (revoked ones included).
+    async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
+        self.require_self(ctx, "API tokens")?;
+        Ok(token_service::of_user(app(ctx), self.0.id)
+            .await?
+            .into_iter()
+            .map(ApiToken)
+            .collect())
+    }
+
     /// Pending invitations addressed to the viewer's email.
     async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
         self.require_self(ctx, "invitations")?;
@@ -100,11 +112,12 @@ impl User {
         }
         let request = PageRequest::parse(first, after.as_deref())?;
         let app = app(ctx).clone();
-        let page = org_service::page_for_user(&app, self.0.id, request).await?;
-        let user_id = self.0.id;
+        let page = org_service::page_for_user(&app, viewer, request).await?;
+        let viewer = viewer.clone();
         let counter: connection::Counter = Arc::new(move || {
             let app = app.clone();
-            async move { org_service::count_for_user(&app, user_id).await }.boxed()
+            let viewer = viewer.clone();
+            async move { org_service::count_for_user(&app, &viewer).await }.boxed()
         });
         Ok(OrganizationConnection::new(
             connection::parts(page, &request, Organization),
@@ -249,6 +262,31 @@ impl Organization {
         });
         Ok(MembershipConnection::new(
             connection::parts(page, &request, Membership),
+            counter,
+        ))
+    }
+
+    /// Who did what, newest first (`audit.read`).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"audit.read\")")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AuditFilter>,
+    ) -> ApiResult<AuditEventConnection> {
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let filter = filter.map(AuditFilter::into_domain).transpose()?.unwrap_or_default();
+        let app = app(ctx).clone();
+        let page = audit::page(&app, self.0.id, &filter, request).await?;
+        let organization_id = self.0.id;
+        let counter: connection::Counter = Arc::new(move || {
+            let app = app.clone();
+            let filter = filter.clone();
+            async move { audit::count(&app, organization_id, &filter).await }.boxed()
+        });
+        Ok(AuditEventConnection::new(
+            connection::parts(page, &request, AuditEvent),
             counter,
         ))
     }
@@ -981,5 +1019,168 @@ impl Workspace {
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+}
+
+connection!(
+    AuditEventConnection,
+    AuditEventEdge,
+    AuditEvent,
+    "A page of audit events."
+);
+
+/// Narrows the audit log; all given conditions apply.
+#[derive(InputObject, Default)]
+pub struct AuditFilter {
+    /// Any of these actions, e.g. `role.grant`.
+    pub actions: Option<Vec<String>>,
+    /// Events caused by this user.
+    pub actor_id: Option<ID>,
+    /// Events about this object (any global ID).
+    pub target_id: Option<ID>,
+    /// From this time on (inclusive).
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    fn into_domain(self) -> Result<audit::AuditFilter, DomainError> {
+        Ok(audit::AuditFilter {
+            actions: self.actions,
+            actor_user_id: self
+                .actor_id
+                .map(|id| ids::decode("filter.actorId", NodeKind::User, &id))
+                .transpose()?,
+            target_id: self
+                .target_id
+                .map(|id| {
+                    ids::decode_any(&id)
+                        .map(|(_, uuid)| uuid)
+                        .ok_or_else(|| DomainError::bad_input("filter.targetId", "not a valid ID"))
+                })
+                .transpose()?,
+            since: self.since,
+            until: self.until,
+        })
+    }
+}
+
+/// One append-only record of a change, or of a refused one.
+pub struct AuditEvent(pub crate::store::entities::audit_events::Model);
+
+#[Object]
+impl AuditEvent {
+    async fn id(&self) -> ID {
+        ids::encode(NodeKind::AuditEvent, self.0.id)
+    }
+
+    /// What happened, e.g. `role.grant`, `invitation.accept`, `authorization.denied`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    /// Who did it; `null` for anonymous attempts or deleted accounts.
+    async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let Some(id) = self.0.actor_user_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
+    }
+
+    /// The API token used, if any.
+    async fn actor_token_id(&self) -> Option<ID> {
+        self.0.actor_token_id.map(|id| ids::encode(NodeKind::ApiToken, id))
+    }
+
+    /// The type of the object acted on, e.g. `Membership`.
+    async fn target_type(&self) -> Option<&str> {
+        self.0.target_type.as_deref()
+    }
+
+    /// The global ID of the object acted on (it may no longer exist).
+    async fn target_id(&self) -> Option<ID> {
+        let kind = self.0.target_type.as_deref().and_then(NodeKind::parse)?;
+        self.0.target_id.map(|id| ids::encode(kind, id))
+    }
+
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+
+    /// What changed; never a password, token or secret.
+    async fn details(&self) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(serde_json::from_str(&self.0.details).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The client address the request came from.
+    async fn client_address(&self) -> Option<&str> {
+        self.0.client_address.as_deref()
+    }
+
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+
+    async fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+}
+
+/// A bearer token for integrations; its secret is shown only when created.
+pub struct ApiToken(pub crate::store::entities::api_tokens::Model);
+
+#[Object]
+impl ApiToken {
+    async fn id(&self) -> ID {
+        ids::encode(NodeKind::ApiToken, self.0.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The first characters of the secret, to recognise it.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+
+    /// The only organization it may act in; `null` for all of its user's.
+    async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Option<Organization>> {
+        let Some(id) = self.0.organization_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .organizations
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Organization))
+    }
+
+    /// The keychain limiting its keys; `null` for all of its user's keys.
+    async fn keychain(&self, ctx: &Context<'_>) -> ApiResult<Option<Keychain>> {
+        let Some(id) = self.0.keychain_id else { return Ok(None) };
+        Ok(keychains::Entity::find_by_id(id)
+            .one(&app(ctx).store.conn)
+            .await?
+            .map(Keychain))
+    }
+
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    /// Updated at most once a minute.
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
     }
 }

@@ -4,13 +4,14 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect
 use uuid::Uuid;
 
 use crate::domain::{DomainError, authorize, organizations as org_service};
-use crate::store::entities::{invitations, keychains, memberships, roles, users, workspaces};
+use crate::store::entities::{api_tokens, audit_events, invitations, keychains, memberships, roles, users, workspaces};
 
 use super::context::{access, app, member_access, principal};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::objects::{
-    Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User, Workspace,
+    ApiToken, AuditEvent, Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User,
+    Workspace,
 };
 
 pub struct QueryRoot;
@@ -98,7 +99,7 @@ impl QueryRoot {
     /// An organization the viewer belongs to; `null` otherwise.
     async fn organization(&self, ctx: &Context<'_>, slug: String) -> ApiResult<Option<Organization>> {
         let viewer = principal(ctx)?;
-        Ok(org_service::find_by_slug_for(app(ctx), viewer.user.id, &slug)
+        Ok(org_service::find_by_slug_for(app(ctx), viewer, &slug)
             .await?
             .map(Organization))
     }
@@ -146,7 +147,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
                 None
             }
         }
-        NodeKind::Organization => org_service::find_by_id_for(app, viewer.user.id, uuid)
+        NodeKind::Organization => org_service::find_by_id_for(app, viewer, uuid)
             .await?
             .map(|o| Node::Organization(Organization(o))),
         NodeKind::Membership => match memberships::Entity::find_by_id(uuid).one(conn).await? {
@@ -166,6 +167,25 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain(k))),
             Some(k) if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read").await? => {
                 Some(Node::Keychain(Keychain(k)))
+            }
+            _ => None,
+        },
+        NodeKind::ApiToken => match api_tokens::Entity::find_by_id(uuid).one(conn).await? {
+            Some(t) if t.user_id == viewer.user.id => Some(Node::ApiToken(ApiToken(t))),
+            Some(t)
+                if t.organization_id.is_some()
+                    && can_see(ctx, t.organization_id.unwrap_or_default(), "tokens.manage").await? =>
+            {
+                Some(Node::ApiToken(ApiToken(t)))
+            }
+            _ => None,
+        },
+        NodeKind::AuditEvent => match audit_events::Entity::find_by_id(uuid).one(conn).await? {
+            Some(e)
+                if e.organization_id.is_some()
+                    && can_see(ctx, e.organization_id.unwrap_or_default(), "audit.read").await? =>
+            {
+                Some(Node::AuditEvent(AuditEvent(e)))
             }
             _ => None,
         },

@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{HttpState, MAX_BATCH, RequestId};
-use crate::domain::{DomainError, Principal, RequestMeta, accounts};
+use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens};
 use crate::graphql::context::RequestState;
 use crate::graphql::error::INTERNAL_MESSAGE;
 use crate::graphql::loaders::Loaders;
@@ -70,7 +70,11 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Option<P
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| DomainError::Unauthenticated("use Authorization: Bearer <token>".to_owned()))?;
-    accounts::authenticate(&state.app, token).await.map(Some)
+    if api_tokens::is_api_token(token) {
+        api_tokens::authenticate(&state.app, token).await.map(Some)
+    } else {
+        accounts::authenticate(&state.app, token).await.map(Some)
+    }
 }
 
 pub async fn post(

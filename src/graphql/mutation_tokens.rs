@@ -1,0 +1,170 @@
+//! Mutations for integrations: personal API tokens, service accounts and their tokens.
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::domain::api_tokens::{self as token_service, TokenSpec};
+use crate::domain::invitations::Offer;
+
+use super::context::{app, principal, state};
+use super::error::ApiResult;
+use super::ids::{self, NodeKind};
+use super::mutation_members::RoleBindingInput;
+use super::objects::{ApiToken, Membership};
+
+/// API tokens and service accounts.
+#[derive(Default)]
+pub struct TokenMutations;
+
+#[derive(InputObject)]
+pub struct CreateApiTokenInput {
+    pub name: String,
+    /// Restrict the token to one organization.
+    pub organization_id: Option<ID>,
+    /// Restrict the token's keys to one keychain reachable through the caller's roles there.
+    pub keychain_id: Option<ID>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateApiTokenPayload {
+    pub api_token: ApiToken,
+    /// The secret, shown this once.
+    pub token: String,
+}
+
+#[derive(InputObject)]
+pub struct RevokeApiTokenInput {
+    pub api_token_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeApiTokenPayload {
+    pub api_token: ApiToken,
+}
+
+#[derive(InputObject)]
+pub struct CreateServiceAccountInput {
+    pub organization_id: ID,
+    pub name: String,
+    #[graphql(default)]
+    pub role_bindings: Vec<RoleBindingInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateServiceAccountPayload {
+    pub membership: Membership,
+}
+
+#[derive(InputObject)]
+pub struct CreateServiceAccountTokenInput {
+    /// The service account's membership.
+    pub membership_id: ID,
+    pub name: String,
+    pub keychain_id: Option<ID>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn keychain(id: &Option<ID>) -> ApiResult<Option<uuid::Uuid>> {
+    Ok(id
+        .as_ref()
+        .map(|k| ids::decode("keychainId", NodeKind::Keychain, k))
+        .transpose()?)
+}
+
+#[Object]
+impl TokenMutations {
+    /// Creates a personal API token of the viewer (signed in, not through another token).
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiTokenInput,
+    ) -> ApiResult<CreateApiTokenPayload> {
+        let spec = TokenSpec {
+            name: input.name,
+            organization_id: input
+                .organization_id
+                .as_ref()
+                .map(|o| ids::decode("organizationId", NodeKind::Organization, o))
+                .transpose()?,
+            keychain_id: keychain(&input.keychain_id)?,
+            expires_at: input.expires_at,
+        };
+        let (token, secret) = token_service::create(app(ctx), &state(ctx).meta, principal(ctx)?, spec).await?;
+        Ok(CreateApiTokenPayload {
+            api_token: ApiToken(token),
+            token: secret,
+        })
+    }
+
+    /// Revokes a token: one's own, or one of an organization where the viewer holds `tokens.manage`.
+    async fn revoke_api_token(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiTokenInput,
+    ) -> ApiResult<RevokeApiTokenPayload> {
+        let id = ids::decode("apiTokenId", NodeKind::ApiToken, &input.api_token_id)?;
+        let token = token_service::revoke(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?;
+        Ok(RevokeApiTokenPayload {
+            api_token: ApiToken(token),
+        })
+    }
+
+    /// Creates a service account in an organization (`service_accounts.manage`).
+    async fn create_service_account(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateServiceAccountInput,
+    ) -> ApiResult<CreateServiceAccountPayload> {
+        let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
+        let mut offers = Vec::new();
+        for binding in &input.role_bindings {
+            offers.push(Offer {
+                role_id: ids::decode("roleBindings.roleId", NodeKind::Role, &binding.role_id)?,
+                workspace_id: binding
+                    .workspace_id
+                    .as_ref()
+                    .map(|w| ids::decode("roleBindings.workspaceId", NodeKind::Workspace, w))
+                    .transpose()?,
+            });
+        }
+        let membership = token_service::create_service_account(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            organization_id,
+            &input.name,
+            offers,
+        )
+        .await?;
+        Ok(CreateServiceAccountPayload {
+            membership: Membership(membership),
+        })
+    }
+
+    /// Mints a token for a service account, restricted to its organization (`service_accounts.manage`).
+    async fn create_service_account_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateServiceAccountTokenInput,
+    ) -> ApiResult<CreateApiTokenPayload> {
+        let membership_id = ids::decode("membershipId", NodeKind::Membership, &input.membership_id)?;
+        let spec = TokenSpec {
+            name: input.name,
+            organization_id: None,
+            keychain_id: keychain(&input.keychain_id)?,
+            expires_at: input.expires_at,
+        };
+        let (token, secret) = token_service::create_service_account_token(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            membership_id,
+            spec,
+        )
+        .await?;
+        Ok(CreateApiTokenPayload {
+            api_token: ApiToken(token),
+            token: secret,
+        })
+    }
+}
