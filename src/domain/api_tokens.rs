@@ -138,7 +138,14 @@ async fn check_spec<C: ConnectionTrait>(
             .await?
             .filter(|k| k.organization_id.is_none_or(|o| o == holder.membership.organization_id))
             .ok_or(DomainError::NotFound("keychain"))?;
-        if !reachable_keychains(conn, app, holder).await?.contains(&keychain.id) {
+        // Reachable: assigned to one of the holder's roles, or made only of keys those roles
+        // grant (an owner's role carries one all-keys keychain, yet every smaller one is in reach).
+        let keys = access::keychain_key_sets(conn, app, &[keychain.id]).await?;
+        let within = app
+            .catalog
+            .close(&keys.get(&keychain.id).copied().unwrap_or_default())
+            .is_subset_of(&holder.keys_at(app, None));
+        if !within && !reachable_keychains(conn, app, holder).await?.contains(&keychain.id) {
             return Err(DomainError::Forbidden {
                 message: format!(
                     "keychain `{}` is not part of any role the token's user holds",
@@ -217,7 +224,7 @@ pub async fn create(
             actor: actor_of(principal),
             action: "api_token.create",
             target: Some(("ApiToken", token.id)),
-            details: json!({ "name": token.name, "prefix": token.prefix, "keychainId": token.keychain_id, "expiresAt": token.expires_at }),
+            details: json!({ "name": token.name, "keychainId": token.keychain_id, "expiresAt": token.expires_at }),
         },
     )
     .await?;
@@ -270,7 +277,7 @@ pub async fn revoke(
             actor: actor_of(principal),
             action: "api_token.revoke",
             target: Some(("ApiToken", token.id)),
-            details: json!({ "name": token.name, "prefix": token.prefix }),
+            details: json!({ "name": token.name }),
         },
     )
     .await?;
@@ -417,7 +424,7 @@ pub async fn create_service_account_token(
             actor: actor_of(principal),
             action: "api_token.create",
             target: Some(("ApiToken", token.id)),
-            details: json!({ "name": token.name, "prefix": token.prefix, "serviceAccount": user.id, "keychainId": token.keychain_id }),
+            details: json!({ "name": token.name, "serviceAccount": user.id, "keychainId": token.keychain_id }),
         },
     )
     .await?;

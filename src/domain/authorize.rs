@@ -39,6 +39,13 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
     let catalog = &app.catalog;
     let key_id = catalog.key(key).id.clone();
     let wide = catalog.key(key).organization_wide;
+    if access.mask.is_some_and(|mask| !mask.contains(key)) {
+        return Ok(Decision {
+            allowed: false,
+            reason: format!("the API token in use is bound to a keychain without `{key_id}`"),
+            grants: Vec::new(),
+        });
+    }
     let applicable: Vec<&access::ResolvedBinding> = access
         .bindings
         .iter()

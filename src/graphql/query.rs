@@ -124,13 +124,17 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
     Ok(match kind {
         NodeKind::User => {
             let shares = uuid == viewer.user.id || {
-                let mine: Vec<Uuid> = memberships::Entity::find()
+                let mut mine: Vec<Uuid> = memberships::Entity::find()
                     .select_only()
                     .column(memberships::Column::OrganizationId)
                     .filter(memberships::Column::UserId.eq(viewer.user.id))
                     .into_tuple()
                     .all(conn)
                     .await?;
+                // A token restricted to one organization sees only people of that one.
+                if let Some(only) = viewer.token.and_then(|t| t.organization_id) {
+                    mine.retain(|o| *o == only);
+                }
                 memberships::Entity::find()
                     .filter(memberships::Column::UserId.eq(uuid))
                     .filter(memberships::Column::OrganizationId.is_in(mine))

@@ -1,6 +1,8 @@
 //! End-to-end tests over real HTTP against the real server.
 mod helpers;
 
+mod integrations;
+
 mod accounts;
 mod conventions;
 mod mail;

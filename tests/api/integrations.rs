@@ -1,0 +1,742 @@
+//! Integrations over HTTP: service accounts, API tokens and the audit log.
+use std::collections::BTreeSet;
+
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, TestUser, builtin_keychain, builtin_role, error_code, spawn_app};
+
+fn ok(body: &Value) -> bool {
+    body["errors"].is_null()
+}
+
+async fn gql_ok(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
+    let body = app.gql(Some(token), query, variables).await;
+    assert!(ok(&body), "{query}: {body}");
+    body["data"].clone()
+}
+
+async fn create_keychain(app: &TestApp, user: &TestUser, org: &str, name: &str, keys: Value) -> String {
+    gql_ok(
+        app,
+        &user.access_token,
+        "mutation($i: CreateKeychainInput!) { createKeychain(input: $i) { keychain { id } } }",
+        json!({ "i": { "organizationId": org, "name": name, "keys": keys } }),
+    )
+    .await["createKeychain"]["keychain"]["id"]
+        .as_str()
+        .expect("keychain")
+        .to_owned()
+}
+
+async fn authorize(app: &TestApp, token: &str, org: &str, key: &str) -> Value {
+    app.gql(
+        Some(token),
+        "query($o: ID!, $k: String!) { authorize(organizationId: $o, key: $k) { allowed reason grants { keychain { name } } } }",
+        json!({ "o": org, "k": key }),
+    )
+    .await
+}
+
+fn allowed(body: &Value) -> bool {
+    body["data"]["authorize"]["allowed"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{body}"))
+}
+
+#[tokio::test]
+async fn a_ci_job_works_with_nothing_but_its_service_account_token() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let org = app.create_organization(&ada, "acme").await;
+    // Setup by a person: keychain, role, service account, keychain on the role, token.
+    let ci_keys = create_keychain(
+        &app,
+        &ada,
+        &org,
+        "ci-keys",
+        json!(["roles.read", "keychains.read", "keychains.assign", "servers.power"]),
+    )
+    .await;
+    let role = gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: CreateRoleInput!) { createRole(input: $i) { role { id } } }",
+        json!({ "i": { "organizationId": org, "name": "ci" } }),
+    )
+    .await["createRole"]["role"]["id"]
+        .as_str()
+        .expect("role")
+        .to_owned();
+    let account = gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: CreateServiceAccountInput!) { createServiceAccount(input: $i) { membership { id user { kind email name } } } }",
+        json!({ "i": { "organizationId": org, "name": "deploy-bot", "roleBindings": [{ "roleId": role }] } }),
+    )
+    .await;
+    let membership = &account["createServiceAccount"]["membership"];
+    assert_eq!(
+        membership["user"],
+        json!({ "kind": "SERVICE", "email": null, "name": "deploy-bot" })
+    );
+    let membership_id = membership["id"].as_str().expect("id").to_owned();
+    gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { id } } }",
+        json!({ "i": { "keychainId": ci_keys, "roleId": role } }),
+    )
+    .await;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let minted = gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: CreateServiceAccountTokenInput!) { createServiceAccountToken(input: $i) { token apiToken { prefix organization { slug } keychain { name } expiresAt } } }",
+        json!({ "i": { "membershipId": membership_id, "name": "ci", "keychainId": ci_keys, "expiresAt": expires } }),
+    )
+    .await;
+    let token = minted["createServiceAccountToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert!(token.starts_with("ghs_"));
+    let described = &minted["createServiceAccountToken"]["apiToken"];
+    assert!(token.starts_with(described["prefix"].as_str().expect("prefix")));
+    assert_eq!(described["organization"]["slug"], "acme");
+
+    // From here on only the token.
+    let answer = authorize(&app, &token, &org, "servers.power").await;
+    assert!(allowed(&answer));
+    assert_eq!(answer["data"]["authorize"]["grants"][0]["keychain"]["name"], "ci-keys");
+    assert!(!allowed(&authorize(&app, &token, &org, "billing.read").await));
+    let roles = app
+        .gql(
+            Some(&token),
+            "{ organization(slug: \"acme\") { roles { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        roles["data"]["organization"]["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r["name"] == "ci"),
+        "{roles}"
+    );
+    let extra = create_keychain(&app, &ada, &org, "extra", json!(["servers.power"])).await;
+    let assign =
+        "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { keychains { name } } } }";
+    let body = app
+        .gql(
+            Some(&token),
+            assign,
+            json!({ "i": { "keychainId": extra, "roleId": role } }),
+        )
+        .await;
+    assert!(ok(&body), "{body}");
+    // A keychain with keys the job lacks cannot be assigned by it.
+    let body = app
+        .gql(
+            Some(&token),
+            assign,
+            json!({ "i": { "keychainId": builtin_keychain("billing"), "roleId": role } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    // The refusal is in the audit log, with the token as actor.
+    let log = gql_ok(
+        &app,
+        &ada.access_token,
+        "{ organization(slug: \"acme\") { auditLog(filter: { actions: [\"authorization.denied\"] }) { totalCount nodes { actorTokenId details } } } }",
+        json!({}),
+    )
+    .await;
+    let denied = &log["organization"]["auditLog"];
+    assert_eq!(denied["totalCount"], 1, "{log}");
+    assert_eq!(denied["nodes"][0]["details"]["mutation"], "assignKeychainToRole");
+    assert!(denied["nodes"][0]["actorTokenId"].is_string());
+    // A service account cannot sign in or mint personal tokens.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createApiToken(input: { name: \"more\" }) { token } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    // Removing the service account ends its token.
+    gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: RemoveMemberInput!) { removeMember(input: $i) { removedMembershipId } }",
+        json!({ "i": { "membershipId": membership_id } }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&authorize(&app, &token, &org, "servers.power").await),
+        "UNAUTHENTICATED"
+    );
+    app.stop().await;
+}
+
+async fn personal_token(app: &TestApp, user: &TestUser, input: Value) -> (String, String) {
+    let data = gql_ok(
+        app,
+        &user.access_token,
+        "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token apiToken { id } } }",
+        json!({ "i": input }),
+    )
+    .await;
+    (
+        data["createApiToken"]["token"].as_str().expect("token").to_owned(),
+        data["createApiToken"]["apiToken"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn tokens_follow_their_users_live_keys() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let org = app.create_organization(&ada, "acme").await;
+    let bob_membership = app.add_member(&org, &bob).await;
+    assert!(ok(&app
+        .change_role(&ada, true, &bob_membership, &builtin_role("admin"), None)
+        .await));
+    let (token, _) = personal_token(&app, &bob, json!({ "name": "laptop", "organizationId": org })).await;
+    assert!(allowed(&authorize(&app, &token, &org, "members.remove").await));
+    assert!(ok(&app
+        .change_role(&ada, false, &bob_membership, &builtin_role("admin"), None)
+        .await));
+    assert!(!allowed(&authorize(&app, &token, &org, "members.remove").await));
+    let body = app
+        .gql(
+            Some(&token),
+            "{ organization(slug: \"acme\") { members { totalCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: RemoveMemberInput!) { removeMember(input: $i) { removedMembershipId } }",
+        json!({ "i": { "membershipId": bob_membership } }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&authorize(&app, &token, &org, "members.read").await),
+        "NOT_FOUND"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_confined_to_their_organization_and_keychain() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let org_a = app.create_organization(&ada, "org-a").await;
+    let org_b = app.create_organization(&ada, "org-b").await;
+    let (token, _) = personal_token(
+        &app,
+        &ada,
+        json!({ "name": "a only", "organizationId": org_a, "keychainId": builtin_keychain("member_basics") }),
+    )
+    .await;
+    // Organization B does not exist for this token.
+    let body = app
+        .gql(
+            Some(&token),
+            "query($b: ID!) { organization(slug: \"org-b\") { id } node(id: $b) { id } viewer { organizations { totalCount } } }",
+            json!({ "b": org_b }),
+        )
+        .await;
+    assert!(
+        body["data"]["organization"].is_null() && body["data"]["node"].is_null(),
+        "{body}"
+    );
+    assert_eq!(body["data"]["viewer"]["organizations"]["totalCount"], 1);
+    assert_eq!(
+        error_code(&authorize(&app, &token, &org_b, "members.read").await),
+        "NOT_FOUND"
+    );
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { organization { name } } }",
+            json!({ "i": { "organizationId": org_b, "name": "Pwned" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    // In A, only the keychain's keys count, although Ada owns A.
+    assert!(allowed(&authorize(&app, &token, &org_a, "members.read").await));
+    assert!(!allowed(&authorize(&app, &token, &org_a, "billing.read").await));
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { organization { name } } }",
+            json!({ "i": { "organizationId": org_a, "name": "Renamed" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    assert_eq!(body["errors"][0]["extensions"]["key"], "organization.update");
+    // A keychain the user holds through no role cannot bind a token.
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let bob_membership = app.add_member(&org_a, &bob).await;
+    assert!(ok(&app
+        .change_role(&ada, true, &bob_membership, &builtin_role("member"), None)
+        .await));
+    let body = app
+        .gql(
+            Some(&bob.access_token),
+            "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }",
+            json!({ "i": { "name": "x", "organizationId": org_a, "keychainId": builtin_keychain("billing") } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_are_unauthenticated_and_only_hashes_are_stored() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (expiring, _) = personal_token(&app, &ada, json!({ "name": "short", "expiresAt": soon })).await;
+    let (revoked, revoked_id) = personal_token(&app, &ada, json!({ "name": "revoked" })).await;
+    let viewer = "{ viewer { email apiTokens { name lastUsedAt revokedAt } } }";
+    let body = app.gql(Some(&expiring), viewer, json!({})).await;
+    assert_eq!(body["data"]["viewer"]["email"], "ada@example.com", "{body}");
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let body = app
+        .gql(
+            Some(&ada.access_token),
+            "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }",
+            json!({ "i": { "name": "late", "expiresAt": past } }),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "expiresAt");
+    gql_ok(
+        &app,
+        &ada.access_token,
+        "mutation($i: RevokeApiTokenInput!) { revokeApiToken(input: $i) { apiToken { revokedAt } } }",
+        json!({ "i": { "apiTokenId": revoked_id } }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&app.gql(Some(&revoked), viewer, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    app.app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        error_code(&app.gql(Some(&expiring), viewer, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        error_code(&app.gql(Some("ghp_made_up"), viewer, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+
+    let listed = gql_ok(&app, &ada.access_token, viewer, json!({})).await;
+    let tokens = listed["viewer"]["apiTokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 2);
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t["name"] == "short" && t["lastUsedAt"].is_string())
+    );
+    let store = app.store().await;
+    let rows = store
+        .conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT token_hash, prefix FROM api_tokens",
+        ))
+        .await
+        .expect("rows");
+    store.close().await;
+    for row in rows {
+        let hash: String = row.try_get("", "token_hash").expect("hash");
+        let prefix: String = row.try_get("", "prefix").expect("prefix");
+        assert_eq!(hash.len(), 64);
+        assert!(prefix.len() <= 10);
+        for secret in [&expiring, &revoked] {
+            assert!(!hash.contains(secret.as_str()));
+        }
+    }
+    app.stop().await;
+}
+
+/// Runs a mutation that must succeed and must add at least one audit event.
+struct Walk<'a> {
+    app: &'a TestApp,
+    ran: BTreeSet<String>,
+    secrets: Vec<String>,
+}
+
+impl Walk<'_> {
+    async fn run(&mut self, name: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let before = self.app.count_rows("audit_events").await;
+        let body = self.app.gql(token, query, variables).await;
+        assert!(ok(&body), "{name}: {body}");
+        let after = self.app.count_rows("audit_events").await;
+        assert!(after > before, "{name} wrote no audit event");
+        self.ran.insert(name.to_owned());
+        collect_secrets(&body, &mut self.secrets);
+        body["data"][name].clone()
+    }
+}
+
+fn collect_secrets(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if ["ghp_", "ghs_", "ghi_", "ghr_", "eyJ"].iter().any(|p| s.starts_with(p)) => {
+            out.push(s.clone())
+        }
+        Value::String(s) if s.contains("token=") => {
+            out.push(s.split_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default())
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_secrets(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_mutation_writes_an_audit_event_without_secrets() {
+    let app = spawn_app().await;
+    let schema = app
+        .gql(None, "{ __schema { mutationType { fields { name } } } }", json!({}))
+        .await;
+    let all: BTreeSet<String> = schema["data"]["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name").to_owned())
+        .collect();
+    let mut walk = Walk {
+        app: &app,
+        ran: BTreeSet::new(),
+        secrets: vec![PASSWORD.to_owned()],
+    };
+    let signed = walk
+        .run(
+            "signUp",
+            None,
+            "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken refreshToken } }",
+            json!({ "i": { "email": "ada@example.com", "password": PASSWORD, "name": "Ada" } }),
+        )
+        .await;
+    let ada_token = signed["accessToken"].as_str().expect("token").to_owned();
+    let logged = walk
+        .run(
+            "logIn",
+            None,
+            "mutation($i: LogInInput!) { logIn(input: $i) { accessToken refreshToken } }",
+            json!({ "i": { "email": "ada@example.com", "password": PASSWORD } }),
+        )
+        .await;
+    let second = logged["accessToken"].as_str().expect("token").to_owned();
+    let refreshed = walk
+        .run(
+            "refreshSession",
+            None,
+            "mutation($i: RefreshSessionInput!) { refreshSession(input: $i) { accessToken } }",
+            json!({ "i": { "refreshToken": logged["refreshToken"] } }),
+        )
+        .await;
+    let t = Some(ada_token.as_str());
+    walk.run(
+        "logOut",
+        Some(refreshed["accessToken"].as_str().expect("token")),
+        "mutation { logOut(input: {}) { endedSessions } }",
+        json!({}),
+    )
+    .await;
+    let _ = second;
+    let org = walk
+        .run("createOrganization", t, "mutation { createOrganization(input: { name: \"Acme\", slug: \"acme\" }) { organization { id } membership { id } } }", json!({}))
+        .await;
+    let org_id = org["organization"]["id"].as_str().expect("org").to_owned();
+    let ada_membership = org["membership"]["id"].as_str().expect("membership").to_owned();
+    walk.run(
+        "updateOrganization",
+        t,
+        "mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { organization { id } } }",
+        json!({ "i": { "organizationId": org_id, "name": "Acme Inc", "plan": "TEAM" } }),
+    )
+    .await;
+    let ws = walk
+        .run(
+            "createWorkspace",
+            t,
+            "mutation($i: CreateWorkspaceInput!) { createWorkspace(input: $i) { workspace { id } } }",
+            json!({ "i": { "organizationId": org_id, "name": "Web", "slug": "web" } }),
+        )
+        .await;
+    let ws_id = ws["workspace"]["id"].as_str().expect("ws").to_owned();
+    walk.run(
+        "updateWorkspace",
+        t,
+        "mutation($i: UpdateWorkspaceInput!) { updateWorkspace(input: $i) { workspace { id } } }",
+        json!({ "i": { "workspaceId": ws_id, "name": "Website" } }),
+    )
+    .await;
+    let kc = walk
+        .run(
+            "createKeychain",
+            t,
+            "mutation($i: CreateKeychainInput!) { createKeychain(input: $i) { keychain { id } } }",
+            json!({ "i": { "organizationId": org_id, "name": "ops", "keys": ["servers.read"] } }),
+        )
+        .await;
+    let kc_id = kc["keychain"]["id"].as_str().expect("kc").to_owned();
+    walk.run(
+        "updateKeychain",
+        t,
+        "mutation($i: UpdateKeychainInput!) { updateKeychain(input: $i) { keychain { id } } }",
+        json!({ "i": { "keychainId": kc_id, "keys": ["servers.read", "servers.power"] } }),
+    )
+    .await;
+    let role = walk
+        .run(
+            "createRole",
+            t,
+            "mutation($i: CreateRoleInput!) { createRole(input: $i) { role { id } } }",
+            json!({ "i": { "organizationId": org_id, "name": "operator" } }),
+        )
+        .await;
+    let role_id = role["role"]["id"].as_str().expect("role").to_owned();
+    walk.run(
+        "updateRole",
+        t,
+        "mutation($i: UpdateRoleInput!) { updateRole(input: $i) { role { id } } }",
+        json!({ "i": { "roleId": role_id, "description": "Runs things" } }),
+    )
+    .await;
+    walk.run(
+        "assignKeychainToRole",
+        t,
+        "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { id } } }",
+        json!({ "i": { "keychainId": kc_id, "roleId": role_id } }),
+    )
+    .await;
+    walk.run(
+        "unassignKeychainFromRole",
+        t,
+        "mutation($i: KeychainAssignmentInput!) { unassignKeychainFromRole(input: $i) { role { id } } }",
+        json!({ "i": { "keychainId": kc_id, "roleId": role_id } }),
+    )
+    .await;
+    walk.run("importRoles", t, "mutation($i: ImportRolesInput!) { importRoles(input: $i) { created { name } } }", json!({ "i": { "organizationId": org_id, "format": "JSON", "document": "{\"version\": 1, \"roles\": [{\"name\": \"auditor\", \"keys\": [\"audit.read\"]}]}" } })).await;
+
+    // People: an invitation declined, one revoked after a resend, one accepted, one with sign-up.
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    walk.secrets.push(bob.access_token.clone());
+    let invite = "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { acceptUrl invitation { id } } }";
+    let inv = walk
+        .run(
+            "inviteMember",
+            t,
+            invite,
+            json!({ "i": { "organizationId": org_id, "email": "bob@example.com" } }),
+        )
+        .await;
+    let inv_id = inv["invitation"]["id"].as_str().expect("id").to_owned();
+    walk.run(
+        "declineInvitation",
+        Some(&bob.access_token),
+        "mutation($i: InvitationIdInput!) { declineInvitation(input: $i) { invitation { status } } }",
+        json!({ "i": { "invitationId": inv_id } }),
+    )
+    .await;
+    let inv = walk
+        .run(
+            "inviteMember",
+            t,
+            invite,
+            json!({ "i": { "organizationId": org_id, "email": "cy@example.com" } }),
+        )
+        .await;
+    let cy_inv = inv["invitation"]["id"].as_str().expect("id").to_owned();
+    walk.run(
+        "resendInvitation",
+        t,
+        "mutation($i: InvitationIdInput!) { resendInvitation(input: $i) { acceptUrl } }",
+        json!({ "i": { "invitationId": cy_inv } }),
+    )
+    .await;
+    walk.run(
+        "revokeInvitation",
+        t,
+        "mutation($i: InvitationIdInput!) { revokeInvitation(input: $i) { invitation { status } } }",
+        json!({ "i": { "invitationId": cy_inv } }),
+    )
+    .await;
+    let inv = walk
+        .run(
+            "inviteMember",
+            t,
+            invite,
+            json!({ "i": { "organizationId": org_id, "email": "bob@example.com" } }),
+        )
+        .await;
+    let token = inv["acceptUrl"]
+        .as_str()
+        .expect("url")
+        .split_once("token=")
+        .expect("token")
+        .1
+        .to_owned();
+    let accepted = walk
+        .run(
+            "acceptInvitation",
+            Some(&bob.access_token),
+            "mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) { membership { id } } }",
+            json!({ "i": { "token": token } }),
+        )
+        .await;
+    let bob_membership = accepted["membership"]["id"].as_str().expect("membership").to_owned();
+    let inv = walk
+        .run(
+            "inviteMember",
+            t,
+            invite,
+            json!({ "i": { "organizationId": org_id, "email": "dee@example.com" } }),
+        )
+        .await;
+    let token = inv["acceptUrl"]
+        .as_str()
+        .expect("url")
+        .split_once("token=")
+        .expect("token")
+        .1
+        .to_owned();
+    let dee = walk.run("acceptInvitationWithSignUp", None, "mutation($i: AcceptInvitationWithSignUpInput!) { acceptInvitationWithSignUp(input: $i) { auth { accessToken } membership { id } } }", json!({ "i": { "token": token, "name": "Dee", "password": PASSWORD } })).await;
+    let dee_token = dee["auth"]["accessToken"].as_str().expect("token").to_owned();
+    let dee_membership = dee["membership"]["id"].as_str().expect("membership").to_owned();
+    walk.run(
+        "grantRole",
+        t,
+        "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }",
+        json!({ "i": { "membershipId": bob_membership, "roleId": builtin_role("viewer") } }),
+    )
+    .await;
+    walk.run(
+        "revokeRole",
+        t,
+        "mutation($i: RoleBindingChangeInput!) { revokeRole(input: $i) { membership { id } } }",
+        json!({ "i": { "membershipId": bob_membership, "roleId": builtin_role("viewer") } }),
+    )
+    .await;
+    walk.run(
+        "transferOwnership",
+        t,
+        "mutation($i: TransferOwnershipInput!) { transferOwnership(input: $i) { membership { id } } }",
+        json!({ "i": { "organizationId": org_id, "toMembershipId": dee_membership } }),
+    )
+    .await;
+    walk.run(
+        "removeMember",
+        t,
+        "mutation($i: RemoveMemberInput!) { removeMember(input: $i) { removedMembershipId } }",
+        json!({ "i": { "membershipId": bob_membership } }),
+    )
+    .await;
+    let _ = ada_membership;
+
+    // Integrations.
+    let api = walk
+        .run(
+            "createApiToken",
+            t,
+            "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token apiToken { id } } }",
+            json!({ "i": { "name": "script", "organizationId": org_id } }),
+        )
+        .await;
+    let api_id = api["apiToken"]["id"].as_str().expect("id").to_owned();
+    walk.run(
+        "revokeApiToken",
+        t,
+        "mutation($i: RevokeApiTokenInput!) { revokeApiToken(input: $i) { apiToken { revokedAt } } }",
+        json!({ "i": { "apiTokenId": api_id } }),
+    )
+    .await;
+    let sa = walk.run("createServiceAccount", t, "mutation($i: CreateServiceAccountInput!) { createServiceAccount(input: $i) { membership { id } } }", json!({ "i": { "organizationId": org_id, "name": "bot", "roleBindings": [{ "roleId": builtin_role("viewer") }] } })).await;
+    let sa_membership = sa["membership"]["id"].as_str().expect("membership").to_owned();
+    walk.run(
+        "createServiceAccountToken",
+        t,
+        "mutation($i: CreateServiceAccountTokenInput!) { createServiceAccountToken(input: $i) { token } }",
+        json!({ "i": { "membershipId": sa_membership, "name": "ci" } }),
+    )
+    .await;
+
+    // Tear-down mutations.
+    walk.run(
+        "deleteRole",
+        t,
+        "mutation($i: DeleteRoleInput!) { deleteRole(input: $i) { deletedRoleId } }",
+        json!({ "i": { "roleId": role_id } }),
+    )
+    .await;
+    walk.run(
+        "deleteKeychain",
+        t,
+        "mutation($i: DeleteKeychainInput!) { deleteKeychain(input: $i) { deletedKeychainId } }",
+        json!({ "i": { "keychainId": kc_id } }),
+    )
+    .await;
+    walk.run(
+        "deleteWorkspace",
+        t,
+        "mutation($i: DeleteWorkspaceInput!) { deleteWorkspace(input: $i) { deletedWorkspaceId } }",
+        json!({ "i": { "workspaceId": ws_id } }),
+    )
+    .await;
+    walk.run(
+        "leaveOrganization",
+        t,
+        "mutation($i: LeaveOrganizationInput!) { leaveOrganization(input: $i) { leftOrganizationId } }",
+        json!({ "i": { "organizationId": org_id } }),
+    )
+    .await;
+    walk.run(
+        "deleteOrganization",
+        Some(&dee_token),
+        "mutation($i: DeleteOrganizationInput!) { deleteOrganization(input: $i) { deletedOrganizationId } }",
+        json!({ "i": { "organizationId": org_id, "confirmSlug": "acme" } }),
+    )
+    .await;
+
+    let missing: Vec<&String> = all.difference(&walk.ran).collect();
+    assert!(missing.is_empty(), "mutations not walked: {missing:?}");
+
+    // No event holds a password, token or secret.
+    let store = app.store().await;
+    let rows = store
+        .conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT action, details, user_agent FROM audit_events",
+        ))
+        .await
+        .expect("rows");
+    store.close().await;
+    assert!(rows.len() > all.len());
+    for row in rows {
+        let action: String = row.try_get("", "action").expect("action");
+        let details: String = row.try_get("", "details").expect("details");
+        for secret in walk.secrets.iter().filter(|s| s.len() > 8) {
+            assert!(!details.contains(secret.as_str()), "{action} holds a secret: {details}");
+        }
+        for marker in ["ghp_", "ghs_", "ghi_", "ghr_", "password", "token_hash"] {
+            assert!(!details.to_lowercase().contains(marker), "{action}: {details}");
+        }
+    }
+    app.stop().await;
+}
