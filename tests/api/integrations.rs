@@ -740,3 +740,65 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_by_action_actor_target_and_time_and_needs_audit_read() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let org = app.create_organization(&ada, "acme").await;
+    let bob_membership = app.add_member(&org, &bob).await;
+    assert!(ok(&app
+        .change_role(&ada, true, &bob_membership, &builtin_role("member"), None)
+        .await));
+    let workspace = app.create_workspace(&ada, &org, "web").await;
+    let query = "query($f: AuditFilter) { organization(slug: \"acme\") { auditLog(filter: $f) {
+        totalCount nodes { action actor { id } targetType targetId occurredAt clientAddress requestId } } } }";
+    let all = gql_ok(&app, &ada.access_token, query, json!({})).await;
+    let actions: Vec<&str> = all["organization"]["auditLog"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        ["workspace.create", "role.grant", "organization.create"],
+        "newest first"
+    );
+    let newest = &all["organization"]["auditLog"]["nodes"][0];
+    assert_eq!(newest["actor"]["id"], ada.id.as_str());
+    assert_eq!(newest["targetId"], workspace.as_str());
+    assert_eq!(newest["clientAddress"], "127.0.0.1");
+    assert!(newest["requestId"].is_string());
+
+    let by_target = gql_ok(
+        &app,
+        &ada.access_token,
+        query,
+        json!({ "f": { "targetId": bob_membership } }),
+    )
+    .await;
+    assert_eq!(
+        by_target["organization"]["auditLog"]["nodes"][0]["action"],
+        "role.grant"
+    );
+    let by_actor = gql_ok(&app, &ada.access_token, query, json!({ "f": { "actorId": bob.id } })).await;
+    assert_eq!(by_actor["organization"]["auditLog"]["totalCount"], 0);
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let later = gql_ok(&app, &ada.access_token, query, json!({ "f": { "since": future } })).await;
+    assert_eq!(later["organization"]["auditLog"]["totalCount"], 0);
+    let before = gql_ok(
+        &app,
+        &ada.access_token,
+        query,
+        json!({ "f": { "until": future, "actions": ["role.grant", "workspace.create"] } }),
+    )
+    .await;
+    assert_eq!(before["organization"]["auditLog"]["totalCount"], 2);
+    // Bob, a plain member, cannot read it.
+    let body = app.gql(Some(&bob.access_token), query, json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    assert_eq!(body["errors"][0]["extensions"]["key"], "audit.read");
+    app.stop().await;
+}
