@@ -107,6 +107,77 @@ pub async fn load<C: ConnectionTrait>(
     }))
 }
 
+/// Loads a user's access in many organizations at once (a fixed number of statements).
+pub async fn load_many<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user_id: Uuid,
+    organization_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, MemberAccess>> {
+    let memberships = memberships::Entity::find()
+        .filter(memberships::Column::UserId.eq(user_id))
+        .filter(memberships::Column::OrganizationId.is_in(organization_ids.to_vec()))
+        .all(conn)
+        .await?;
+    if memberships.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let bindings = role_bindings::Entity::find()
+        .filter(role_bindings::Column::MembershipId.is_in(memberships.iter().map(|m| m.id).collect::<Vec<_>>()))
+        .all(conn)
+        .await?;
+    let role_ids: Vec<Uuid> = bindings.iter().map(|b| b.role_id).collect();
+    let keys = role_key_sets(conn, app, &role_ids).await?;
+    let mut out: HashMap<Uuid, MemberAccess> = memberships
+        .into_iter()
+        .map(|m| {
+            (
+                m.id,
+                MemberAccess {
+                    membership: m,
+                    bindings: Vec::new(),
+                    mask: None,
+                },
+            )
+        })
+        .collect();
+    for binding in bindings {
+        if let Some(access) = out.get_mut(&binding.membership_id) {
+            access.bindings.push(ResolvedBinding {
+                role_keys: keys.get(&binding.role_id).copied().unwrap_or_default(),
+                binding,
+            });
+        }
+    }
+    Ok(out.into_values().map(|a| (a.membership.organization_id, a)).collect())
+}
+
+/// [`for_principal`] for many organizations at once.
+pub async fn for_principal_many<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    principal: &super::Principal,
+    organization_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, MemberAccess>> {
+    let allowed: Vec<Uuid> = organization_ids
+        .iter()
+        .copied()
+        .filter(|o| {
+            principal
+                .token
+                .and_then(|t| t.organization_id)
+                .is_none_or(|only| only == *o)
+        })
+        .collect();
+    let mut found = load_many(conn, app, principal.user.id, &allowed).await?;
+    if let Some(token) = &principal.token {
+        for access in found.values_mut() {
+            access.mask = token.keychain_keys;
+        }
+    }
+    Ok(found)
+}
+
 /// The caller's access: their live access as a user, narrowed by the API token they act
 /// through (another organization than the token's is invisible; a keychain masks the keys).
 pub async fn for_principal<C: ConnectionTrait>(

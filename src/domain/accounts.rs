@@ -453,19 +453,19 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     let verified = app.tokens.verify(bearer)?;
     let invalid = || DomainError::Unauthenticated("the access token is no longer valid".to_owned());
     let conn = &app.store.conn;
+    // One statement: the user, provided the session is live.
+    let live_session = sea_orm::sea_query::Query::select()
+        .column(sessions::Column::UserId)
+        .from(sessions::Entity)
+        .and_where(sea_orm::sea_query::Expr::col(sessions::Column::Id).eq(verified.session_id))
+        .and_where(sea_orm::sea_query::Expr::col(sessions::Column::RevokedAt).is_null())
+        .to_owned();
     let user = users::Entity::find_by_id(verified.user_id)
+        .filter(users::Column::Id.in_subquery(live_session))
         .one(conn)
         .await?
         .ok_or_else(invalid)?;
     if user.token_version != verified.version {
-        return Err(invalid());
-    }
-    let live = sessions::Entity::find_by_id(verified.session_id)
-        .filter(sessions::Column::UserId.eq(user.id))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .count(conn)
-        .await?;
-    if live == 0 {
         return Err(invalid());
     }
     Ok(Principal {

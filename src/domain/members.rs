@@ -58,7 +58,7 @@ pub async fn add_member(app: &App, organization_id: Uuid, user_id: Uuid) -> Doma
 }
 
 /// Filters of the member list.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemberFilter {
     /// Members holding this role (at any scope).
     pub role_id: Option<Uuid>,

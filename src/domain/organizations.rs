@@ -252,24 +252,12 @@ fn token_allows(principal: &Principal, organization_id: Uuid) -> bool {
         .is_none_or(|only| only == organization_id)
 }
 
-/// An organization by slug, only when the caller is a member.
-pub async fn find_by_slug_for(
-    app: &App,
-    principal: &Principal,
-    slug: &str,
-) -> DomainResult<Option<organizations::Model>> {
-    let conn = &app.store.conn;
-    let Some(organization) = organizations::Entity::find()
+/// An organization by slug, whoever asks: callers must check membership before showing it.
+pub async fn find_by_slug(app: &App, slug: &str) -> DomainResult<Option<organizations::Model>> {
+    Ok(organizations::Entity::find()
         .filter(organizations::Column::Slug.eq(slug))
-        .one(conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(
-        (token_allows(principal, organization.id) && is_member(app, principal.user.id, organization.id).await?)
-            .then_some(organization),
-    )
+        .one(&app.store.conn)
+        .await?)
 }
 
 /// An organization by id, only when the caller is a member.
@@ -306,18 +294,10 @@ pub async fn page_for_user(
     if let Some(only) = principal.token.and_then(|t| t.organization_id) {
         query = query.filter(memberships::Column::OrganizationId.eq(only));
     }
-    let rows = query.all(conn).await?;
-    let ids: Vec<Uuid> = rows.iter().map(|m| m.organization_id).collect();
-    let mut orgs: std::collections::HashMap<Uuid, organizations::Model> = organizations::Entity::find()
-        .filter(organizations::Column::Id.is_in(ids))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o))
-        .collect();
+    let rows = query.find_also_related(organizations::Entity).all(conn).await?;
     let items = rows
         .into_iter()
-        .filter_map(|m| orgs.remove(&m.organization_id).map(|o| (m.id, o)))
+        .filter_map(|(m, organization)| organization.map(|o| (m.id, o)))
         .collect();
     Ok(Page::from_rows(items, page.first))
 }

@@ -54,16 +54,18 @@ pub fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
 /// The caller's access to an organization (`None` when not a member), cached for the request.
 pub async fn access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Option<Arc<MemberAccess>>> {
     let state = state(ctx);
-    let Some(principal) = &state.principal else {
-        return Ok(None);
-    };
     if let Some(hit) = state.access.lock().ok().and_then(|c| c.get(&organization_id).cloned()) {
         return Ok(hit);
     }
-    let app = app(ctx);
-    let loaded = crate::domain::access::for_principal(&app.store.conn, app, principal, organization_id)
-        .await?
-        .map(Arc::new);
+    if state.principal.is_none() {
+        return Ok(None);
+    }
+    // Batched: guards of many organizations in one response share a few statements.
+    let loaded = super::loaders::loaders(ctx)
+        .access
+        .load_one(organization_id)
+        .await
+        .map_err(super::loaders::domain_loader_error)?;
     if let Ok(mut cache) = state.access.lock() {
         cache.insert(organization_id, loaded.clone());
     }

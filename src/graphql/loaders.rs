@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::domain::DomainError;
-use crate::store::entities::{organizations, roles, users, workspaces};
+use crate::domain::access::{self, MemberAccess};
+use crate::domain::{App, DomainError, Principal};
+use crate::store::entities::{
+    keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
+};
 
 use super::error::ApiError;
 
@@ -44,15 +47,32 @@ pub struct Loaders {
     pub organizations: DataLoader<OrganizationLoader>,
     pub roles: DataLoader<RoleLoader>,
     pub workspaces: DataLoader<WorkspaceLoader>,
+    pub access: DataLoader<AccessLoader>,
+    pub role_bindings: DataLoader<RoleBindingsLoader>,
+    pub role_keychains: DataLoader<RoleKeychainsLoader>,
+    pub first_members: DataLoader<FirstMembersLoader>,
+    pub member_counts: DataLoader<MemberCountLoader>,
 }
 
 impl Loaders {
-    pub fn new(conn: &DatabaseConnection) -> Loaders {
+    pub fn new(app: &Arc<App>, principal: Option<Principal>) -> Loaders {
+        let conn = &app.store.conn;
         Loaders {
             users: DataLoader::new(UserLoader(conn.clone()), tokio::spawn),
             organizations: DataLoader::new(OrganizationLoader(conn.clone()), tokio::spawn),
             roles: DataLoader::new(RoleLoader(conn.clone()), tokio::spawn),
             workspaces: DataLoader::new(WorkspaceLoader(conn.clone()), tokio::spawn),
+            access: DataLoader::new(
+                AccessLoader {
+                    app: app.clone(),
+                    principal,
+                },
+                tokio::spawn,
+            ),
+            role_bindings: DataLoader::new(RoleBindingsLoader(conn.clone()), tokio::spawn),
+            role_keychains: DataLoader::new(RoleKeychainsLoader(app.clone()), tokio::spawn),
+            first_members: DataLoader::new(FirstMembersLoader(conn.clone()), tokio::spawn),
+            member_counts: DataLoader::new(MemberCountLoader(conn.clone()), tokio::spawn),
         }
     }
 }
@@ -64,4 +84,181 @@ pub fn loader_error(err: Arc<DbErr>) -> ApiError {
 
 pub fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> &'a Arc<Loaders> {
     ctx.data_unchecked::<Arc<Loaders>>()
+}
+
+/// Loader failures carrying a domain error.
+pub fn domain_loader_error(err: Arc<DomainError>) -> ApiError {
+    ApiError((*err).clone())
+}
+
+/// The caller's access per organization, many organizations in one batch.
+pub struct AccessLoader {
+    pub app: Arc<App>,
+    pub principal: Option<Principal>,
+}
+
+impl Loader<Uuid> for AccessLoader {
+    type Value = Arc<MemberAccess>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let Some(principal) = &self.principal else {
+            return Ok(HashMap::new());
+        };
+        let found = access::for_principal_many(&self.app.store.conn, &self.app, principal, keys)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// Role bindings per membership, each with its role, in one joined statement.
+pub struct RoleBindingsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for RoleBindingsLoader {
+    type Value = Vec<(role_bindings::Model, Option<roles::Model>)>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = role_bindings::Entity::find()
+            .find_also_related(roles::Entity)
+            .filter(role_bindings::Column::MembershipId.is_in(keys.to_vec()))
+            .order_by_asc(role_bindings::Column::Id)
+            .all(&self.0)
+            .await
+            .map_err(Arc::new)?;
+        let mut out: HashMap<Uuid, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (binding, role) in rows {
+            out.entry(binding.membership_id).or_default().push((binding, role));
+        }
+        Ok(out)
+    }
+}
+
+/// Keychains per role: built-in roles from the catalog, custom roles in one joined statement.
+pub struct RoleKeychainsLoader(pub Arc<App>);
+
+impl Loader<Uuid> for RoleKeychainsLoader {
+    type Value = Vec<keychains::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let app = &self.0;
+        let mut links: Vec<(Uuid, Uuid)> = Vec::new();
+        let mut custom = Vec::new();
+        for role in keys {
+            match app.builtins.role(role) {
+                Some(i) => links.extend(app.catalog.roles[i].keychains.iter().map(|k| {
+                    (
+                        *role,
+                        crate::domain::builtins::keychain_id(&app.catalog.keychains[*k].name),
+                    )
+                })),
+                None => custom.push(*role),
+            }
+        }
+        let mut chains: HashMap<Uuid, keychains::Model> = HashMap::new();
+        if !custom.is_empty() {
+            // Custom roles' keychains come with their links in one joined statement.
+            let rows = role_keychains::Entity::find()
+                .find_also_related(keychains::Entity)
+                .filter(role_keychains::Column::RoleId.is_in(custom))
+                .all(&app.store.conn)
+                .await
+                .map_err(Arc::new)?;
+            for (link, chain) in rows {
+                links.push((link.role_id, link.keychain_id));
+                if let Some(chain) = chain {
+                    chains.insert(chain.id, chain);
+                }
+            }
+        }
+        // Built-in keychains come from the catalog, not the database.
+        for chain in app.builtin_keychain_rows() {
+            chains.entry(chain.id).or_insert(chain);
+        }
+        let mut out: HashMap<Uuid, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (role, chain) in links {
+            if let (Some(list), Some(model)) = (out.get_mut(&role), chains.get(&chain)) {
+                list.push(model.clone());
+            }
+        }
+        for list in out.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Ok(out)
+    }
+}
+
+/// The first page of members of many organizations in one statement (a window function ranks
+/// each organization's members by id). Keyed by (organization, rows to fetch).
+pub struct FirstMembersLoader(pub DatabaseConnection);
+
+impl Loader<(Uuid, u64)> for FirstMembersLoader {
+    type Value = Vec<memberships::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[(Uuid, u64)]) -> Result<HashMap<(Uuid, u64), Self::Value>, Self::Error> {
+        let backend = self.0.get_database_backend();
+        let mut out: HashMap<(Uuid, u64), Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let mut limits: Vec<u64> = keys.iter().map(|(_, n)| *n).collect();
+        limits.sort();
+        limits.dedup();
+        for limit in limits {
+            let orgs: Vec<Uuid> = keys.iter().filter(|(_, n)| *n == limit).map(|(o, _)| *o).collect();
+            let placeholder = |i: usize| match backend {
+                sea_orm::DbBackend::Postgres => format!("${i}"),
+                _ => "?".to_owned(),
+            };
+            let list: Vec<String> = (1..=orgs.len()).map(placeholder).collect();
+            let sql = format!(
+                "SELECT id, organization_id, user_id, created_at FROM (\
+                   SELECT id, organization_id, user_id, created_at, \
+                          ROW_NUMBER() OVER (PARTITION BY organization_id ORDER BY id) AS position \
+                   FROM memberships WHERE organization_id IN ({}) \
+                 ) ranked WHERE position <= {} ORDER BY organization_id, id",
+                list.join(", "),
+                placeholder(orgs.len() + 1)
+            );
+            let mut values: Vec<sea_orm::Value> = orgs.iter().map(|o| (*o).into()).collect();
+            values.push((limit as i64).into());
+            let rows = memberships::Entity::find()
+                .from_raw_sql(sea_orm::Statement::from_sql_and_values(backend, sql, values))
+                .all(&self.0)
+                .await
+                .map_err(Arc::new)?;
+            for row in rows {
+                if let Some(list) = out.get_mut(&(row.organization_id, limit)) {
+                    list.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Member counts of many organizations in one grouped statement.
+pub struct MemberCountLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for MemberCountLoader {
+    type Value = u64;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows: Vec<(Uuid, i64)> = memberships::Entity::find()
+            .select_only()
+            .column(memberships::Column::OrganizationId)
+            .column_as(memberships::Column::Id.count(), "n")
+            .filter(memberships::Column::OrganizationId.is_in(keys.to_vec()))
+            .group_by(memberships::Column::OrganizationId)
+            .into_tuple()
+            .all(&self.0)
+            .await
+            .map_err(Arc::new)?;
+        let mut out: HashMap<Uuid, u64> = keys.iter().map(|k| (*k, 0)).collect();
+        for (org, n) in rows {
+            out.insert(org, n as u64);
+        }
+        Ok(out)
+    }
 }

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use crate::domain::limits::{self, Limit};
-use crate::domain::page::PageRequest;
+use crate::domain::page::{Page, PageRequest};
 use crate::domain::{
     DomainError, api_tokens as token_service, audit, definitions, documents, invitations as invitation_service,
     members, organizations as org_service, workspaces as workspace_service,
@@ -253,13 +253,39 @@ impl Organization {
         let request = PageRequest::parse(first, after.as_deref())?;
         let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
         let app = app(ctx).clone();
-        let page = members::page(&app, self.0.id, &filter, request).await?;
         let organization_id = self.0.id;
-        let counter: connection::Counter = Arc::new(move || {
-            let app = app.clone();
-            let filter = filter.clone();
-            async move { members::count(&app, organization_id, &filter).await }.boxed()
-        });
+        let unfiltered = filter == members::MemberFilter::default();
+        let page = if unfiltered && request.after.is_none() {
+            // First pages of many organizations share one statement.
+            let rows = loaders(ctx)
+                .first_members
+                .load_one((organization_id, request.first + 1))
+                .await
+                .map_err(loader_error)?
+                .unwrap_or_default();
+            Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), request.first)
+        } else {
+            members::page(&app, organization_id, &filter, request).await?
+        };
+        let counter: connection::Counter = if unfiltered {
+            let loaders = loaders(ctx).clone();
+            Arc::new(move || {
+                let loaders = loaders.clone();
+                async move {
+                    let count = loaders.member_counts.load_one(organization_id).await;
+                    count
+                        .map(Option::unwrap_or_default)
+                        .map_err(|e| DomainError::Internal(format!("database: {e}")))
+                }
+                .boxed()
+            })
+        } else {
+            Arc::new(move || {
+                let app = app.clone();
+                let filter = filter.clone();
+                async move { members::count(&app, organization_id, &filter).await }.boxed()
+            })
+        };
         Ok(MembershipConnection::new(
             connection::parts(page, &request, Membership),
             counter,
@@ -720,23 +746,27 @@ impl Membership {
 
     /// The roles this member holds, organization-wide and per workspace.
     async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoleBinding>> {
-        let rows = role_bindings::Entity::find()
-            .filter(role_bindings::Column::MembershipId.eq(self.0.id))
-            .order_by_asc(role_bindings::Column::Id)
-            .all(&app(ctx).store.conn)
-            .await?;
+        let rows = loaders(ctx)
+            .role_bindings
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
         let organization_id = self.0.organization_id;
-        Ok(rows.into_iter().map(|b| RoleBinding(b, organization_id)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(binding, role)| RoleBinding(binding, organization_id, role))
+            .collect())
     }
 
     /// True when the member holds no role at all.
     async fn unassigned(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        let count = role_bindings::Entity::find()
-            .filter(role_bindings::Column::MembershipId.eq(self.0.id))
-            .all(&app(ctx).store.conn)
-            .await?
-            .len();
-        Ok(count == 0)
+        let rows = loaders(ctx)
+            .role_bindings
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(rows.is_none_or(|r| r.is_empty()))
     }
 
     async fn joined_at(&self) -> DateTime<Utc> {
@@ -757,13 +787,17 @@ impl Membership {
     }
 }
 
-/// A role held by a member, organization-wide (`workspace: null`) or in one workspace.
-pub struct RoleBinding(pub role_bindings::Model, pub Uuid);
+/// A role held by a member, organization-wide (`workspace: null`) or in one workspace; the
+/// role row comes along when it was loaded with the binding.
+pub struct RoleBinding(pub role_bindings::Model, pub Uuid, pub Option<roles::Model>);
 
 #[Object]
 impl RoleBinding {
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
         let organization_id = self.1;
+        if let Some(role) = &self.2 {
+            return Ok(Role(role.clone(), Some(organization_id)));
+        }
         loaders(ctx)
             .roles
             .load_one(self.0.role_id)
@@ -868,25 +902,12 @@ impl Role {
     }
 
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
-        let app = app(ctx);
-        let links = role_keychains::Entity::find()
-            .filter(role_keychains::Column::RoleId.eq(self.0.id))
-            .all(&app.store.conn)
-            .await?;
-        let ids: Vec<Uuid> = match app.builtins.role(&self.0.id) {
-            Some(i) => app.catalog.roles[i]
-                .keychains
-                .iter()
-                .map(|k| crate::domain::builtins::keychain_id(&app.catalog.keychains[*k].name))
-                .collect(),
-            None => links.into_iter().map(|l| l.keychain_id).collect(),
-        };
-        let rows = keychains::Entity::find()
-            .filter(keychains::Column::Id.is_in(ids))
-            .order_by_asc(keychains::Column::Name)
-            .all(&app.store.conn)
-            .await?;
-        Ok(rows.into_iter().map(Keychain).collect())
+        let rows = loaders(ctx)
+            .role_keychains
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Keychain).collect())
     }
 
     /// Keys granted directly, besides those of its keychains.

@@ -98,10 +98,12 @@ impl QueryRoot {
 
     /// An organization the viewer belongs to; `null` otherwise.
     async fn organization(&self, ctx: &Context<'_>, slug: String) -> ApiResult<Option<Organization>> {
-        let viewer = principal(ctx)?;
-        Ok(org_service::find_by_slug_for(app(ctx), viewer, &slug)
-            .await?
-            .map(Organization))
+        principal(ctx)?;
+        let Some(organization) = org_service::find_by_slug(app(ctx), &slug).await? else {
+            return Ok(None);
+        };
+        // Membership is decided by the same batched access load the guards use.
+        Ok(access(ctx, organization.id).await?.map(|_| Organization(organization)))
     }
 }
 

@@ -148,8 +148,8 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
     };
+    let loaders = Arc::new(Loaders::new(&state.app, principal.clone()));
     let request_state = Arc::new(RequestState::new(principal, meta));
-    let loaders = Arc::new(Loaders::new(&state.app.store.conn));
     let batch = batch.data(request_state).data(loaders);
     let mut response = state
         .schema

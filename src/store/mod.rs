@@ -1,6 +1,8 @@
 //! Persistence: connecting to SQLite or PostgreSQL, migrations, write transactions, entities.
 pub mod entities;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -14,6 +16,8 @@ use sea_orm::{
 #[derive(Clone, Debug)]
 pub struct Store {
     pub conn: DatabaseConnection,
+    /// SQL statements executed through this pool so far (tests and benchmarks read it).
+    pub statements: Arc<AtomicU64>,
 }
 
 /// How long an SQLite connection waits for the write lock before giving up.
@@ -36,8 +40,13 @@ impl Store {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
             });
-        let conn = Database::connect(options).await?;
-        Ok(Store { conn })
+        let mut conn = Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(Store { conn, statements })
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -60,6 +69,11 @@ impl Store {
             _ => TransactionOptions::default(),
         };
         self.conn.begin_with_options(options).await
+    }
+
+    /// Statements executed so far.
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// Whether the database answers.

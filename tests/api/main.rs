@@ -8,5 +8,6 @@ mod conventions;
 mod mail;
 mod membership;
 mod organizations;
+mod performance;
 mod permissions;
 mod schema;

@@ -11,6 +11,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::keychains::Entity",
+        from = "Column::KeychainId",
+        to = "super::keychains::Column::Id"
+    )]
+    Keychain,
+}
+
+impl Related<super::keychains::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Keychain.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
