@@ -1,5 +1,6 @@
 //! Persistence: connecting to SQLite or PostgreSQL, migrations, write transactions, entities.
 pub mod entities;
+pub mod fixtures;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -303,62 +303,9 @@ pub async fn bulk_members(app: &TestApp, organization: &str, count: usize) {
 
 /// [`bulk_members`], each member bound to `role` organization-wide when given.
 pub async fn bulk_members_with_role(app: &TestApp, organization: &str, count: usize, role: Option<uuid::Uuid>) {
-    use guildhall::store::entities::{memberships, role_bindings, users};
-    use sea_orm::{ActiveValue::Set, EntityTrait};
-    let organization_id = raw_id(organization);
-    let now = chrono::Utc::now();
     let store = app.store().await;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
-        let mut user_rows = Vec::new();
-        let mut member_rows = Vec::new();
-        let mut binding_rows = Vec::new();
-        for i in chunk {
-            let user_id = uuid::Uuid::now_v7();
-            user_rows.push(users::ActiveModel {
-                id: Set(user_id),
-                kind: Set("HUMAN".to_owned()),
-                email: Set(Some(format!("member-{i:05}-{}@example.com", user_id.simple()))),
-                email_canonical: Set(Some(format!("member-{i:05}-{}@example.com", user_id.simple()))),
-                name: Set(format!("Member {i}")),
-                password_hash: Set(None),
-                token_version: Set(0),
-                service_organization_id: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            });
-            let membership_id = uuid::Uuid::now_v7();
-            member_rows.push(memberships::ActiveModel {
-                id: Set(membership_id),
-                organization_id: Set(organization_id),
-                user_id: Set(user_id),
-                created_at: Set(now),
-            });
-            if let Some(role) = role {
-                binding_rows.push(role_bindings::ActiveModel {
-                    id: Set(uuid::Uuid::now_v7()),
-                    membership_id: Set(membership_id),
-                    role_id: Set(role),
-                    workspace_id: Set(None),
-                    scope_key: Set("org".to_owned()),
-                    granted_by_user_id: Set(None),
-                    granted_at: Set(now),
-                });
-            }
-        }
-        users::Entity::insert_many(user_rows)
-            .exec_without_returning(&store.conn)
-            .await
-            .expect("users");
-        memberships::Entity::insert_many(member_rows)
-            .exec_without_returning(&store.conn)
-            .await
-            .expect("members");
-        if !binding_rows.is_empty() {
-            role_bindings::Entity::insert_many(binding_rows)
-                .exec_without_returning(&store.conn)
-                .await
-                .expect("bindings");
-        }
-    }
+    guildhall::store::fixtures::bulk_members(&store, raw_id(organization), count, role)
+        .await
+        .expect("bulk members");
     store.close().await;
 }

@@ -1,0 +1,362 @@
+//! HTTP load driver: starts the release `guildhall serve` as its own process, fills it with
+//! data, and drives each workload with 32 concurrent connections for a fixed time, next to the
+//! ceiling `{ __typename }` measured in the same run. Prints a table and writes
+//! `benchmarks/results-http.json`.
+//!
+//! `cargo bench --bench http` runs SQLite and, when `GUILDHALL_BENCH_POSTGRES_URL` (an admin
+//! URL such as `postgres://postgres@127.0.0.1:5432/postgres`) is set, PostgreSQL as well.
+//! `GUILDHALL_BENCH_SECONDS` sets the time per workload (default 5).
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const CONNECTIONS: usize = 32;
+const SECRET: &str = "bench-secret-that-is-long-enough-for-hs256-0123456789";
+const PASSWORD: &str = "correct horse battery staple";
+
+const PAGE: &str = "query($slug: String!) {
+  viewer { organizations(first: 20) { totalCount edges { node { id slug name } } } }
+  organization(slug: $slug) { viewerKeys members(first: 50) { totalCount edges { node { id joinedAt
+    user { id name email } roleBindings { grantedAt workspace { id } role { id name keychains { id name } } } } } } } }";
+const DASHBOARD: &str = "{ viewer { organizations(first: 20) { edges { node { slug viewerMembership { id }
+  members(first: 50) { totalCount edges { node { user { name email } roleBindings { role { name keychains { name } } } } } } } } } } }";
+const MEMBERS: &str = "query($after: String) { organization(slug: \"big\") { members(first: 50, after: $after) {
+  edges { cursor node { id user { name email } roleBindings { role { name } } } } pageInfo { hasNextPage } } } }";
+const AUTHORIZE: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"members.invite\") { allowed reason } }";
+
+struct Server {
+    child: Child,
+    url: String,
+    database_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident memory of the server process, in MiB.
+    fn peak_memory_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+async fn start(database_url: String) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let child = Command::new(env!("CARGO_BIN_EXE_guildhall"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &database_url])
+        .args(["--jwt-secret", SECRET, "--database-max-connections", "16"])
+        .args(["--login-max-failures-per-address", "100000", "--log-format", "json"])
+        .env("GUILDHALL_LOG", "warn")
+        .env("GUILDHALL_PLAN_LIMITS", r#"{"FREE": {"admins": 1000, "members": 1000000, "customRoles": 100, "customKeychains": 100, "workspaces": 100}}"#)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start guildhall");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, url, database_url }
+}
+
+async fn gql(client: &reqwest::Client, url: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut request = client.post(format!("{url}/graphql")).json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request").json().await.expect("json")
+}
+
+fn raw(id: &str) -> Uuid {
+    guildhall::graphql::ids::decode_any(&async_graphql::ID(id.to_owned())).expect("global id").1
+}
+
+struct Fixture {
+    token: String,
+    first_org: String,
+    big_after_page_199: String,
+}
+
+/// 20 organizations of 50 members (the benchmark's owner in each), and one of 10,000.
+async fn fill(server: &Server) -> Fixture {
+    let client = reqwest::Client::new();
+    let url = &server.url;
+    let signed = gql(
+        &client,
+        url,
+        None,
+        "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
+        json!({ "i": { "email": "owner@example.com", "password": PASSWORD, "name": "Owner" } }),
+    )
+    .await;
+    let token = signed["data"]["signUp"]["accessToken"].as_str().expect("token").to_owned();
+    let store = guildhall::store::Store::connect(&server.database_url, 4).await.expect("store");
+    let viewer = guildhall::domain::builtins::role_id("viewer");
+    let mut first_org = String::new();
+    for o in 0..20 {
+        let body = gql(
+            &client,
+            url,
+            Some(&token),
+            "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { organization { id } } }",
+            json!({ "i": { "name": format!("Org {o}"), "slug": format!("org-{o:02}") } }),
+        )
+        .await;
+        let id = body["data"]["createOrganization"]["organization"]["id"].as_str().expect("org").to_owned();
+        guildhall::store::fixtures::bulk_members(&store, raw(&id), 49, Some(viewer)).await.expect("members");
+        if o == 0 {
+            first_org = id;
+        }
+    }
+    let body = gql(
+        &client,
+        url,
+        Some(&token),
+        "mutation { createOrganization(input: { name: \"Big\", slug: \"big\" }) { organization { id } } }",
+        json!({}),
+    )
+    .await;
+    let big = body["data"]["createOrganization"]["organization"]["id"].as_str().expect("org").to_owned();
+    let ids = guildhall::store::fixtures::bulk_members(&store, raw(&big), 10_000, Some(viewer)).await.expect("members");
+    store.close().await;
+    // Page 200 starts after 199 pages of 50: the owner's membership plus 9,949 others.
+    let big_after_page_199 = guildhall::domain::page::encode_cursor(ids[199 * 50 - 2]);
+    Fixture {
+        token,
+        first_org,
+        big_after_page_199,
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Measured {
+    workload: String,
+    requests: usize,
+    errors: usize,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+type Step = Arc<dyn Fn(reqwest::Client, usize) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// Runs `step` from 32 concurrent tasks for the configured time.
+async fn drive(name: &str, seconds: u64, step: Step) -> Measured {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONNECTIONS {
+        let client = client.clone();
+        let step = step.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if !step(client.clone(), worker * 1_000_000 + n).await {
+                    errors += 1;
+                }
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await.expect("task");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    let measured = Measured {
+        workload: name.to_owned(),
+        requests: latencies.len(),
+        errors,
+        requests_per_second: latencies.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    };
+    println!(
+        "  {:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
+        measured.workload, measured.requests_per_second, measured.p50_ms, measured.p99_ms, measured.requests, measured.errors
+    );
+    measured
+}
+
+fn query_step(url: &str, token: Option<&str>, query: &'static str, variables: Value) -> Step {
+    let url = format!("{url}/graphql");
+    let token = token.map(str::to_owned);
+    Arc::new(move |client: reqwest::Client, _| {
+        let mut request = client.post(url.clone()).json(&json!({ "query": query, "variables": variables.clone() }));
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
+        Box::pin(async move {
+            match request.send().await {
+                Ok(response) => response
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|body| body["errors"].is_null() && !body["data"].is_null()),
+                Err(_) => false,
+            }
+        })
+    })
+}
+
+/// invite → acceptInvitationWithSignUp (which hashes a password) → grantRole, as one step of
+/// three requests.
+fn write_step(url: &str, token: &str, organization: &str) -> Step {
+    let url = format!("{url}/graphql");
+    let token = token.to_owned();
+    let organization = organization.to_owned();
+    Arc::new(move |client: reqwest::Client, n| {
+        let (url, token, organization) = (url.clone(), token.clone(), organization.clone());
+        Box::pin(async move {
+            let post = |token: Option<String>, query: &'static str, variables: Value| {
+                let mut request = client.post(url.clone()).json(&json!({ "query": query, "variables": variables }));
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                async move { request.send().await.ok()?.json::<Value>().await.ok() }
+            };
+            let email = format!("new-{n}-{}@example.com", Uuid::new_v4().simple());
+            let Some(invited) = post(
+                Some(token.clone()),
+                "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { acceptUrl } }",
+                json!({ "i": { "organizationId": organization, "email": email } }),
+            )
+            .await
+            else {
+                return false;
+            };
+            let Some(link) = invited["data"]["inviteMember"]["acceptUrl"].as_str() else { return false };
+            let invitation_token = link.split_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default();
+            let Some(accepted) = post(
+                None,
+                "mutation($i: AcceptInvitationWithSignUpInput!) { acceptInvitationWithSignUp(input: $i) { membership { id } } }",
+                json!({ "i": { "token": invitation_token, "name": "New", "password": PASSWORD } }),
+            )
+            .await
+            else {
+                return false;
+            };
+            let Some(membership) = accepted["data"]["acceptInvitationWithSignUp"]["membership"]["id"].as_str() else {
+                return false;
+            };
+            let granted = post(
+                Some(token),
+                "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }",
+                json!({ "i": { "membershipId": membership, "roleId": guildhall::graphql::ids::encode(guildhall::graphql::ids::NodeKind::Role, guildhall::domain::builtins::role_id("viewer")).0 } }),
+            )
+            .await;
+            granted.is_some_and(|g| g["errors"].is_null())
+        })
+    })
+}
+
+async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
+    println!("\n{label}");
+    let server = start(database_url).await;
+    let fixture = fill(&server).await;
+    let url = server.url.clone();
+    let token = Some(fixture.token.as_str());
+    let mut results = Vec::new();
+    results.push(drive("ceiling {__typename}", seconds, query_step(&url, None, "{ __typename }", json!({}))).await);
+    results.push(drive("authorize", seconds, query_step(&url, token, AUTHORIZE, json!({ "o": fixture.first_org }))).await);
+    results.push(drive("page", seconds, query_step(&url, token, PAGE, json!({ "slug": "org-00" }))).await);
+    results.push(drive("dashboard", seconds, query_step(&url, token, DASHBOARD, json!({}))).await);
+    results.push(drive("members page 1", seconds, query_step(&url, token, MEMBERS, json!({}))).await);
+    results.push(
+        drive(
+            "members page 200",
+            seconds,
+            query_step(&url, token, MEMBERS, json!({ "after": fixture.big_after_page_199 })),
+        )
+        .await,
+    );
+    results.push(drive("write mix (3 requests)", seconds, write_step(&url, &fixture.token, &fixture.first_org)).await);
+    let owners = gql(
+        &reqwest::Client::new(),
+        &url,
+        token,
+        "{ organization(slug: \"org-00\") { roles { name holderCount } members(first: 1) { totalCount } } }",
+        json!({}),
+    )
+    .await;
+    let peak = server.peak_memory_mib();
+    println!("  peak server memory     {peak:.1} MiB");
+    println!("  after the write mix: {}", owners["data"]["organization"]["roles"][0]);
+    let ceiling = results[0].requests_per_second;
+    json!({
+        "backend": label,
+        "connections": CONNECTIONS,
+        "secondsPerWorkload": seconds,
+        "peakServerMemoryMiB": peak,
+        "workloads": results.iter().map(|r| {
+            let mut v = serde_json::to_value(r).expect("json");
+            v["shareOfCeiling"] = json!(r.requests_per_second / ceiling);
+            v
+        }).collect::<Vec<_>>(),
+        "afterWriteMix": owners["data"],
+    })
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("GUILDHALL_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut all = Vec::new();
+    runtime.block_on(async {
+        let dir = std::env::temp_dir().join("guildhall-bench");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join(format!("{}.db", Uuid::new_v4().simple()));
+        all.push(run_backend("SQLite", format!("sqlite://{}?mode=rwc", file.display()), seconds).await);
+        if let Ok(admin) = std::env::var("GUILDHALL_BENCH_POSTGRES_URL") {
+            let name = format!("gh_bench_{}", Uuid::new_v4().simple());
+            let conn = sea_orm::Database::connect(admin.as_str()).await.expect("postgres");
+            sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("CREATE DATABASE {name}")).await.expect("db");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+            all.push(run_backend("PostgreSQL", format!("{base}/{name}"), seconds).await);
+            let _ = sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    });
+    std::fs::create_dir_all("benchmarks").expect("dir");
+    std::fs::write(
+        "benchmarks/results-http.json",
+        serde_json::to_string_pretty(&json!({ "machine": machine(), "runs": all })).expect("json"),
+    )
+    .expect("write results");
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .map(|l| l.split(':').nth(1).unwrap_or_default().trim().to_owned())
+        .unwrap_or_default();
+    json!({ "cpu": cpu, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) })
+}
