@@ -62,7 +62,11 @@ fn guildhall(orgs: usize) -> Guildhall {
             bindings.insert((org, index), list);
         }
     }
-    Guildhall { catalog, bindings, keys }
+    Guildhall {
+        catalog,
+        bindings,
+        keys,
+    }
 }
 
 async fn casbin_policy(orgs: usize) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
@@ -93,7 +97,9 @@ async fn enforcer(orgs: usize) -> Enforcer {
 
 async fn cached_enforcer(orgs: usize) -> CachedEnforcer {
     let model = DefaultModel::from_str(MODEL).await.expect("model");
-    let mut enforcer = CachedEnforcer::new(model, MemoryAdapter::default()).await.expect("enforcer");
+    let mut enforcer = CachedEnforcer::new(model, MemoryAdapter::default())
+        .await
+        .expect("enforcer");
     let (policies, groupings) = casbin_policy(orgs).await;
     enforcer.add_policies(policies).await.expect("policies");
     enforcer.add_grouping_policies(groupings).await.expect("groupings");
@@ -114,7 +120,11 @@ fn decisions(c: &mut Criterion) {
         let key = engine.catalog.lookup("members.invite").expect("key");
         assert!(engine.keys[&who].contains(key));
         group.bench_with_input(BenchmarkId::new("guildhall_cached", orgs), &orgs, |b, _| {
-            b.iter(|| black_box(&engine.keys).get(black_box(&who)).is_some_and(|k| k.contains(black_box(key))))
+            b.iter(|| {
+                black_box(&engine.keys)
+                    .get(black_box(&who))
+                    .is_some_and(|k| k.contains(black_box(key)))
+            })
         });
         group.bench_with_input(BenchmarkId::new("guildhall_uncached", orgs), &orgs, |b, _| {
             b.iter(|| {
@@ -126,9 +136,17 @@ fn decisions(c: &mut Criterion) {
         let sub = member(target, 1);
         let dom = domain(target);
         let plain = runtime.block_on(enforcer(orgs));
-        assert!(plain.enforce((sub.as_str(), dom.as_str(), "members.invite", "use")).expect("enforce"));
+        assert!(
+            plain
+                .enforce((sub.as_str(), dom.as_str(), "members.invite", "use"))
+                .expect("enforce")
+        );
         group.bench_with_input(BenchmarkId::new("casbin_uncached", orgs), &orgs, |b, _| {
-            b.iter(|| plain.enforce(black_box((sub.as_str(), dom.as_str(), "members.invite", "use"))).expect("enforce"))
+            b.iter(|| {
+                plain
+                    .enforce(black_box((sub.as_str(), dom.as_str(), "members.invite", "use")))
+                    .expect("enforce")
+            })
         });
         drop(plain);
         let mut cached = runtime.block_on(cached_enforcer(orgs));

@@ -55,7 +55,11 @@ impl Server {
 }
 
 async fn start(database_url: String) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let child = Command::new(env!("CARGO_BIN_EXE_guildhall"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &database_url])
         .args(["--jwt-secret", SECRET, "--database-max-connections", "16"])
@@ -69,16 +73,27 @@ async fn start(database_url: String) -> Server {
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Server { child, url, database_url }
+    Server {
+        child,
+        url,
+        database_url,
+    }
 }
 
 async fn gql(client: &reqwest::Client, url: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let mut request = client.post(format!("{url}/graphql")).json(&json!({ "query": query, "variables": variables }));
+    let mut request = client
+        .post(format!("{url}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -86,7 +101,9 @@ async fn gql(client: &reqwest::Client, url: &str, token: Option<&str>, query: &s
 }
 
 fn raw(id: &str) -> Uuid {
-    guildhall::graphql::ids::decode_any(&async_graphql::ID(id.to_owned())).expect("global id").1
+    guildhall::graphql::ids::decode_any(&async_graphql::ID(id.to_owned()))
+        .expect("global id")
+        .1
 }
 
 struct Fixture {
@@ -107,8 +124,13 @@ async fn fill(server: &Server) -> Fixture {
         json!({ "i": { "email": "owner@example.com", "password": PASSWORD, "name": "Owner" } }),
     )
     .await;
-    let token = signed["data"]["signUp"]["accessToken"].as_str().expect("token").to_owned();
-    let store = guildhall::store::Store::connect(&server.database_url, 4).await.expect("store");
+    let token = signed["data"]["signUp"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let store = guildhall::store::Store::connect(&server.database_url, 4)
+        .await
+        .expect("store");
     let viewer = guildhall::domain::builtins::role_id("viewer");
     let mut first_org = String::new();
     for o in 0..20 {
@@ -120,8 +142,13 @@ async fn fill(server: &Server) -> Fixture {
             json!({ "i": { "name": format!("Org {o}"), "slug": format!("org-{o:02}") } }),
         )
         .await;
-        let id = body["data"]["createOrganization"]["organization"]["id"].as_str().expect("org").to_owned();
-        guildhall::store::fixtures::bulk_members(&store, raw(&id), 49, Some(viewer)).await.expect("members");
+        let id = body["data"]["createOrganization"]["organization"]["id"]
+            .as_str()
+            .expect("org")
+            .to_owned();
+        guildhall::store::fixtures::bulk_members(&store, raw(&id), 49, Some(viewer))
+            .await
+            .expect("members");
         if o == 0 {
             first_org = id;
         }
@@ -134,8 +161,13 @@ async fn fill(server: &Server) -> Fixture {
         json!({}),
     )
     .await;
-    let big = body["data"]["createOrganization"]["organization"]["id"].as_str().expect("org").to_owned();
-    let ids = guildhall::store::fixtures::bulk_members(&store, raw(&big), 10_000, Some(viewer)).await.expect("members");
+    let big = body["data"]["createOrganization"]["organization"]["id"]
+        .as_str()
+        .expect("org")
+        .to_owned();
+    let ids = guildhall::store::fixtures::bulk_members(&store, raw(&big), 10_000, Some(viewer))
+        .await
+        .expect("members");
     store.close().await;
     // Page 200 starts after 199 pages of 50: the owner's membership plus 9,949 others.
     let big_after_page_199 = guildhall::domain::page::encode_cursor(ids[199 * 50 - 2]);
@@ -160,7 +192,10 @@ type Step = Arc<dyn Fn(reqwest::Client, usize) -> futures_util::future::BoxFutur
 
 /// Runs `step` from 32 concurrent tasks for the configured time.
 async fn drive(name: &str, seconds: u64, step: Step) -> Measured {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -202,7 +237,12 @@ async fn drive(name: &str, seconds: u64, step: Step) -> Measured {
     };
     println!(
         "  {:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
-        measured.workload, measured.requests_per_second, measured.p50_ms, measured.p99_ms, measured.requests, measured.errors
+        measured.workload,
+        measured.requests_per_second,
+        measured.p50_ms,
+        measured.p99_ms,
+        measured.requests,
+        measured.errors
     );
     measured
 }
@@ -211,7 +251,9 @@ fn query_step(url: &str, token: Option<&str>, query: &'static str, variables: Va
     let url = format!("{url}/graphql");
     let token = token.map(str::to_owned);
     Arc::new(move |client: reqwest::Client, _| {
-        let mut request = client.post(url.clone()).json(&json!({ "query": query, "variables": variables.clone() }));
+        let mut request = client
+            .post(url.clone())
+            .json(&json!({ "query": query, "variables": variables.clone() }));
         if let Some(token) = &token {
             request = request.bearer_auth(token);
         }
@@ -237,7 +279,9 @@ fn write_step(url: &str, token: &str, organization: &str) -> Step {
         let (url, token, organization) = (url.clone(), token.clone(), organization.clone());
         Box::pin(async move {
             let post = |token: Option<String>, query: &'static str, variables: Value| {
-                let mut request = client.post(url.clone()).json(&json!({ "query": query, "variables": variables }));
+                let mut request = client
+                    .post(url.clone())
+                    .json(&json!({ "query": query, "variables": variables }));
                 if let Some(token) = token {
                     request = request.bearer_auth(token);
                 }
@@ -253,7 +297,9 @@ fn write_step(url: &str, token: &str, organization: &str) -> Step {
             else {
                 return false;
             };
-            let Some(link) = invited["data"]["inviteMember"]["acceptUrl"].as_str() else { return false };
+            let Some(link) = invited["data"]["inviteMember"]["acceptUrl"].as_str() else {
+                return false;
+            };
             let invitation_token = link.split_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default();
             let Some(accepted) = post(
                 None,
@@ -285,9 +331,30 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
     let url = server.url.clone();
     let token = Some(fixture.token.as_str());
     let mut results = Vec::new();
-    results.push(drive("ceiling {__typename}", seconds, query_step(&url, None, "{ __typename }", json!({}))).await);
-    results.push(drive("authorize", seconds, query_step(&url, token, AUTHORIZE, json!({ "o": fixture.first_org }))).await);
-    results.push(drive("page", seconds, query_step(&url, token, PAGE, json!({ "slug": "org-00" }))).await);
+    results.push(
+        drive(
+            "ceiling {__typename}",
+            seconds,
+            query_step(&url, None, "{ __typename }", json!({})),
+        )
+        .await,
+    );
+    results.push(
+        drive(
+            "authorize",
+            seconds,
+            query_step(&url, token, AUTHORIZE, json!({ "o": fixture.first_org })),
+        )
+        .await,
+    );
+    results.push(
+        drive(
+            "page",
+            seconds,
+            query_step(&url, token, PAGE, json!({ "slug": "org-00" })),
+        )
+        .await,
+    );
     results.push(drive("dashboard", seconds, query_step(&url, token, DASHBOARD, json!({}))).await);
     results.push(drive("members page 1", seconds, query_step(&url, token, MEMBERS, json!({}))).await);
     results.push(
@@ -298,7 +365,14 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
         )
         .await,
     );
-    results.push(drive("write mix (3 requests)", seconds, write_step(&url, &fixture.token, &fixture.first_org)).await);
+    results.push(
+        drive(
+            "write mix (3 requests)",
+            seconds,
+            write_step(&url, &fixture.token, &fixture.first_org),
+        )
+        .await,
+    );
     let owners = gql(
         &reqwest::Client::new(),
         &url,
@@ -326,7 +400,10 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("GUILDHALL_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u64 = std::env::var("GUILDHALL_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut all = Vec::new();
     runtime.block_on(async {
@@ -337,10 +414,19 @@ fn main() {
         if let Ok(admin) = std::env::var("GUILDHALL_BENCH_POSTGRES_URL") {
             let name = format!("gh_bench_{}", Uuid::new_v4().simple());
             let conn = sea_orm::Database::connect(admin.as_str()).await.expect("postgres");
-            sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("CREATE DATABASE {name}")).await.expect("db");
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+            sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("CREATE DATABASE {name}"))
+                .await
+                .expect("db");
+            let base = admin
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_owned())
+                .unwrap_or(admin.clone());
             all.push(run_backend("PostgreSQL", format!("{base}/{name}"), seconds).await);
-            let _ = sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            let _ = sea_orm::ConnectionTrait::execute_unprepared(
+                &conn,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
         }
     });
     std::fs::create_dir_all("benchmarks").expect("dir");

@@ -142,6 +142,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         HttpConfig {
             cors_origins: args.cors_origins.clone(),
             trust_forwarded_for: args.trust_forwarded_for,
+            mutation_fields: Arc::new(graphql::mutation_field_names().await),
         },
     );
     if let Some(url) = &args.smtp_url {

@@ -5,7 +5,8 @@ pub mod keyset;
 pub use catalog::{Catalog, CatalogError, GrantedBy, RoleScope};
 pub use keyset::{KeyIndex, KeySet};
 
-/// One role binding as the engine sees it: the role's effective keys and where it applies.
+/// One role binding as the engine sees it: the role's effective keys (closed under `implies`)
+/// and where it applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Binding<W> {
     pub keys: KeySet,
@@ -25,10 +26,10 @@ pub fn keys_at<W: PartialEq>(catalog: &Catalog, bindings: &[Binding<W>], workspa
             _ => {}
         }
     }
-    // Close each part before removing organization-wide keys, so that an implication can never
-    // bring one back into a workspace.
-    let local = catalog.close(&local).difference(&catalog.organization_wide_keys());
-    catalog.close(&org).union(&local)
+    // No closure is computed here: binding keys are roles' effective keys (already closed),
+    // a union of closed sets is closed, and removing organization-wide keys keeps a set closed
+    // because the catalog refuses implications from ordinary to organization-wide keys.
+    org.union(&local.difference(&catalog.organization_wide_keys()))
 }
 
 /// The keys a role grants at a scope: all of them organization-wide, and only the ones that

@@ -34,7 +34,18 @@ pub struct SignUp {
     pub name: String,
 }
 
+/// Argon2 needs about 19 MiB per hash; hashing at most this many at once bounds memory and
+/// keeps a burst of sign-ups from starving every other request of CPU.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
 async fn hash_password(password: Password) -> DomainResult<String> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| DomainError::Internal(format!("hashing permits: {e}")))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.0.as_bytes())
@@ -47,6 +58,10 @@ async fn hash_password(password: Password) -> DomainResult<String> {
 
 /// Verifies in constant work whether or not the account exists, so timing reveals nothing.
 async fn verify_password(password: String, hash: Option<String>) -> DomainResult<bool> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| DomainError::Internal(format!("hashing permits: {e}")))?;
     tokio::task::spawn_blocking(move || {
         let argon = Argon2::default();
         match hash {

@@ -1,5 +1,4 @@
 //! The GraphQL schema: objects, guards, loaders; the transport lives in `http`.
-pub mod audit_denials;
 pub mod connection;
 pub mod context;
 pub mod error;
@@ -59,8 +58,7 @@ pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
-        .limit_directives(8)
-        .extension(audit_denials::AuditDenials);
+        .limit_directives(8);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -75,4 +73,24 @@ pub fn sdl() -> String {
             .sorted_arguments()
             .sorted_enum_items(),
     )
+}
+
+/// Names of the root mutation fields, read once by introspecting an unrestricted schema.
+pub async fn mutation_field_names() -> std::collections::HashSet<String> {
+    let response = builder()
+        .finish()
+        .execute("{ __schema { mutationType { fields { name } } } }")
+        .await
+        .data
+        .into_json()
+        .unwrap_or_default();
+    response["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{HttpState, MAX_BATCH, RequestId};
-use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens};
+use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens, audit};
 use crate::graphql::context::RequestState;
 use crate::graphql::error::INTERNAL_MESSAGE;
 use crate::graphql::loaders::Loaders;
@@ -150,17 +150,51 @@ pub async fn post(
     };
     let loaders = Arc::new(Loaders::new(&state.app, principal.clone()));
     let request_state = Arc::new(RequestState::new(principal, meta));
-    let batch = batch.data(request_state).data(loaders);
+    let batch = batch.data(request_state.clone()).data(loaders);
     let mut response = state
         .schema
         .execute_batch(batch)
         .instrument(tracing::Span::current())
         .await;
-    match &mut response {
-        BatchResponse::Single(single) => sanitize(&mut single.errors, &request_id),
-        BatchResponse::Batch(items) => items.iter_mut().for_each(|r| sanitize(&mut r.errors, &request_id)),
+    let errors: Vec<&mut Vec<ServerError>> = match &mut response {
+        BatchResponse::Single(single) => vec![&mut single.errors],
+        BatchResponse::Batch(items) => items.iter_mut().map(|r| &mut r.errors).collect(),
+    };
+    for list in errors {
+        record_denials(&state, &request_state, list).await;
+        sanitize(list, &request_id);
     }
     Json(response).into_response()
+}
+
+/// Writes an audit event for each mutation refused for a missing key inside an organization.
+/// The refused change was rolled back with its transaction, so the event stands alone.
+async fn record_denials(state: &HttpState, request: &RequestState, errors: &[ServerError]) {
+    let Some(principal) = &request.principal else { return };
+    for error in errors {
+        let Some(async_graphql::PathSegment::Field(field)) = error.path.first() else {
+            continue;
+        };
+        if !state.config.mutation_fields.contains(field) {
+            continue;
+        }
+        let Some(DomainError::ForbiddenIn(inner, organization_id)) =
+            error.source.as_ref().and_then(|s| s.downcast_ref::<DomainError>())
+        else {
+            continue;
+        };
+        let key = match inner.as_ref() {
+            DomainError::Forbidden { key, .. } => key.as_deref(),
+            _ => None,
+        };
+        let actor = audit::Actor {
+            user_id: Some(principal.user.id),
+            token_id: principal.token.map(|t| t.id),
+        };
+        if let Err(err) = audit::record_denial(&state.app, &request.meta, actor, *organization_id, field, key).await {
+            tracing::error!(error = %err, "recording a refused mutation");
+        }
+    }
 }
 
 /// Gives every error a code and the request id. Errors raised before execution (syntax,

@@ -28,6 +28,8 @@ pub const MAX_BATCH: usize = 10;
 pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
+    /// Root mutation fields, to audit refused mutations.
+    pub mutation_fields: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 #[derive(Clone)]

@@ -56,10 +56,16 @@ pub async fn bulk_members(
                 });
             }
         }
-        users::Entity::insert_many(user_rows).exec_without_returning(&store.conn).await?;
-        memberships::Entity::insert_many(member_rows).exec_without_returning(&store.conn).await?;
+        users::Entity::insert_many(user_rows)
+            .exec_without_returning(&store.conn)
+            .await?;
+        memberships::Entity::insert_many(member_rows)
+            .exec_without_returning(&store.conn)
+            .await?;
         if !binding_rows.is_empty() {
-            role_bindings::Entity::insert_many(binding_rows).exec_without_returning(&store.conn).await?;
+            role_bindings::Entity::insert_many(binding_rows)
+                .exec_without_returning(&store.conn)
+                .await?;
         }
     }
     Ok(created)
