@@ -111,6 +111,9 @@ pub struct ServeArgs {
     /// Sender of outgoing mail.
     #[arg(long, env = "GUILDHALL_MAIL_FROM", default_value = "Guildhall <no-reply@localhost>")]
     pub mail_from: String,
+    /// How long a DataLoader collects keys before its batched statement, in microseconds.
+    #[arg(long, env = "GUILDHALL_LOADER_BATCH_WINDOW_US", default_value_t = 1_000)]
+    pub loader_batch_window_us: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -309,28 +309,7 @@ pub async fn create_service_account(
     let organization = organizations::lock(&tx, organization_id).await?;
     let actor = member_access(&tx, app, principal, organization.id).await?;
     actor.require(app, "service_accounts.manage", None)?;
-    let mut roles = Vec::new();
-    for offer in &offers {
-        let role = bindings::resolve_role(&tx, organization.id, offer.role_id).await?;
-        if let Some(workspace_id) = offer.workspace_id {
-            let workspace = crate::store::entities::workspaces::Entity::find_by_id(workspace_id)
-                .one(&tx)
-                .await?;
-            if workspace.is_none_or(|w| w.organization_id != organization.id) {
-                return Err(DomainError::NotFound("workspace"));
-            }
-        }
-        bindings::check_scope(&role, offer.workspace_id)?;
-        let keys = access::role_key_sets(&tx, app, &[role.id]).await?;
-        bindings::check_may_assign(
-            app,
-            &actor,
-            &role,
-            &keys.get(&role.id).copied().unwrap_or_default(),
-            offer.workspace_id,
-        )?;
-        roles.push((role, offer.workspace_id));
-    }
+    super::invitations::check_offers(&tx, app, &actor, organization.id, &offers).await?;
     limits::ensure_room(&tx, app, organization.id, &organization.plan, Limit::Members, 1).await?;
     let now = app.now();
     let user = users::ActiveModel {
@@ -348,12 +327,12 @@ pub async fn create_service_account(
     .insert(&tx)
     .await?;
     let membership = super::members::add_member_in(&tx, app, organization.id, user.id, true).await?;
-    for (role, workspace_id) in roles {
+    for offer in offers {
         let target = Target {
             organization: organization.clone(),
             membership: membership.clone(),
-            role,
-            workspace_id,
+            role: bindings::resolve_role(&tx, organization.id, offer.role_id).await?,
+            workspace_id: offer.workspace_id,
         };
         match bindings::bind(&tx, app, &target, Some(principal.user.id)).await {
             Ok(_) | Err(DomainError::Conflict { .. }) => {}

@@ -52,7 +52,7 @@ pub fn accept_url(app: &App, token: &str) -> String {
 }
 
 /// Checks that the actor may offer every binding (invariant 2, as for a grant).
-async fn check_offers<C: ConnectionTrait>(
+pub(crate) async fn check_offers<C: ConnectionTrait>(
     conn: &C,
     app: &App,
     actor: &MemberAccess,

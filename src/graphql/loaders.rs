@@ -57,22 +57,24 @@ pub struct Loaders {
 impl Loaders {
     pub fn new(app: &Arc<App>, principal: Option<Principal>) -> Loaders {
         let conn = &app.store.conn;
+        let window = app.settings.loader_batch_window;
         Loaders {
-            users: DataLoader::new(UserLoader(conn.clone()), tokio::spawn),
-            organizations: DataLoader::new(OrganizationLoader(conn.clone()), tokio::spawn),
-            roles: DataLoader::new(RoleLoader(conn.clone()), tokio::spawn),
-            workspaces: DataLoader::new(WorkspaceLoader(conn.clone()), tokio::spawn),
+            users: DataLoader::new(UserLoader(conn.clone()), tokio::spawn).delay(window),
+            organizations: DataLoader::new(OrganizationLoader(conn.clone()), tokio::spawn).delay(window),
+            roles: DataLoader::new(RoleLoader(conn.clone()), tokio::spawn).delay(window),
+            workspaces: DataLoader::new(WorkspaceLoader(conn.clone()), tokio::spawn).delay(window),
             access: DataLoader::new(
                 AccessLoader {
                     app: app.clone(),
                     principal,
                 },
                 tokio::spawn,
-            ),
-            role_bindings: DataLoader::new(RoleBindingsLoader(conn.clone()), tokio::spawn),
-            role_keychains: DataLoader::new(RoleKeychainsLoader(app.clone()), tokio::spawn),
-            first_members: DataLoader::new(FirstMembersLoader(conn.clone()), tokio::spawn),
-            member_counts: DataLoader::new(MemberCountLoader(conn.clone()), tokio::spawn),
+            )
+            .delay(window),
+            role_bindings: DataLoader::new(RoleBindingsLoader(conn.clone()), tokio::spawn).delay(window),
+            role_keychains: DataLoader::new(RoleKeychainsLoader(app.clone()), tokio::spawn).delay(window),
+            first_members: DataLoader::new(FirstMembersLoader(conn.clone()), tokio::spawn).delay(window),
+            member_counts: DataLoader::new(MemberCountLoader(conn.clone()), tokio::spawn).delay(window),
         }
     }
 }
