@@ -17,7 +17,7 @@ use super::invitations::Offer;
 use super::limits::{self, Limit};
 use super::organizations::{self, actor_of, member_access};
 use super::validate::display_name;
-use super::{App, Principal, RequestMeta, TokenGrant, builtins, definitions, new_id, secrets};
+use super::{App, Principal, RequestMeta, TokenGrant, definitions, new_id, secrets};
 
 /// Personal tokens.
 pub const PERSONAL_PREFIX: &str = "ghp_";
@@ -101,13 +101,8 @@ async fn reachable_keychains<C: ConnectionTrait>(
         .filter(|id| app.builtins.role(id).is_none())
         .collect();
     for binding in &member.bindings {
-        if let Some(i) = app.builtins.role(&binding.binding.role_id) {
-            ids.extend(
-                app.catalog.roles[i]
-                    .keychains
-                    .iter()
-                    .map(|k| builtins::keychain_id(&app.catalog.keychains[*k].name)),
-            );
+        if let Some(chains) = app.builtins.role_keychains(&binding.binding.role_id) {
+            ids.extend_from_slice(chains);
         }
     }
     for definition in definitions::definitions_of(conn, app, &custom).await?.values() {

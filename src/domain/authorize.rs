@@ -77,13 +77,8 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
     let definitions = definitions::definitions_of(conn, app, &custom).await?;
     let mut chain_ids: Vec<Uuid> = definitions.values().flat_map(|d| d.keychain_ids.clone()).collect();
     for binding in &applicable {
-        if let Some(i) = app.builtins.role(&binding.binding.role_id) {
-            chain_ids.extend(
-                catalog.roles[i]
-                    .keychains
-                    .iter()
-                    .map(|k| super::builtins::keychain_id(&catalog.keychains[*k].name)),
-            );
+        if let Some(chains) = app.builtins.role_keychains(&binding.binding.role_id) {
+            chain_ids.extend_from_slice(chains);
         }
     }
     let chains = access::keychain_key_sets(conn, app, &chain_ids).await?;
@@ -96,15 +91,8 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
     let mut grants = Vec::new();
     for binding in &applicable {
         let role_id = binding.binding.role_id;
-        let (direct, role_chains) = match app.builtins.role(&role_id) {
-            Some(i) => (
-                crate::authz::KeySet::EMPTY,
-                catalog.roles[i]
-                    .keychains
-                    .iter()
-                    .map(|k| super::builtins::keychain_id(&catalog.keychains[*k].name))
-                    .collect::<Vec<_>>(),
-            ),
+        let (direct, role_chains) = match app.builtins.role_keychains(&role_id) {
+            Some(chains) => (crate::authz::KeySet::EMPTY, chains.to_vec()),
             None => definitions
                 .get(&role_id)
                 .map(|d| (d.keys, d.keychain_ids.clone()))

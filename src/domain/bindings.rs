@@ -157,7 +157,8 @@ pub async fn holders<C: ConnectionTrait>(
     Ok(ids)
 }
 
-fn admin_role_ids(app: &App) -> Vec<Uuid> {
+/// Built-in roles counted against the plan's admin limit.
+pub(crate) fn admin_role_ids(app: &App) -> Vec<Uuid> {
     app.catalog
         .roles
         .iter()

@@ -93,6 +93,8 @@ pub async fn sync(store: &Store, catalog: &Catalog, now: chrono::DateTime<chrono
 pub struct Index {
     roles: std::collections::HashMap<Uuid, usize>,
     keychains: std::collections::HashMap<Uuid, usize>,
+    /// Keychain ids of each built-in role, so that no request hashes names into ids.
+    role_keychains: std::collections::HashMap<Uuid, Vec<Uuid>>,
 }
 
 impl Index {
@@ -110,12 +112,29 @@ impl Index {
                 .enumerate()
                 .map(|(i, k)| (keychain_id(&k.name), i))
                 .collect(),
+            role_keychains: catalog
+                .roles
+                .iter()
+                .map(|r| {
+                    let chains = r
+                        .keychains
+                        .iter()
+                        .map(|k| keychain_id(&catalog.keychains[*k].name))
+                        .collect();
+                    (role_id(&r.name), chains)
+                })
+                .collect(),
         }
     }
 
     /// Catalog position of a built-in role id.
     pub fn role(&self, id: &Uuid) -> Option<usize> {
         self.roles.get(id).copied()
+    }
+
+    /// Keychain ids of a built-in role; `None` for a custom role.
+    pub fn role_keychains(&self, role_id: &Uuid) -> Option<&[Uuid]> {
+        self.role_keychains.get(role_id).map(Vec::as_slice)
     }
 
     /// Catalog position of a built-in keychain id.

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::store::entities::{invitations, keychains, memberships, roles, workspaces};
 
+use super::App;
 use super::error::{DomainError, DomainResult};
-use super::{App, builtins};
 
 /// One plan's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,13 +106,7 @@ impl Limit {
 pub async fn used<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid, limit: Limit) -> DomainResult<u64> {
     Ok(match limit {
         Limit::Admins => {
-            let admin_roles: Vec<Uuid> = app
-                .catalog
-                .roles
-                .iter()
-                .filter(|r| r.counts_as_admin)
-                .map(|r| builtins::role_id(&r.name))
-                .collect();
+            let admin_roles = super::bindings::admin_role_ids(app);
             super::bindings::holders(conn, organization_id, &admin_roles)
                 .await?
                 .len() as u64

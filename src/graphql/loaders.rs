@@ -149,13 +149,8 @@ impl Loader<Uuid> for RoleKeychainsLoader {
         let mut links: Vec<(Uuid, Uuid)> = Vec::new();
         let mut custom = Vec::new();
         for role in keys {
-            match app.builtins.role(role) {
-                Some(i) => links.extend(app.catalog.roles[i].keychains.iter().map(|k| {
-                    (
-                        *role,
-                        crate::domain::builtins::keychain_id(&app.catalog.keychains[*k].name),
-                    )
-                })),
+            match app.builtins.role_keychains(role) {
+                Some(chains) => links.extend(chains.iter().map(|k| (*role, *k))),
                 None => custom.push(*role),
             }
         }
