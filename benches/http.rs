@@ -190,8 +190,21 @@ struct Measured {
 
 type Step = Arc<dyn Fn(reqwest::Client, usize) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
 
-/// Runs `step` from 32 concurrent tasks for the configured time.
+/// Runs `step` from 32 concurrent tasks for the configured time. `GUILDHALL_BENCH_ONLY` (names
+/// separated by commas, matched as prefixes) skips the other workloads, for profiling one.
 async fn drive(name: &str, seconds: u64, step: Step) -> Measured {
+    if let Ok(only) = std::env::var("GUILDHALL_BENCH_ONLY")
+        && !only.split(',').any(|w| !w.is_empty() && name.starts_with(w.trim()))
+    {
+        return Measured {
+            workload: name.to_owned(),
+            requests: 0,
+            errors: 0,
+            requests_per_second: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+        };
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .build()
@@ -384,7 +397,7 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
     let peak = server.peak_memory_mib();
     println!("  peak server memory     {peak:.1} MiB");
     println!("  after the write mix: {}", owners["data"]["organization"]["roles"][0]);
-    let ceiling = results[0].requests_per_second;
+    let ceiling = results[0].requests_per_second.max(1.0);
     json!({
         "backend": label,
         "connections": CONNECTIONS,
