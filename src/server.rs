@@ -103,6 +103,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         .migrate_up()
         .await
         .map_err(|e| StartError::Migrations(e.to_string()))?;
+    store.listen_for_changes();
     let secret = jwt_secret(&store, args.jwt_secret.as_deref()).await?;
     builtins::sync(&store, &catalog, chrono::Utc::now())
         .await
@@ -122,6 +123,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         },
     };
     let app = Arc::new(App {
+        standing: crate::domain::standing::Standing::new(store.writes.clone()),
         store,
         builtins: builtins::Index::new(&catalog),
         catalog: Arc::new(catalog),

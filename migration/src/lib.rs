@@ -2,6 +2,9 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial_model;
+mod m20261124_000001_change_notifications;
+
+pub use m20261124_000001_change_notifications::CHANNEL as CHANGES_CHANNEL;
 
 /// Every migration, in the order it is applied.
 pub struct Migrator;
@@ -9,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_initial_model::Migration)]
+        vec![
+            Box::new(m20261123_000001_initial_model::Migration),
+            Box::new(m20261124_000001_change_notifications::Migration),
+        ]
     }
 }

@@ -1,5 +1,6 @@
 //! What a member may do in an organization: their bindings resolved to key sets.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -152,30 +153,74 @@ pub async fn load_many<C: ConnectionTrait>(
     Ok(out.into_values().map(|a| (a.membership.organization_id, a)).collect())
 }
 
-/// [`for_principal`] for many organizations at once.
-pub async fn for_principal_many<C: ConnectionTrait>(
-    conn: &C,
+/// Whether an API token in use hides the organization entirely.
+fn hidden_by_token(principal: &super::Principal, organization_id: Uuid) -> bool {
+    principal
+        .token
+        .and_then(|t| t.organization_id)
+        .is_some_and(|only| only != organization_id)
+}
+
+/// A member's access as seen through the caller's API token (its keychain masks the keys).
+fn through_token(access: Arc<MemberAccess>, principal: &super::Principal) -> Arc<MemberAccess> {
+    match principal.token.and_then(|t| t.keychain_keys) {
+        Some(mask) => Arc::new(MemberAccess {
+            mask: Some(mask),
+            ..(*access).clone()
+        }),
+        None => access,
+    }
+}
+
+/// The caller's access to an organization from the shared cache, when it is there and still
+/// current: `Some(None)` means known not to be visible to the caller.
+pub fn cached(app: &App, principal: &super::Principal, organization_id: Uuid) -> Option<Option<Arc<MemberAccess>>> {
+    if hidden_by_token(principal, organization_id) {
+        return Some(None);
+    }
+    let hit = app.standing.member(principal.user.id, organization_id)?;
+    Some(hit.map(|access| through_token(access, principal)))
+}
+
+/// The caller's access in many organizations: from the shared cache where it is current, the
+/// rest read in a fixed number of statements (and kept). Organizations the caller cannot see
+/// are absent. Reads outside any transaction; mutations read their own inside theirs.
+pub async fn for_principal_many(
     app: &App,
     principal: &super::Principal,
     organization_ids: &[Uuid],
-) -> DomainResult<HashMap<Uuid, MemberAccess>> {
-    let allowed: Vec<Uuid> = organization_ids
-        .iter()
-        .copied()
-        .filter(|o| {
-            principal
-                .token
-                .and_then(|t| t.organization_id)
-                .is_none_or(|only| only == *o)
-        })
-        .collect();
-    let mut found = load_many(conn, app, principal.user.id, &allowed).await?;
-    if let Some(token) = &principal.token {
-        for access in found.values_mut() {
-            access.mask = token.keychain_keys;
+) -> DomainResult<HashMap<Uuid, Arc<MemberAccess>>> {
+    let user_id = principal.user.id;
+    let mut out = HashMap::new();
+    let mut missing = Vec::new();
+    for organization_id in organization_ids {
+        if hidden_by_token(principal, *organization_id) {
+            continue;
+        }
+        match app.standing.member(user_id, *organization_id) {
+            Some(Some(access)) => {
+                out.insert(*organization_id, access);
+            }
+            Some(None) => {}
+            None => missing.push(*organization_id),
         }
     }
-    Ok(found)
+    if !missing.is_empty() {
+        let read_at = app.standing.generation();
+        let mut found = load_many(&app.store.conn, app, user_id, &missing).await?;
+        for organization_id in missing {
+            let access = found.remove(&organization_id).map(Arc::new);
+            app.standing
+                .keep_member(read_at, user_id, organization_id, access.clone());
+            if let Some(access) = access {
+                out.insert(organization_id, access);
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(organization_id, access)| (organization_id, through_token(access, principal)))
+        .collect())
 }
 
 /// The caller's access: their live access as a user, narrowed by the API token they act

@@ -467,19 +467,26 @@ pub async fn log_out(app: &App, meta: &RequestMeta, principal: &Principal, every
 pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     let verified = app.tokens.verify(bearer)?;
     let invalid = || DomainError::Unauthenticated("the access token is no longer valid".to_owned());
-    let conn = &app.store.conn;
-    // One statement: the user, provided the session is live.
-    let live_session = sea_orm::sea_query::Query::select()
-        .column(sessions::Column::UserId)
-        .from(sessions::Entity)
-        .and_where(sea_orm::sea_query::Expr::col(sessions::Column::Id).eq(verified.session_id))
-        .and_where(sea_orm::sea_query::Expr::col(sessions::Column::RevokedAt).is_null())
-        .to_owned();
-    let user = users::Entity::find_by_id(verified.user_id)
-        .filter(users::Column::Id.in_subquery(live_session))
-        .one(conn)
-        .await?
-        .ok_or_else(invalid)?;
+    let user = match app.standing.session(verified.session_id, verified.user_id) {
+        Some(user) => user,
+        None => {
+            let read_at = app.standing.generation();
+            // One statement: the user, provided the session is live.
+            let live_session = sea_orm::sea_query::Query::select()
+                .column(sessions::Column::UserId)
+                .from(sessions::Entity)
+                .and_where(sea_orm::sea_query::Expr::col(sessions::Column::Id).eq(verified.session_id))
+                .and_where(sea_orm::sea_query::Expr::col(sessions::Column::RevokedAt).is_null())
+                .to_owned();
+            let user = users::Entity::find_by_id(verified.user_id)
+                .filter(users::Column::Id.in_subquery(live_session))
+                .one(&app.store.conn)
+                .await?
+                .ok_or_else(invalid)?;
+            app.standing.keep_session(read_at, verified.session_id, user.clone());
+            user
+        }
+    };
     if user.token_version != verified.version {
         return Err(invalid());
     }

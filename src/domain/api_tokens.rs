@@ -16,6 +16,7 @@ use super::error::{DomainError, DomainResult};
 use super::invitations::Offer;
 use super::limits::{self, Limit};
 use super::organizations::{self, actor_of, member_access};
+use super::standing::TokenHolder;
 use super::validate::display_name;
 use super::{App, Principal, RequestMeta, TokenGrant, definitions, new_id, secrets};
 
@@ -39,25 +40,44 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     let invalid = || DomainError::Unauthenticated("the API token is invalid, expired or revoked".to_owned());
     let conn = &app.store.conn;
     let now = app.now();
-    let token = api_tokens::Entity::find()
-        .filter(api_tokens::Column::TokenHash.eq(secrets::digest(bearer)))
-        .one(conn)
-        .await?
-        .ok_or_else(invalid)?;
+    let digest = secrets::digest(bearer);
+    let holder = match app.standing.token(&digest) {
+        Some(holder) => holder,
+        None => {
+            let read_at = app.standing.generation();
+            let token = api_tokens::Entity::find()
+                .filter(api_tokens::Column::TokenHash.eq(digest.clone()))
+                .one(conn)
+                .await?
+                .ok_or_else(invalid)?;
+            let user = users::Entity::find_by_id(token.user_id)
+                .one(conn)
+                .await?
+                .ok_or_else(invalid)?;
+            let keychain_keys = match token.keychain_id {
+                Some(id) => {
+                    let sets = access::keychain_key_sets(conn, app, &[id]).await?;
+                    Some(app.catalog.close(&sets.get(&id).copied().unwrap_or_default()))
+                }
+                None => None,
+            };
+            let holder = TokenHolder {
+                token,
+                user,
+                keychain_keys,
+            };
+            app.standing.keep_token(read_at, digest, holder.clone());
+            holder
+        }
+    };
+    let TokenHolder {
+        token,
+        user,
+        keychain_keys,
+    } = holder;
     if token.revoked_at.is_some() || token.expires_at.is_some_and(|e| e <= now) {
         return Err(invalid());
     }
-    let user = users::Entity::find_by_id(token.user_id)
-        .one(conn)
-        .await?
-        .ok_or_else(invalid)?;
-    let keychain_keys = match token.keychain_id {
-        Some(id) => {
-            let sets = access::keychain_key_sets(conn, app, &[id]).await?;
-            Some(app.catalog.close(&sets.get(&id).copied().unwrap_or_default()))
-        }
-        None => None,
-    };
     if token
         .last_used_at
         .is_none_or(|last| now - last >= LAST_USED_GRANULARITY)

@@ -824,6 +824,9 @@ pub async fn definitions_of<C: ConnectionTrait>(
     app: &App,
     role_ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, RoleDefinition>> {
+    if role_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let mut out: HashMap<Uuid, RoleDefinition> = role_ids
         .iter()
         .map(|id| {

@@ -17,7 +17,7 @@
 //! Lists are sorted by name and keys follow the catalog's order, so equal models export equally.
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -260,7 +260,7 @@ pub async fn import(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn apply<C: ConnectionTrait + TransactionTrait>(
+async fn apply<C: ConnectionTrait>(
     conn: &C,
     app: &App,
     meta: &RequestMeta,

@@ -16,6 +16,7 @@ pub mod members;
 pub mod organizations;
 pub mod page;
 pub mod secrets;
+pub mod standing;
 pub mod tokens;
 pub mod validate;
 pub mod workspaces;
@@ -88,6 +89,8 @@ pub struct App {
     pub builtins: builtins::Index,
     pub settings: Settings,
     pub clock: Clock,
+    /// Callers' sessions, tokens and access, kept while the database is unchanged.
+    pub standing: standing::Standing,
 }
 
 impl App {

@@ -57,8 +57,15 @@ pub async fn access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Optio
     if let Some(hit) = state.access.lock().ok().and_then(|c| c.get(&organization_id).cloned()) {
         return Ok(hit);
     }
-    if state.principal.is_none() {
+    let Some(principal) = &state.principal else {
         return Ok(None);
+    };
+    // Current in the shared cache: no statement, and no wait for a loader batch.
+    if let Some(hit) = crate::domain::access::cached(app(ctx), principal, organization_id) {
+        if let Ok(mut cache) = state.access.lock() {
+            cache.insert(organization_id, hit.clone());
+        }
+        return Ok(hit);
     }
     // Batched: guards of many organizations in one response share a few statements.
     let loaded = super::loaders::loaders(ctx)

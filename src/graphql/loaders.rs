@@ -107,10 +107,9 @@ impl Loader<Uuid> for AccessLoader {
         let Some(principal) = &self.principal else {
             return Ok(HashMap::new());
         };
-        let found = access::for_principal_many(&self.app.store.conn, &self.app, principal, keys)
+        access::for_principal_many(&self.app, principal, keys)
             .await
-            .map_err(Arc::new)?;
-        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+            .map_err(Arc::new)
     }
 }
 

@@ -50,7 +50,11 @@ async fn build(app: &TestApp, owner: &TestUser, orgs: usize, members: usize) {
     }
 }
 
-async fn statements(app: &TestApp, owner: &TestUser, query: &str, variables: Value) -> (u64, Value) {
+/// Statements of one request; `cold` first makes the server forget every caller's standing.
+async fn statements(app: &TestApp, owner: &TestUser, query: &str, variables: Value, cold: bool) -> (u64, Value) {
+    if cold {
+        app.app.store.writes.tick();
+    }
     let before = app.app.store.statement_count();
     let body = app.gql(Some(&owner.access_token), query, variables).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -74,10 +78,13 @@ async fn settings_workloads_issue_the_same_few_statements_at_any_size() {
     let large_owner = large.sign_up("owner@example.com", "Owner").await;
     build(&large, &large_owner, 20, 50).await;
 
+    until_cache_is_trusted(&small).await;
+    until_cache_is_trusted(&large).await;
+
     let vars = json!({ "slug": "org-00" });
-    let (small_page, body) = statements(&small, &small_owner, PAGE, vars.clone()).await;
+    let (small_page, body) = statements(&small, &small_owner, PAGE, vars.clone(), true).await;
     assert_eq!(body["data"]["organization"]["members"]["totalCount"], 2);
-    let (large_page, body) = statements(&large, &large_owner, PAGE, vars).await;
+    let (large_page, body) = statements(&large, &large_owner, PAGE, vars.clone(), true).await;
     assert_eq!(body["data"]["organization"]["members"]["totalCount"], 50);
     assert_eq!(
         body["data"]["organization"]["members"]["edges"]
@@ -86,8 +93,8 @@ async fn settings_workloads_issue_the_same_few_statements_at_any_size() {
             .len(),
         50
     );
-    let (small_dash, _) = statements(&small, &small_owner, DASHBOARD, json!({})).await;
-    let (large_dash, body) = statements(&large, &large_owner, DASHBOARD, json!({})).await;
+    let (small_dash, _) = statements(&small, &small_owner, DASHBOARD, json!({}), true).await;
+    let (large_dash, body) = statements(&large, &large_owner, DASHBOARD, json!({}), true).await;
     let orgs = body["data"]["viewer"]["organizations"]["edges"]
         .as_array()
         .expect("orgs");
@@ -105,6 +112,120 @@ async fn settings_workloads_issue_the_same_few_statements_at_any_size() {
     assert_eq!(small_dash, large_dash, "dashboard workload");
     assert!(large_page <= 12, "page workload issues {large_page} statements");
     assert!(large_dash <= 12, "dashboard workload issues {large_dash} statements");
+
+    // Repeated with the caller's standing remembered: fewer statements, still the same for both.
+    let (small_page, _) = statements(&small, &small_owner, PAGE, vars.clone(), false).await;
+    let (large_page, _) = statements(&large, &large_owner, PAGE, vars, false).await;
+    let (small_dash, _) = statements(&small, &small_owner, DASHBOARD, json!({}), false).await;
+    let (large_dash, _) = statements(&large, &large_owner, DASHBOARD, json!({}), false).await;
+    println!("remembered: page {small_page} / {large_page}, dashboard {small_dash} / {large_dash}");
+    assert_eq!(small_page, large_page, "page workload, remembered");
+    assert_eq!(small_dash, large_dash, "dashboard workload, remembered");
     small.stop().await;
     large.stop().await;
+}
+
+const AUTHORIZE: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"members.invite\") { allowed reason } }";
+
+/// Waits until the server may reuse what it read (on PostgreSQL, once its change listener is
+/// connected), so that what follows is about the cache and not about start-up.
+async fn until_cache_is_trusted(app: &TestApp) {
+    for _ in 0..200 {
+        if app.app.store.writes.generation().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the change listener never connected");
+}
+
+async fn allowed(app: &TestApp, user: &TestUser, organization: &str) -> bool {
+    let body = app
+        .gql(Some(&user.access_token), AUTHORIZE, json!({ "o": organization }))
+        .await;
+    body["data"]["authorize"]["allowed"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("authorize failed: {body}"))
+}
+
+/// Asks `authorize` until a request issues no statement at all, and returns the answer. On
+/// PostgreSQL the announcements of earlier writes arrive on their own time, and each one makes
+/// the server read again; once they are in, an unchanged caller is answered from memory.
+async fn until_answered_from_memory(app: &TestApp, user: &TestUser, organization: &str) -> bool {
+    for _ in 0..100 {
+        let before = app.app.store.statement_count();
+        let answer = allowed(app, user, organization).await;
+        if app.app.store.statement_count() == before {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("an unchanged caller was never answered from memory");
+}
+
+#[tokio::test]
+async fn a_callers_standing_is_reused_until_anything_is_written() {
+    let app = crate::helpers::spawn_app().await;
+    until_cache_is_trusted(&app).await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let member = app.sign_up("member@example.com", "Member").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let membership = app.add_member(&org, &member).await;
+
+    assert!(!until_answered_from_memory(&app, &member, &org).await);
+
+    // Every change shows on the very next request.
+    let admin = crate::helpers::builtin_role("admin");
+    assert!(app.change_role(&owner, true, &membership, &admin, None).await["errors"].is_null());
+    assert!(allowed(&app, &member, &org).await, "a granted role counts at once");
+    assert!(app.change_role(&owner, false, &membership, &admin, None).await["errors"].is_null());
+    assert!(
+        !allowed(&app, &member, &org).await,
+        "a revoked role stops counting at once"
+    );
+
+    // Logging out ends the session on the next request too.
+    let body = app
+        .gql(
+            Some(&member.access_token),
+            "mutation { logOut(input: {}) { endedSessions } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(Some(&member.access_token), AUTHORIZE, json!({ "o": org }))
+        .await;
+    assert_eq!(crate::helpers::error_code(&body), "UNAUTHENTICATED");
+}
+
+/// Two server processes on one PostgreSQL database: a change made through one reaches what the
+/// other remembers (announced by triggers, heard by its listener).
+#[tokio::test]
+async fn a_change_through_one_server_reaches_another_servers_cache() {
+    if !std::env::var("GUILDHALL_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        return;
+    }
+    let first = crate::helpers::spawn_app().await;
+    let second = crate::helpers::spawn_with(crate::helpers::test_args(&first.database_url)).await;
+    until_cache_is_trusted(&second).await;
+    let owner = first.sign_up("owner@example.com", "Owner").await;
+    let member = first.sign_up("member@example.com", "Member").await;
+    let org = first.create_organization(&owner, "acme").await;
+    let membership = first.add_member(&org, &member).await;
+    let admin = crate::helpers::builtin_role("admin");
+    assert!(first.change_role(&owner, true, &membership, &admin, None).await["errors"].is_null());
+
+    assert!(until_answered_from_memory(&second, &member, &org).await);
+
+    assert!(first.change_role(&owner, false, &membership, &admin, None).await["errors"].is_null());
+    let mut denied = false;
+    for _ in 0..100 {
+        if !allowed(&second, &member, &org).await {
+            denied = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(denied, "the revocation never reached the second server");
 }
