@@ -412,6 +412,11 @@ impl Catalog {
         out
     }
 
+    /// Whether holding `key` grants `other` (itself or through implications).
+    pub fn implies(&self, key: KeyIndex, other: KeyIndex) -> bool {
+        self.closure[key.0 as usize].contains(other)
+    }
+
     /// Key ids of a set, in catalog order.
     pub fn names(&self, keys: &KeySet) -> Vec<String> {
         keys.iter().map(|k| self.key(k).id.clone()).collect()

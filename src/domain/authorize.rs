@@ -85,7 +85,7 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
     // The first key of a set whose closure contains the asked key.
     let via = |set: &crate::authz::KeySet| -> Option<String> {
         set.iter()
-            .find(|k| catalog.close(&[*k].into_iter().collect()).contains(key))
+            .find(|k| catalog.implies(*k, key))
             .map(|k| catalog.key(k).id.clone())
     };
     let mut grants = Vec::new();

@@ -150,7 +150,7 @@ pub async fn post(
     };
     let loaders = Arc::new(Loaders::new(&state.app, principal.clone()));
     let request_state = Arc::new(RequestState::new(principal, meta));
-    let batch = batch.data(request_state.clone()).data(loaders);
+    let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
     let mut response = state
         .schema
         .execute_batch(batch)

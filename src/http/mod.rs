@@ -1,5 +1,6 @@
 //! HTTP transport: the router, credential extraction, request ids, GraphiQL and health checks.
 mod graphql_endpoint;
+mod parsed;
 mod request_id;
 
 use std::sync::Arc;
@@ -37,12 +38,18 @@ pub(crate) struct HttpState {
     pub app: Arc<App>,
     pub schema: GuildhallSchema,
     pub config: HttpConfig,
+    pub parsed: parsed::ParsedDocuments,
 }
 
 /// The whole HTTP surface.
 pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.cors_origins);
-    let state = HttpState { app, schema, config };
+    let state = HttpState {
+        app,
+        schema,
+        config,
+        parsed: parsed::ParsedDocuments::default(),
+    };
     let mut router = Router::new()
         .route(
             "/graphql",
