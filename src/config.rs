@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// How long a DataLoader collects keys before its batched statement, in microseconds.
     #[arg(long, env = "GUILDHALL_LOADER_BATCH_WINDOW_US", default_value_t = 1_000)]
     pub loader_batch_window_us: u64,
+    /// GraphQL operations executed at once; more wait their turn. 0: two per core. Bounds the
+    /// memory of simultaneous large responses; on a few cores more at once only adds waiting.
+    #[arg(long, env = "GUILDHALL_MAX_CONCURRENT_OPERATIONS", default_value_t = 0)]
+    pub max_concurrent_operations: usize,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

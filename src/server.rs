@@ -146,6 +146,10 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             cors_origins: args.cors_origins.clone(),
             trust_forwarded_for: args.trust_forwarded_for,
             mutation_fields: Arc::new(graphql::mutation_field_names().await),
+            max_concurrent_operations: match args.max_concurrent_operations {
+                0 => 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                n => n,
+            },
         },
     );
     if let Some(url) = &args.smtp_url {

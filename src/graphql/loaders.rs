@@ -186,9 +186,13 @@ impl Loader<Uuid> for RoleKeychainsLoader {
     }
 }
 
-/// The first page of members of many organizations in one statement (a window function ranks
-/// each organization's members by id). Keyed by (organization, rows to fetch).
+/// The first page of members of many organizations in one statement: a `UNION ALL` of one
+/// limited, index-ordered select per organization, so each reads only the rows it returns
+/// (however large the organization). Keyed by (organization, rows to fetch).
 pub struct FirstMembersLoader(pub DatabaseConnection);
+
+/// Organizations per statement (SQLite allows 500 terms in a compound select).
+const ORGANIZATIONS_PER_STATEMENT: usize = 200;
 
 impl Loader<(Uuid, u64)> for FirstMembersLoader {
     type Value = Vec<memberships::Model>;
@@ -196,40 +200,58 @@ impl Loader<(Uuid, u64)> for FirstMembersLoader {
 
     async fn load(&self, keys: &[(Uuid, u64)]) -> Result<HashMap<(Uuid, u64), Self::Value>, Self::Error> {
         let backend = self.0.get_database_backend();
-        let mut out: HashMap<(Uuid, u64), Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
-        let mut limits: Vec<u64> = keys.iter().map(|(_, n)| *n).collect();
-        limits.sort();
-        limits.dedup();
-        for limit in limits {
-            let orgs: Vec<Uuid> = keys.iter().filter(|(_, n)| *n == limit).map(|(o, _)| *o).collect();
-            let placeholder = |i: usize| match backend {
-                sea_orm::DbBackend::Postgres => format!("${i}"),
-                _ => "?".to_owned(),
-            };
-            let list: Vec<String> = (1..=orgs.len()).map(placeholder).collect();
-            let sql = format!(
-                "SELECT id, organization_id, user_id, created_at FROM (\
-                   SELECT id, organization_id, user_id, created_at, \
-                          ROW_NUMBER() OVER (PARTITION BY organization_id ORDER BY id) AS position \
-                   FROM memberships WHERE organization_id IN ({}) \
-                 ) ranked WHERE position <= {} ORDER BY organization_id, id",
-                list.join(", "),
-                placeholder(orgs.len() + 1)
-            );
-            let mut values: Vec<sea_orm::Value> = orgs.iter().map(|o| (*o).into()).collect();
-            values.push((limit as i64).into());
+        // The most rows any key wants of each organization.
+        let mut wanted: HashMap<Uuid, u64> = HashMap::new();
+        for (organization_id, limit) in keys {
+            let most = wanted.entry(*organization_id).or_default();
+            *most = (*most).max(*limit);
+        }
+        let wanted: Vec<(Uuid, u64)> = wanted.into_iter().collect();
+        let mut by_organization: HashMap<Uuid, Vec<memberships::Model>> = HashMap::new();
+        for chunk in wanted.chunks(ORGANIZATIONS_PER_STATEMENT) {
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 2);
+            let mut parts = Vec::with_capacity(chunk.len());
+            for (organization_id, limit) in chunk {
+                let (org, lim) = match backend {
+                    sea_orm::DbBackend::Postgres => {
+                        (format!("${}", values.len() + 1), format!("${}", values.len() + 2))
+                    }
+                    _ => ("?".to_owned(), "?".to_owned()),
+                };
+                parts.push(format!(
+                    "SELECT * FROM (SELECT id, organization_id, user_id, created_at FROM memberships \
+                     WHERE organization_id = {org} ORDER BY id LIMIT {lim}) AS page{}",
+                    parts.len()
+                ));
+                values.push((*organization_id).into());
+                values.push((*limit as i64).into());
+            }
             let rows = memberships::Entity::find()
-                .from_raw_sql(sea_orm::Statement::from_sql_and_values(backend, sql, values))
+                .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    parts.join(" UNION ALL "),
+                    values,
+                ))
                 .all(&self.0)
                 .await
                 .map_err(Arc::new)?;
             for row in rows {
-                if let Some(list) = out.get_mut(&(row.organization_id, limit)) {
-                    list.push(row);
-                }
+                by_organization.entry(row.organization_id).or_default().push(row);
             }
         }
-        Ok(out)
+        for rows in by_organization.values_mut() {
+            rows.sort_by_key(|m| m.id);
+        }
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let rows = by_organization
+                    .get(&key.0)
+                    .map(|rows| rows.iter().take(key.1 as usize).cloned().collect())
+                    .unwrap_or_default();
+                (*key, rows)
+            })
+            .collect())
     }
 }
 

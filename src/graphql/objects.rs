@@ -1,4 +1,9 @@
 //! GraphQL object types. Each wraps a row and resolves related objects through loaders.
+//!
+//! Resolvers that do more than read a field or call a loader run their work in a
+//! `Box::pin(async move { .. })`. async-graphql keeps one future per selected field of every
+//! object of a response while it waits, each as large as the largest resolver of its type; so
+//! one heavy resolver would make every field of a thousand listed members heavy.
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, SimpleObject};
@@ -78,22 +83,30 @@ impl User {
 
     /// The viewer's own API tokens, newest first (revoked ones included).
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
-        self.require_self(ctx, "API tokens")?;
-        Ok(token_service::of_user(app(ctx), self.0.id)
-            .await?
-            .into_iter()
-            .map(ApiToken)
-            .collect())
+        let result: ApiResult<Vec<ApiToken>> = Box::pin(async move {
+            self.require_self(ctx, "API tokens")?;
+            Ok(token_service::of_user(app(ctx), self.0.id)
+                .await?
+                .into_iter()
+                .map(ApiToken)
+                .collect())
+        })
+        .await;
+        result
     }
 
     /// Pending invitations addressed to the viewer's email.
     async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
-        self.require_self(ctx, "invitations")?;
-        Ok(invitation_service::pending_for(app(ctx), &self.0)
-            .await?
-            .into_iter()
-            .map(Invitation)
-            .collect())
+        let result: ApiResult<Vec<Invitation>> = Box::pin(async move {
+            self.require_self(ctx, "invitations")?;
+            Ok(invitation_service::pending_for(app(ctx), &self.0)
+                .await?
+                .into_iter()
+                .map(Invitation)
+                .collect())
+        })
+        .await;
+        result
     }
 
     /// The viewer's own organizations, in the order they joined them.
@@ -103,26 +116,30 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<OrganizationConnection> {
-        let viewer = principal(ctx)?;
-        if viewer.user.id != self.0.id {
-            return Err(ApiError(DomainError::Forbidden {
-                message: "only the viewer's own organizations can be listed".to_owned(),
-                key: None,
-            }));
-        }
-        let request = PageRequest::parse(first, after.as_deref())?;
-        let app = app(ctx).clone();
-        let page = org_service::page_for_user(&app, viewer, request).await?;
-        let viewer = viewer.clone();
-        let counter: connection::Counter = Arc::new(move || {
-            let app = app.clone();
+        let result: ApiResult<OrganizationConnection> = Box::pin(async move {
+            let viewer = principal(ctx)?;
+            if viewer.user.id != self.0.id {
+                return Err(ApiError(DomainError::Forbidden {
+                    message: "only the viewer's own organizations can be listed".to_owned(),
+                    key: None,
+                }));
+            }
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let app = app(ctx).clone();
+            let page = org_service::page_for_user(&app, viewer, request).await?;
             let viewer = viewer.clone();
-            async move { org_service::count_for_user(&app, &viewer).await }.boxed()
-        });
-        Ok(OrganizationConnection::new(
-            connection::parts(page, &request, Organization),
-            counter,
-        ))
+            let counter: connection::Counter = Arc::new(move || {
+                let app = app.clone();
+                let viewer = viewer.clone();
+                async move { org_service::count_for_user(&app, &viewer).await }.boxed()
+            });
+            Ok(OrganizationConnection::new(
+                connection::parts(page, &request, Organization),
+                counter,
+            ))
+        })
+        .await;
+        result
     }
 }
 
@@ -212,33 +229,43 @@ impl Organization {
 
     /// The viewer's own membership; `null` when they are not a member.
     async fn viewer_membership(&self, ctx: &Context<'_>) -> ApiResult<Option<Membership>> {
-        Ok(access(ctx, self.0.id).await?.map(|a| Membership(a.membership.clone())))
+        let result: ApiResult<Option<Membership>> =
+            Box::pin(async move { Ok(access(ctx, self.0.id).await?.map(|a| Membership(a.membership.clone()))) }).await;
+        result
     }
 
     /// Every key the viewer holds here (in a workspace when given): what the app may show.
     async fn viewer_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
-        let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
-        let Some(access) = access(ctx, self.0.id).await? else {
-            return Ok(Vec::new());
-        };
-        let app = app(ctx);
-        Ok(app.catalog.names(&access.keys_at(app, workspace)))
+        let result: ApiResult<Vec<String>> = Box::pin(async move {
+            let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
+            let Some(access) = access(ctx, self.0.id).await? else {
+                return Ok(Vec::new());
+            };
+            let app = app(ctx);
+            Ok(app.catalog.names(&access.keys_at(app, workspace)))
+        })
+        .await;
+        result
     }
 
     /// Whether the viewer holds a key here (in a workspace when given).
     async fn viewer_can(&self, ctx: &Context<'_>, key: String, workspace_id: Option<ID>) -> ApiResult<bool> {
-        let app = app(ctx);
-        let index = app.catalog.lookup(&key).ok_or_else(|| {
-            ApiError(DomainError::bad_input(
-                "key",
-                format!("`{key}` is not a key of the catalog"),
-            ))
-        })?;
-        let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
-        let Some(access) = access(ctx, self.0.id).await? else {
-            return Ok(false);
-        };
-        Ok(access.keys_at(app, workspace).contains(index))
+        let result: ApiResult<bool> = Box::pin(async move {
+            let app = app(ctx);
+            let index = app.catalog.lookup(&key).ok_or_else(|| {
+                ApiError(DomainError::bad_input(
+                    "key",
+                    format!("`{key}` is not a key of the catalog"),
+                ))
+            })?;
+            let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
+            let Some(access) = access(ctx, self.0.id).await? else {
+                return Ok(false);
+            };
+            Ok(access.keys_at(app, workspace).contains(index))
+        })
+        .await;
+        result
     }
 
     /// Members in the order they joined, optionally filtered (`members.read`).
@@ -250,46 +277,50 @@ impl Organization {
         after: Option<String>,
         filter: Option<MemberFilter>,
     ) -> ApiResult<MembershipConnection> {
-        let request = PageRequest::parse(first, after.as_deref())?;
-        let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
-        let app = app(ctx).clone();
-        let organization_id = self.0.id;
-        let unfiltered = filter == members::MemberFilter::default();
-        let page = if unfiltered && request.after.is_none() {
-            // First pages of many organizations share one statement.
-            let rows = loaders(ctx)
-                .first_members
-                .load_one((organization_id, request.first + 1))
-                .await
-                .map_err(loader_error)?
-                .unwrap_or_default();
-            Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), request.first)
-        } else {
-            members::page(&app, organization_id, &filter, request).await?
-        };
-        let counter: connection::Counter = if unfiltered {
-            let loaders = loaders(ctx).clone();
-            Arc::new(move || {
-                let loaders = loaders.clone();
-                async move {
-                    let count = loaders.member_counts.load_one(organization_id).await;
-                    count
-                        .map(Option::unwrap_or_default)
-                        .map_err(|e| DomainError::Internal(format!("database: {e}")))
-                }
-                .boxed()
-            })
-        } else {
-            Arc::new(move || {
-                let app = app.clone();
-                let filter = filter.clone();
-                async move { members::count(&app, organization_id, &filter).await }.boxed()
-            })
-        };
-        Ok(MembershipConnection::new(
-            connection::parts(page, &request, Membership),
-            counter,
-        ))
+        let result: ApiResult<MembershipConnection> = Box::pin(async move {
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
+            let app = app(ctx).clone();
+            let organization_id = self.0.id;
+            let unfiltered = filter == members::MemberFilter::default();
+            let page = if unfiltered && request.after.is_none() {
+                // First pages of many organizations share one statement.
+                let rows = loaders(ctx)
+                    .first_members
+                    .load_one((organization_id, request.first + 1))
+                    .await
+                    .map_err(loader_error)?
+                    .unwrap_or_default();
+                Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), request.first)
+            } else {
+                members::page(&app, organization_id, &filter, request).await?
+            };
+            let counter: connection::Counter = if unfiltered {
+                let loaders = loaders(ctx).clone();
+                Arc::new(move || {
+                    let loaders = loaders.clone();
+                    async move {
+                        let count = loaders.member_counts.load_one(organization_id).await;
+                        count
+                            .map(Option::unwrap_or_default)
+                            .map_err(|e| DomainError::Internal(format!("database: {e}")))
+                    }
+                    .boxed()
+                })
+            } else {
+                Arc::new(move || {
+                    let app = app.clone();
+                    let filter = filter.clone();
+                    async move { members::count(&app, organization_id, &filter).await }.boxed()
+                })
+            };
+            Ok(MembershipConnection::new(
+                connection::parts(page, &request, Membership),
+                counter,
+            ))
+        })
+        .await;
+        result
     }
 
     /// Who did what, newest first (`audit.read`).
@@ -301,20 +332,24 @@ impl Organization {
         after: Option<String>,
         filter: Option<AuditFilter>,
     ) -> ApiResult<AuditEventConnection> {
-        let request = PageRequest::parse(first, after.as_deref())?;
-        let filter = filter.map(AuditFilter::into_domain).transpose()?.unwrap_or_default();
-        let app = app(ctx).clone();
-        let page = audit::page(&app, self.0.id, &filter, request).await?;
-        let organization_id = self.0.id;
-        let counter: connection::Counter = Arc::new(move || {
-            let app = app.clone();
-            let filter = filter.clone();
-            async move { audit::count(&app, organization_id, &filter).await }.boxed()
-        });
-        Ok(AuditEventConnection::new(
-            connection::parts(page, &request, AuditEvent),
-            counter,
-        ))
+        let result: ApiResult<AuditEventConnection> = Box::pin(async move {
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let filter = filter.map(AuditFilter::into_domain).transpose()?.unwrap_or_default();
+            let app = app(ctx).clone();
+            let page = audit::page(&app, self.0.id, &filter, request).await?;
+            let organization_id = self.0.id;
+            let counter: connection::Counter = Arc::new(move || {
+                let app = app.clone();
+                let filter = filter.clone();
+                async move { audit::count(&app, organization_id, &filter).await }.boxed()
+            });
+            Ok(AuditEventConnection::new(
+                connection::parts(page, &request, AuditEvent),
+                counter,
+            ))
+        })
+        .await;
+        result
     }
 
     /// Invitations, oldest first, optionally of one status (`members.invite`).
@@ -326,33 +361,45 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<InvitationConnection> {
-        let request = PageRequest::parse(first, after.as_deref())?;
-        let status = status.map(InvitationStatus::as_str);
-        let app = app(ctx).clone();
-        let page = invitation_service::page(&app, self.0.id, status, request).await?;
-        let organization_id = self.0.id;
-        let counter: connection::Counter = Arc::new(move || {
-            let app = app.clone();
-            async move { invitation_service::count(&app, organization_id, status).await }.boxed()
-        });
-        Ok(InvitationConnection::new(
-            connection::parts(page, &request, Invitation),
-            counter,
-        ))
+        let result: ApiResult<InvitationConnection> = Box::pin(async move {
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let status = status.map(InvitationStatus::as_str);
+            let app = app(ctx).clone();
+            let page = invitation_service::page(&app, self.0.id, status, request).await?;
+            let organization_id = self.0.id;
+            let counter: connection::Counter = Arc::new(move || {
+                let app = app.clone();
+                async move { invitation_service::count(&app, organization_id, status).await }.boxed()
+            });
+            Ok(InvitationConnection::new(
+                connection::parts(page, &request, Invitation),
+                counter,
+            ))
+        })
+        .await;
+        result
     }
 
     /// Built-in roles, then the organization's custom roles (`roles.read`).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\")")]
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
-        let rows = definitions::roles_of(&app(ctx).store.conn, self.0.id).await?;
-        Ok(rows.into_iter().map(|r| Role(r, Some(self.0.id))).collect())
+        let result: ApiResult<Vec<Role>> = Box::pin(async move {
+            let rows = definitions::roles_of(&app(ctx).store.conn, self.0.id).await?;
+            Ok(rows.into_iter().map(|r| Role(r, Some(self.0.id))).collect())
+        })
+        .await;
+        result
     }
 
     /// Built-in keychains, then the organization's custom keychains (`keychains.read`).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"keychains.read\")")]
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
-        let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
-        Ok(rows.into_iter().map(Keychain).collect())
+        let result: ApiResult<Vec<Keychain>> = Box::pin(async move {
+            let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
+            Ok(rows.into_iter().map(Keychain).collect())
+        })
+        .await;
+        result
     }
 
     /// Workspaces (`workspaces.read`; a member holding it only inside some workspaces sees those).
@@ -362,74 +409,86 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<WorkspaceConnection> {
-        let access = member_access(ctx, self.0.id).await?;
-        let app = app(ctx).clone();
-        let read = app.catalog.lookup("workspaces.read");
-        let only = if access.require(&app, "workspaces.read", None).is_ok() {
-            None
-        } else {
-            let visible: Vec<Uuid> = access
-                .bindings
-                .iter()
-                .filter_map(|b| b.binding.workspace_id)
-                .filter(|w| read.is_some_and(|k| access.keys_at(&app, Some(*w)).contains(k)))
-                .collect();
-            if visible.is_empty() {
-                return Err(ApiError(DomainError::forbidden_key("workspaces.read")));
-            }
-            Some(visible)
-        };
-        let request = PageRequest::parse(first, after.as_deref())?;
-        let page = workspace_service::page(&app, self.0.id, only.clone(), request).await?;
-        let organization_id = self.0.id;
-        let counter: connection::Counter = Arc::new(move || {
-            let app = app.clone();
-            let only = only.clone();
-            async move { workspace_service::count(&app, organization_id, only).await }.boxed()
-        });
-        Ok(WorkspaceConnection::new(
-            connection::parts(page, &request, Workspace),
-            counter,
-        ))
+        let result: ApiResult<WorkspaceConnection> = Box::pin(async move {
+            let access = member_access(ctx, self.0.id).await?;
+            let app = app(ctx).clone();
+            let read = app.catalog.lookup("workspaces.read");
+            let only = if access.require(&app, "workspaces.read", None).is_ok() {
+                None
+            } else {
+                let visible: Vec<Uuid> = access
+                    .bindings
+                    .iter()
+                    .filter_map(|b| b.binding.workspace_id)
+                    .filter(|w| read.is_some_and(|k| access.keys_at(&app, Some(*w)).contains(k)))
+                    .collect();
+                if visible.is_empty() {
+                    return Err(ApiError(DomainError::forbidden_key("workspaces.read")));
+                }
+                Some(visible)
+            };
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let page = workspace_service::page(&app, self.0.id, only.clone(), request).await?;
+            let organization_id = self.0.id;
+            let counter: connection::Counter = Arc::new(move || {
+                let app = app.clone();
+                let only = only.clone();
+                async move { workspace_service::count(&app, organization_id, only).await }.boxed()
+            });
+            Ok(WorkspaceConnection::new(
+                connection::parts(page, &request, Workspace),
+                counter,
+            ))
+        })
+        .await;
+        result
     }
 
     /// The organization's custom keychains and roles as a document (`roles.read` and
     /// `keychains.read`); `importRoles` reads the same form.
     #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))")]
     async fn roles_document(&self, ctx: &Context<'_>, format: DocumentFormat) -> ApiResult<String> {
-        let app = app(ctx);
-        let document = documents::export(&app.store.conn, app, self.0.id).await?;
-        Ok(documents::render(&document, format.into())?)
+        let result: ApiResult<String> = Box::pin(async move {
+            let app = app(ctx);
+            let document = documents::export(&app.store.conn, app, self.0.id).await?;
+            Ok(documents::render(&document, format.into())?)
+        })
+        .await;
+        result
     }
 
     /// Use and limit of everything the plan limits.
     async fn limits(&self, ctx: &Context<'_>) -> ApiResult<OrganizationLimits> {
-        member_access(ctx, self.0.id).await?;
-        let app = app(ctx);
-        let mut usage = Vec::new();
-        for limit in [
-            Limit::Admins,
-            Limit::Members,
-            Limit::CustomRoles,
-            Limit::CustomKeychains,
-            Limit::Workspaces,
-        ] {
-            usage.push(LimitUsage {
-                used: limits::used(&app.store.conn, app, self.0.id, limit).await? as i64,
-                limit: limits::limit_for(app, &self.0.plan, limit) as i64,
-            });
-        }
-        let [admins, members, custom_roles, custom_keychains, workspaces] = usage
-            .try_into()
-            .map_err(|_| ApiError(DomainError::Internal("limit usage has five entries".to_owned())))?;
-        Ok(OrganizationLimits {
-            plan: Plan::parse(&self.0.plan),
-            admins,
-            members,
-            custom_roles,
-            custom_keychains,
-            workspaces,
+        let result: ApiResult<OrganizationLimits> = Box::pin(async move {
+            member_access(ctx, self.0.id).await?;
+            let app = app(ctx);
+            let mut usage = Vec::new();
+            for limit in [
+                Limit::Admins,
+                Limit::Members,
+                Limit::CustomRoles,
+                Limit::CustomKeychains,
+                Limit::Workspaces,
+            ] {
+                usage.push(LimitUsage {
+                    used: limits::used(&app.store.conn, app, self.0.id, limit).await? as i64,
+                    limit: limits::limit_for(app, &self.0.plan, limit) as i64,
+                });
+            }
+            let [admins, members, custom_roles, custom_keychains, workspaces] = usage
+                .try_into()
+                .map_err(|_| ApiError(DomainError::Internal("limit usage has five entries".to_owned())))?;
+            Ok(OrganizationLimits {
+                plan: Plan::parse(&self.0.plan),
+                admins,
+                members,
+                custom_roles,
+                custom_keychains,
+                workspaces,
+            })
         })
+        .await;
+        result
     }
 }
 
@@ -775,15 +834,19 @@ impl Membership {
 
     /// The member's keys at the organization, or inside one workspace.
     async fn effective_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
-        if principal(ctx)?.user.id != self.0.user_id {
-            require_key(ctx, self.0.organization_id, "members.read", None).await?;
-        }
-        let workspace = workspace_in(ctx, self.0.organization_id, workspace_id).await?;
-        let app = app(ctx);
-        let access = crate::domain::access::load(&app.store.conn, app, self.0.user_id, self.0.organization_id)
-            .await?
-            .ok_or(ApiError(DomainError::NotFound("membership")))?;
-        Ok(app.catalog.names(&access.keys_at(app, workspace)))
+        let result: ApiResult<Vec<String>> = Box::pin(async move {
+            if principal(ctx)?.user.id != self.0.user_id {
+                require_key(ctx, self.0.organization_id, "members.read", None).await?;
+            }
+            let workspace = workspace_in(ctx, self.0.organization_id, workspace_id).await?;
+            let app = app(ctx);
+            let access = crate::domain::access::load(&app.store.conn, app, self.0.user_id, self.0.organization_id)
+                .await?
+                .ok_or(ApiError(DomainError::NotFound("membership")))?;
+            Ok(app.catalog.names(&access.keys_at(app, workspace)))
+        })
+        .await;
+        result
     }
 }
 
@@ -912,32 +975,44 @@ impl Role {
 
     /// Keys granted directly, besides those of its keychains.
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
-        let app = app(ctx);
-        if app.builtins.role(&self.0.id).is_some() {
-            return Ok(Vec::new());
-        }
-        let rows = crate::store::entities::role_keys::Entity::find()
-            .filter(crate::store::entities::role_keys::Column::RoleId.eq(self.0.id))
-            .all(&app.store.conn)
-            .await?;
-        let mut keys: Vec<String> = rows.into_iter().map(|r| r.key).collect();
-        keys.sort();
-        Ok(keys)
+        let result: ApiResult<Vec<String>> = Box::pin(async move {
+            let app = app(ctx);
+            if app.builtins.role(&self.0.id).is_some() {
+                return Ok(Vec::new());
+            }
+            let rows = crate::store::entities::role_keys::Entity::find()
+                .filter(crate::store::entities::role_keys::Column::RoleId.eq(self.0.id))
+                .all(&app.store.conn)
+                .await?;
+            let mut keys: Vec<String> = rows.into_iter().map(|r| r.key).collect();
+            keys.sort();
+            Ok(keys)
+        })
+        .await;
+        result
     }
 
     /// Keys of its keychains and direct keys, closed under implication.
     async fn effective_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
-        let app = app(ctx);
-        let sets = crate::domain::access::role_key_sets(&app.store.conn, app, &[self.0.id]).await?;
-        Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+        let result: ApiResult<Vec<String>> = Box::pin(async move {
+            let app = app(ctx);
+            let sets = crate::domain::access::role_key_sets(&app.store.conn, app, &[self.0.id]).await?;
+            Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+        })
+        .await;
+        result
     }
 
     /// Members holding the role organization-wide in the organization it is seen from; `null`
     /// without one (a built-in role looked up by id).
     async fn holder_count(&self, ctx: &Context<'_>) -> ApiResult<Option<i32>> {
-        let Some(organization_id) = self.1 else { return Ok(None) };
-        let holders = crate::domain::bindings::holders(&app(ctx).store.conn, organization_id, &[self.0.id]).await?;
-        Ok(Some(holders.len() as i32))
+        let result: ApiResult<Option<i32>> = Box::pin(async move {
+            let Some(organization_id) = self.1 else { return Ok(None) };
+            let holders = crate::domain::bindings::holders(&app(ctx).store.conn, organization_id, &[self.0.id]).await?;
+            Ok(Some(holders.len() as i32))
+        })
+        .await;
+        result
     }
 }
 
@@ -963,46 +1038,54 @@ impl Keychain {
     }
 
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
-        let app = app(ctx);
-        let sets = crate::domain::access::keychain_key_sets(&app.store.conn, app, &[self.0.id]).await?;
-        Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+        let result: ApiResult<Vec<String>> = Box::pin(async move {
+            let app = app(ctx);
+            let sets = crate::domain::access::keychain_key_sets(&app.store.conn, app, &[self.0.id]).await?;
+            Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+        })
+        .await;
+        result
     }
 
     /// Roles using this keychain: built-in ones, and custom ones of its organization.
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
-        let app = app(ctx);
-        let mut ids: Vec<Uuid> = role_keychains::Entity::find()
-            .filter(role_keychains::Column::KeychainId.eq(self.0.id))
-            .all(&app.store.conn)
-            .await?
-            .into_iter()
-            .map(|l| l.role_id)
-            .collect();
-        if let Some(i) = app.builtins.keychain(&self.0.id) {
-            ids.extend(
-                app.catalog
-                    .roles
-                    .iter()
-                    .filter(|r| r.keychains.contains(&i))
-                    .map(|r| crate::domain::builtins::role_id(&r.name)),
-            );
-        }
-        let rows = roles::Entity::find()
-            .filter(roles::Column::Id.is_in(ids))
-            .order_by_asc(roles::Column::Position)
-            .order_by_asc(roles::Column::Name)
-            .all(&app.store.conn)
-            .await?;
-        // A built-in keychain is shared: show only built-in roles and the viewer's own custom ones.
-        let mut visible = Vec::new();
-        for row in rows {
-            match row.organization_id {
-                None => visible.push(Role::of(row)),
-                Some(org) if access(ctx, org).await?.is_some() => visible.push(Role::of(row)),
-                Some(_) => {}
+        let result: ApiResult<Vec<Role>> = Box::pin(async move {
+            let app = app(ctx);
+            let mut ids: Vec<Uuid> = role_keychains::Entity::find()
+                .filter(role_keychains::Column::KeychainId.eq(self.0.id))
+                .all(&app.store.conn)
+                .await?
+                .into_iter()
+                .map(|l| l.role_id)
+                .collect();
+            if let Some(i) = app.builtins.keychain(&self.0.id) {
+                ids.extend(
+                    app.catalog
+                        .roles
+                        .iter()
+                        .filter(|r| r.keychains.contains(&i))
+                        .map(|r| crate::domain::builtins::role_id(&r.name)),
+                );
             }
-        }
-        Ok(visible)
+            let rows = roles::Entity::find()
+                .filter(roles::Column::Id.is_in(ids))
+                .order_by_asc(roles::Column::Position)
+                .order_by_asc(roles::Column::Name)
+                .all(&app.store.conn)
+                .await?;
+            // A built-in keychain is shared: show only built-in roles and the viewer's own custom ones.
+            let mut visible = Vec::new();
+            for row in rows {
+                match row.organization_id {
+                    None => visible.push(Role::of(row)),
+                    Some(org) if access(ctx, org).await?.is_some() => visible.push(Role::of(row)),
+                    Some(_) => {}
+                }
+            }
+            Ok(visible)
+        })
+        .await;
+        result
     }
 }
 

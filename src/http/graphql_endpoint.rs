@@ -151,11 +151,22 @@ pub async fn post(
     let loaders = Arc::new(Loaders::new(&state.app, principal.clone()));
     let request_state = Arc::new(RequestState::new(principal, meta));
     let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
-    let mut response = state
-        .schema
-        .execute_batch(batch)
-        .instrument(tracing::Span::current())
-        .await;
+    let mut response = {
+        // The semaphore is never closed; without a turn the request could not run at all.
+        let Ok(_turn) = state.turns.acquire().await else {
+            return error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "INTERNAL",
+                INTERNAL_MESSAGE,
+                &request_id,
+            );
+        };
+        state
+            .schema
+            .execute_batch(batch)
+            .instrument(tracing::Span::current())
+            .await
+    };
     let errors: Vec<&mut Vec<ServerError>> = match &mut response {
         BatchResponse::Single(single) => vec![&mut single.errors],
         BatchResponse::Batch(items) => items.iter_mut().map(|r| &mut r.errors).collect(),

@@ -31,6 +31,8 @@ pub struct HttpConfig {
     pub trust_forwarded_for: bool,
     /// Root mutation fields, to audit refused mutations.
     pub mutation_fields: std::sync::Arc<std::collections::HashSet<String>>,
+    /// GraphQL executions running at once (at least one).
+    pub max_concurrent_operations: usize,
 }
 
 #[derive(Clone)]
@@ -39,6 +41,8 @@ pub(crate) struct HttpState {
     pub schema: GuildhallSchema,
     pub config: HttpConfig,
     pub parsed: parsed::ParsedDocuments,
+    /// Turns to execute: requests beyond the limit wait, in arrival order.
+    pub turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP surface.
@@ -47,8 +51,9 @@ pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Rou
     let state = HttpState {
         app,
         schema,
-        config,
         parsed: parsed::ParsedDocuments::default(),
+        turns: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_operations.max(1))),
+        config,
     };
     let mut router = Router::new()
         .route(
