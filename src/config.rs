@@ -45,8 +45,9 @@ pub struct DatabaseArgs {
         default_value = "sqlite://guildhall.db?mode=rwc"
     )]
     pub database_url: String,
-    /// Size of the connection pool.
-    #[arg(long, env = "GUILDHALL_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    /// Size of the connection pool. 0: four per core on SQLite (each connection keeps its own
+    /// page and statement caches, and writers take turns anyway), 16 on PostgreSQL.
+    #[arg(long, env = "GUILDHALL_DATABASE_MAX_CONNECTIONS", default_value_t = 0)]
     pub database_max_connections: u32,
 }
 

@@ -52,6 +52,13 @@ fn main() -> ExitCode {
     // back to the system at once instead of a second later, which keeps the resident set close
     // to what is in use (a response of a thousand members is tens of megabytes of futures).
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // SQLite allocates with the C allocator from each of its connection threads; glibc would
+    // give every thread an arena of its own and keep their free space. Two arenas suffice.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called before any other thread exists; mallopt only changes allocator settings.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(run()),
         Err(err) => {
