@@ -95,6 +95,8 @@ pub struct Index {
     keychains: std::collections::HashMap<Uuid, usize>,
     /// Keychain ids of each built-in role, so that no request hashes names into ids.
     role_keychains: std::collections::HashMap<Uuid, Vec<Uuid>>,
+    /// The built-in keychains as rows, built once from the catalog.
+    pub keychain_rows: Vec<crate::store::entities::keychains::Model>,
 }
 
 impl Index {
@@ -122,6 +124,19 @@ impl Index {
                         .map(|k| keychain_id(&catalog.keychains[*k].name))
                         .collect();
                     (role_id(&r.name), chains)
+                })
+                .collect(),
+            keychain_rows: catalog
+                .keychains
+                .iter()
+                .map(|k| crate::store::entities::keychains::Model {
+                    id: keychain_id(&k.name),
+                    organization_id: None,
+                    kind: "BUILT_IN".to_owned(),
+                    name: k.name.clone(),
+                    description: k.description.clone(),
+                    created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                    updated_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
                 })
                 .collect(),
         }

@@ -98,22 +98,10 @@ impl App {
         self.clock.now()
     }
 
-    /// The built-in keychains as rows, built from the catalog without a query (the database
-    /// rows exist for foreign keys and hold the same values).
-    pub fn builtin_keychain_rows(&self) -> Vec<crate::store::entities::keychains::Model> {
-        self.catalog
-            .keychains
-            .iter()
-            .map(|k| crate::store::entities::keychains::Model {
-                id: builtins::keychain_id(&k.name),
-                organization_id: None,
-                kind: "BUILT_IN".to_owned(),
-                name: k.name.clone(),
-                description: k.description.clone(),
-                created_at: DateTime::<Utc>::UNIX_EPOCH,
-                updated_at: DateTime::<Utc>::UNIX_EPOCH,
-            })
-            .collect()
+    /// The built-in keychains as rows (the database rows exist for foreign keys and hold the
+    /// same values).
+    pub fn builtin_keychain_rows(&self) -> &[crate::store::entities::keychains::Model] {
+        &self.builtins.keychain_rows
     }
 }
 

@@ -171,7 +171,7 @@ impl Loader<Uuid> for RoleKeychainsLoader {
         }
         // Built-in keychains come from the catalog, not the database.
         for chain in app.builtin_keychain_rows() {
-            chains.entry(chain.id).or_insert(chain);
+            chains.entry(chain.id).or_insert_with(|| chain.clone());
         }
         let mut out: HashMap<Uuid, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
         for (role, chain) in links {

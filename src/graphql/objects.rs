@@ -965,6 +965,19 @@ impl Role {
     }
 
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
+        let app = app(ctx);
+        // A built-in role's keychains are fixed by the catalog: no loader round trip.
+        if let Some(ids) = app.builtins.role_keychains(&self.0.id) {
+            let mut list: Vec<Keychain> = app
+                .builtin_keychain_rows()
+                .iter()
+                .filter(|row| ids.contains(&row.id))
+                .cloned()
+                .map(Keychain)
+                .collect();
+            list.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            return Ok(list);
+        }
         let rows = loaders(ctx)
             .role_keychains
             .load_one(self.0.id)
