@@ -194,10 +194,7 @@ pub async fn for_principal_many(
     let mut out = HashMap::new();
     let mut missing = Vec::new();
     for organization_id in organization_ids {
-        if hidden_by_token(principal, *organization_id) {
-            continue;
-        }
-        match app.standing.member(user_id, *organization_id) {
+        match cached(app, principal, *organization_id) {
             Some(Some(access)) => {
                 out.insert(*organization_id, access);
             }
@@ -213,14 +210,11 @@ pub async fn for_principal_many(
             app.standing
                 .keep_member(read_at, user_id, organization_id, access.clone());
             if let Some(access) = access {
-                out.insert(organization_id, access);
+                out.insert(organization_id, through_token(access, principal));
             }
         }
     }
-    Ok(out
-        .into_iter()
-        .map(|(organization_id, access)| (organization_id, through_token(access, principal)))
-        .collect())
+    Ok(out)
 }
 
 /// The caller's access: their live access as a user, narrowed by the API token they act
@@ -231,9 +225,7 @@ pub async fn for_principal<C: ConnectionTrait>(
     principal: &super::Principal,
     organization_id: Uuid,
 ) -> DomainResult<Option<MemberAccess>> {
-    if let Some(token) = &principal.token
-        && token.organization_id.is_some_and(|o| o != organization_id)
-    {
+    if hidden_by_token(principal, organization_id) {
         return Ok(None);
     }
     let mut access = load(conn, app, principal.user.id, organization_id).await?;

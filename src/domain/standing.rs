@@ -6,6 +6,7 @@
 //! every entry at once: a request that starts after a write's response was sent can never see
 //! what the write changed as it was before. Coarse on purpose: writes are rare next to reads,
 //! and a rule with no exceptions cannot be forgotten by the next feature.
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,10 @@ impl<K: Eq + Hash, V: Clone> Generation<K, V> {
         }
     }
 
-    fn get(&self, key: &K, current: u64) -> Option<V> {
+    fn get<Q: Eq + Hash + ?Sized>(&self, key: &Q, current: u64) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         (self.generation == current)
             .then(|| self.entries.get(key).cloned())
             .flatten()
@@ -65,7 +69,10 @@ impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
         }
     }
 
-    fn get(&self, writes: &WriteClock, key: &K) -> Option<V> {
+    fn get<Q: Eq + Hash + ?Sized>(&self, writes: &WriteClock, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let current = writes.generation()?;
         self.inner.lock().ok()?.get(key, current)
     }
@@ -128,7 +135,7 @@ impl Standing {
     }
 
     pub fn token(&self, digest: &str) -> Option<TokenHolder> {
-        self.tokens.get(&self.writes, &digest.to_owned())
+        self.tokens.get(&self.writes, digest)
     }
 
     pub fn keep_token(&self, read_at: Option<u64>, digest: String, holder: TokenHolder) {

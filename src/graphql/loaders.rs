@@ -145,38 +145,39 @@ impl Loader<Uuid> for RoleKeychainsLoader {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let app = &self.0;
-        let mut links: Vec<(Uuid, Uuid)> = Vec::new();
+        let mut out: HashMap<Uuid, Self::Value> = HashMap::new();
         let mut custom = Vec::new();
         for role in keys {
-            match app.builtins.role_keychains(role) {
-                Some(chains) => links.extend(chains.iter().map(|k| (*role, *k))),
-                None => custom.push(*role),
-            }
-        }
-        let mut chains: HashMap<Uuid, keychains::Model> = HashMap::new();
-        if !custom.is_empty() {
-            // Custom roles' keychains come with their links in one joined statement.
-            let rows = role_keychains::Entity::find()
-                .find_also_related(keychains::Entity)
-                .filter(role_keychains::Column::RoleId.is_in(custom))
-                .all(&app.store.conn)
-                .await
-                .map_err(Arc::new)?;
-            for (link, chain) in rows {
-                links.push((link.role_id, link.keychain_id));
-                if let Some(chain) = chain {
-                    chains.insert(chain.id, chain);
+            match builtin_role_keychains(app, role) {
+                Some(list) => {
+                    out.insert(*role, list);
+                }
+                None => {
+                    out.insert(*role, Vec::new());
+                    custom.push(*role);
                 }
             }
         }
-        // Built-in keychains come from the catalog, not the database.
-        for chain in app.builtin_keychain_rows() {
-            chains.entry(chain.id).or_insert_with(|| chain.clone());
+        if custom.is_empty() {
+            return Ok(out);
         }
-        let mut out: HashMap<Uuid, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
-        for (role, chain) in links {
-            if let (Some(list), Some(model)) = (out.get_mut(&role), chains.get(&chain)) {
-                list.push(model.clone());
+        // Custom roles' keychains come with their links in one joined statement; a built-in
+        // keychain among them comes from the catalog's rows.
+        let rows = role_keychains::Entity::find()
+            .find_also_related(keychains::Entity)
+            .filter(role_keychains::Column::RoleId.is_in(custom))
+            .all(&app.store.conn)
+            .await
+            .map_err(Arc::new)?;
+        for (link, chain) in rows {
+            let chain = chain.or_else(|| {
+                app.builtin_keychain_rows()
+                    .iter()
+                    .find(|row| row.id == link.keychain_id)
+                    .cloned()
+            });
+            if let (Some(list), Some(chain)) = (out.get_mut(&link.role_id), chain) {
+                list.push(chain);
             }
         }
         for list in out.values_mut() {
@@ -184,6 +185,20 @@ impl Loader<Uuid> for RoleKeychainsLoader {
         }
         Ok(out)
     }
+}
+
+/// A built-in role's keychains, by name, straight from the catalog's rows (no statement, no
+/// loader round trip); `None` for a custom role.
+pub fn builtin_role_keychains(app: &App, role_id: &Uuid) -> Option<Vec<keychains::Model>> {
+    let ids = app.builtins.role_keychains(role_id)?;
+    let mut list: Vec<keychains::Model> = app
+        .builtin_keychain_rows()
+        .iter()
+        .filter(|row| ids.contains(&row.id))
+        .cloned()
+        .collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Some(list)
 }
 
 /// The first page of members of many organizations in one statement: a `UNION ALL` of one

@@ -965,18 +965,9 @@ impl Role {
     }
 
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
-        let app = app(ctx);
         // A built-in role's keychains are fixed by the catalog: no loader round trip.
-        if let Some(ids) = app.builtins.role_keychains(&self.0.id) {
-            let mut list: Vec<Keychain> = app
-                .builtin_keychain_rows()
-                .iter()
-                .filter(|row| ids.contains(&row.id))
-                .cloned()
-                .map(Keychain)
-                .collect();
-            list.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-            return Ok(list);
+        if let Some(list) = super::loaders::builtin_role_keychains(app(ctx), &self.0.id) {
+            return Ok(list.into_iter().map(Keychain).collect());
         }
         let rows = loaders(ctx)
             .role_keychains
