@@ -60,19 +60,16 @@ pub async fn access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Optio
     let Some(principal) = &state.principal else {
         return Ok(None);
     };
-    // Current in the shared cache: no statement, and no wait for a loader batch.
-    if let Some(hit) = crate::domain::access::cached(app(ctx), principal, organization_id) {
-        if let Ok(mut cache) = state.access.lock() {
-            cache.insert(organization_id, hit.clone());
-        }
-        return Ok(hit);
-    }
-    // Batched: guards of many organizations in one response share a few statements.
-    let loaded = super::loaders::loaders(ctx)
-        .access
-        .load_one(organization_id)
-        .await
-        .map_err(super::loaders::domain_loader_error)?;
+    let loaded = match crate::domain::access::cached(app(ctx), principal, organization_id) {
+        // Current in the shared cache: no statement, and no wait for a loader batch.
+        Some(hit) => hit,
+        // Batched: guards of many organizations in one response share a few statements.
+        None => super::loaders::loaders(ctx)
+            .access
+            .load_one(organization_id)
+            .await
+            .map_err(super::loaders::domain_loader_error)?,
+    };
     if let Ok(mut cache) = state.access.lock() {
         cache.insert(organization_id, loaded.clone());
     }
