@@ -47,6 +47,19 @@ impl Server {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
     }
 
+    /// CPU time the server process has used so far (user + system), in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime and stime are the
+        // 12th and 13th of them, in clock ticks.
+        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (ticks(11) + ticks(12)) / per_second
+    }
+
     fn peak_memory_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
@@ -193,6 +206,8 @@ struct Measured {
     p99_ms: f64,
     /// Peak resident memory of the server during this workload.
     peak_server_mib: f64,
+    /// CPU time the server spent per request (user + system, all threads).
+    server_cpu_ms_per_request: f64,
 }
 
 type Step = Arc<dyn Fn(reqwest::Client, usize) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
@@ -211,17 +226,25 @@ async fn drive(server: &Server, name: &str, seconds: u64, step: Step) -> Measure
             p50_ms: 0.0,
             p99_ms: 0.0,
             peak_server_mib: 0.0,
+            server_cpu_ms_per_request: 0.0,
         };
     }
+    // `GUILDHALL_BENCH_CONNECTIONS` overrides the 32 connections, for profiling latency alone.
+    let connections = std::env::var("GUILDHALL_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CONNECTIONS);
     server.reset_peak_memory();
+    let cpu_before = server.cpu_seconds();
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONNECTIONS)
+        .pool_max_idle_per_host(connections)
         .build()
         .expect("client");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for worker in 0..CONNECTIONS {
+    for worker in 0..connections {
         let client = client.clone();
         let step = step.clone();
         tasks.push(tokio::spawn(async move {
@@ -257,14 +280,16 @@ async fn drive(server: &Server, name: &str, seconds: u64, step: Step) -> Measure
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         peak_server_mib: server.peak_memory_mib(),
+        server_cpu_ms_per_request: (server.cpu_seconds() - cpu_before) * 1000.0 / latencies.len().max(1) as f64,
     };
     println!(
-        "  {:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   peak {:>6.1} MiB   ({} requests, {} errors)",
+        "  {:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   peak {:>6.1} MiB   cpu {:>7.3} ms/req   ({} requests, {} errors)",
         measured.workload,
         measured.requests_per_second,
         measured.p50_ms,
         measured.p99_ms,
         measured.peak_server_mib,
+        measured.server_cpu_ms_per_request,
         measured.requests,
         measured.errors
     );

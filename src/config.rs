@@ -112,9 +112,6 @@ pub struct ServeArgs {
     /// Sender of outgoing mail.
     #[arg(long, env = "GUILDHALL_MAIL_FROM", default_value = "Guildhall <no-reply@localhost>")]
     pub mail_from: String,
-    /// How long a DataLoader collects keys before its batched statement, in microseconds.
-    #[arg(long, env = "GUILDHALL_LOADER_BATCH_WINDOW_US", default_value_t = 1_000)]
-    pub loader_batch_window_us: u64,
     /// GraphQL operations executed at once; more wait their turn. 0: two per core. Bounds the
     /// memory of simultaneous large responses; on a few cores more at once only adds waiting.
     #[arg(long, env = "GUILDHALL_MAX_CONCURRENT_OPERATIONS", default_value_t = 0)]

@@ -2,6 +2,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::serve::ListenerExt;
 use clap::Parser;
 use guildhall::config::{Cli, Command, MigrateAction};
 use guildhall::store::Store;
@@ -85,7 +86,13 @@ async fn run() -> ExitCode {
                 }
             };
             let listener = match tokio::net::TcpListener::bind(args.bind).await {
-                Ok(listener) => listener,
+                // Responses go out as soon as they are written: without TCP_NODELAY the tail of
+                // a large response waits for the client's delayed acknowledgement (~40 ms).
+                Ok(listener) => listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!("cannot set TCP_NODELAY: {err}");
+                    }
+                }),
                 Err(err) => {
                     tracing::error!("cannot listen on {}: {err}", args.bind);
                     return ExitCode::FAILURE;

@@ -116,7 +116,6 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         login_max_failures_per_email: args.login_max_failures_per_email,
         login_max_failures_per_address: args.login_max_failures_per_address,
         login_failure_window: Duration::seconds(args.login_failure_window),
-        loader_batch_window: std::time::Duration::from_micros(args.loader_batch_window_us),
         plan_limits: match &args.plan_limits {
             Some(text) => PlanLimits::from_json(text).map_err(|e| StartError::Setting(format!("plan limits: {e}")))?,
             None => PlanLimits::default(),

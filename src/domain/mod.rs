@@ -44,8 +44,6 @@ pub struct Settings {
     pub login_max_failures_per_address: u64,
     pub login_failure_window: Duration,
     pub plan_limits: limits::PlanLimits,
-    /// How long per-request DataLoaders collect keys before querying.
-    pub loader_batch_window: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -59,7 +57,6 @@ impl Default for Settings {
             login_max_failures_per_address: 50,
             login_failure_window: Duration::minutes(15),
             plan_limits: limits::PlanLimits::default(),
-            loader_batch_window: std::time::Duration::from_millis(1),
         }
     }
 }

@@ -1,9 +1,10 @@
-//! DataLoaders, created fresh for every request: list fields batch their lookups into one
-//! statement per kind instead of one per item, and nothing outlives the request.
+//! Loaders, created fresh for every request: list fields batch their lookups into one
+//! statement per kind instead of one per item (see [`super::batch`]), and nothing outlives the
+//! request.
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -13,6 +14,7 @@ use crate::store::entities::{
     keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
 
+use super::batch::{BatchLoader, Batcher};
 use super::error::ApiError;
 
 macro_rules! by_id_loader {
@@ -43,38 +45,40 @@ by_id_loader!(WorkspaceLoader, workspaces);
 
 /// The loaders of one request.
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub organizations: DataLoader<OrganizationLoader>,
-    pub roles: DataLoader<RoleLoader>,
-    pub workspaces: DataLoader<WorkspaceLoader>,
-    pub access: DataLoader<AccessLoader>,
-    pub role_bindings: DataLoader<RoleBindingsLoader>,
-    pub role_keychains: DataLoader<RoleKeychainsLoader>,
-    pub first_members: DataLoader<FirstMembersLoader>,
-    pub member_counts: DataLoader<MemberCountLoader>,
+    pub users: BatchLoader<Uuid, UserLoader>,
+    pub organizations: BatchLoader<Uuid, OrganizationLoader>,
+    pub roles: BatchLoader<Uuid, RoleLoader>,
+    pub workspaces: BatchLoader<Uuid, WorkspaceLoader>,
+    pub access: BatchLoader<Uuid, AccessLoader>,
+    pub role_bindings: BatchLoader<Uuid, RoleBindingsLoader>,
+    pub role_keychains: BatchLoader<Uuid, RoleKeychainsLoader>,
+    pub first_members: BatchLoader<(Uuid, u64), FirstMembersLoader>,
+    pub member_counts: BatchLoader<Uuid, MemberCountLoader>,
 }
 
 impl Loaders {
-    pub fn new(app: &Arc<App>, principal: Option<Principal>) -> Loaders {
+    /// Loaders whose batches `batcher` collects; the request's execution must run under
+    /// [`super::batch::drive`] with the same batcher.
+    pub fn new(app: &Arc<App>, principal: Option<Principal>, batcher: &Arc<Batcher>) -> Loaders {
         let conn = &app.store.conn;
-        let window = app.settings.loader_batch_window;
+        let clock = &app.store.writes;
         Loaders {
-            users: DataLoader::new(UserLoader(conn.clone()), tokio::spawn).delay(window),
-            organizations: DataLoader::new(OrganizationLoader(conn.clone()), tokio::spawn).delay(window),
-            roles: DataLoader::new(RoleLoader(conn.clone()), tokio::spawn).delay(window),
-            workspaces: DataLoader::new(WorkspaceLoader(conn.clone()), tokio::spawn).delay(window),
-            access: DataLoader::new(
+            users: BatchLoader::new(UserLoader(conn.clone()), batcher, clock),
+            organizations: BatchLoader::new(OrganizationLoader(conn.clone()), batcher, clock),
+            roles: BatchLoader::new(RoleLoader(conn.clone()), batcher, clock),
+            workspaces: BatchLoader::new(WorkspaceLoader(conn.clone()), batcher, clock),
+            access: BatchLoader::new(
                 AccessLoader {
                     app: app.clone(),
                     principal,
                 },
-                tokio::spawn,
-            )
-            .delay(window),
-            role_bindings: DataLoader::new(RoleBindingsLoader(conn.clone()), tokio::spawn).delay(window),
-            role_keychains: DataLoader::new(RoleKeychainsLoader(app.clone()), tokio::spawn).delay(window),
-            first_members: DataLoader::new(FirstMembersLoader(conn.clone()), tokio::spawn).delay(window),
-            member_counts: DataLoader::new(MemberCountLoader(conn.clone()), tokio::spawn).delay(window),
+                batcher,
+                clock,
+            ),
+            role_bindings: BatchLoader::new(RoleBindingsLoader(conn.clone()), batcher, clock),
+            role_keychains: BatchLoader::new(RoleKeychainsLoader(app.clone()), batcher, clock),
+            first_members: BatchLoader::new(FirstMembersLoader(conn.clone()), batcher, clock),
+            member_counts: BatchLoader::new(MemberCountLoader(conn.clone()), batcher, clock),
         }
     }
 }

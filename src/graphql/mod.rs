@@ -1,4 +1,5 @@
 //! The GraphQL schema: objects, guards, loaders; the transport lives in `http`.
+pub mod batch;
 pub mod connection;
 pub mod context;
 pub mod error;

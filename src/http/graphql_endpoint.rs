@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use super::{HttpState, MAX_BATCH, RequestId};
 use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens, audit};
+use crate::graphql::batch::{self, Batcher};
 use crate::graphql::context::RequestState;
 use crate::graphql::error::INTERNAL_MESSAGE;
 use crate::graphql::loaders::Loaders;
@@ -148,7 +149,8 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
     };
-    let loaders = Arc::new(Loaders::new(&state.app, principal.clone()));
+    let batcher = Batcher::new();
+    let loaders = Arc::new(Loaders::new(&state.app, principal.clone(), &batcher));
     let request_state = Arc::new(RequestState::new(principal, meta));
     let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
     let mut response = {
@@ -161,9 +163,8 @@ pub async fn post(
                 &request_id,
             );
         };
-        state
-            .schema
-            .execute_batch(batch)
+        // Loaders' batches start whenever the execution waits with nothing else to do.
+        batch::drive(batcher, state.schema.execute_batch(batch))
             .instrument(tracing::Span::current())
             .await
     };

@@ -149,6 +149,9 @@ impl Store {
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(15))
             .sqlx_logging(false)
+            // A connection is checked only after it sat idle for a while (a server or a proxy
+            // may have dropped it); checking on every checkout cost a round trip per statement.
+            .test_before_acquire_if_idle_for(Duration::from_secs(60))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -161,6 +164,8 @@ impl Store {
                     // Prepared statements are kept per connection, and lists of ids make many
                     // distinct texts; a small cache keeps the hot ones without growing large.
                     .statement_cache_capacity(24)
+                    // Rows of a large result are handed over without waiting for the reader row by row.
+                    .row_buffer_size(1024)
             });
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));

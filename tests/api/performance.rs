@@ -61,12 +61,9 @@ async fn statements(app: &TestApp, owner: &TestUser, query: &str, variables: Val
     (app.app.store.statement_count() - before, body)
 }
 
-/// A server whose loaders wait long enough for every key of a response level, even in a debug
-/// build on a loaded machine: the assertion is about how statements are batched, not timing.
+/// A server of its own, whose statement counter no other test moves.
 async fn spawn_counting() -> TestApp {
-    let mut args = crate::helpers::test_args(&crate::helpers::fresh_database_url().await);
-    args.loader_batch_window_us = 25_000;
-    crate::helpers::spawn_with(args).await
+    crate::helpers::spawn_with(crate::helpers::test_args(&crate::helpers::fresh_database_url().await)).await
 }
 
 #[tokio::test]
