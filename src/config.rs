@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Sender of outgoing mail.
     #[arg(long, env = "GUILDHALL_MAIL_FROM", default_value = "Guildhall <no-reply@localhost>")]
     pub mail_from: String,
+    /// Resolve member lists field by field even when a selection asks only for plain fields
+    /// (for comparing both ways; the direct way returns the same response, faster).
+    #[arg(long, env = "GUILDHALL_GENERIC_MEMBER_LISTS", hide = true)]
+    pub generic_member_lists: bool,
     /// GraphQL operations executed at once; more wait their turn. 0: two per core. Bounds the
     /// memory of simultaneous large responses; on a few cores more at once only adds waiting.
     #[arg(long, env = "GUILDHALL_MAX_CONCURRENT_OPERATIONS", default_value_t = 0)]

@@ -116,12 +116,14 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         login_max_failures_per_email: args.login_max_failures_per_email,
         login_max_failures_per_address: args.login_max_failures_per_address,
         login_failure_window: Duration::seconds(args.login_failure_window),
+        direct_member_lists: !args.generic_member_lists,
         plan_limits: match &args.plan_limits {
             Some(text) => PlanLimits::from_json(text).map_err(|e| StartError::Setting(format!("plan limits: {e}")))?,
             None => PlanLimits::default(),
         },
     };
     let app = Arc::new(App {
+        direct_member_lists: Default::default(),
         standing: crate::domain::standing::Standing::new(store.writes.clone()),
         store,
         builtins: builtins::Index::new(&catalog),

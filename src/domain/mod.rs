@@ -44,6 +44,9 @@ pub struct Settings {
     pub login_max_failures_per_address: u64,
     pub login_failure_window: Duration,
     pub plan_limits: limits::PlanLimits,
+    /// Member lists asking only for plain fields are built straight into response values
+    /// (`graphql::direct`); off, every field goes through the generic resolution.
+    pub direct_member_lists: bool,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             login_max_failures_per_address: 50,
             login_failure_window: Duration::minutes(15),
             plan_limits: limits::PlanLimits::default(),
+            direct_member_lists: true,
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct App {
     pub clock: Clock,
     /// Callers' sessions, tokens and access, kept while the database is unchanged.
     pub standing: standing::Standing,
+    /// Member lists built straight into response values so far (tests and benchmarks read it).
+    pub direct_member_lists: std::sync::atomic::AtomicU64,
 }
 
 impl App {

@@ -356,7 +356,7 @@ mod tests {
         type Error = Arc<sea_orm::DbErr>;
 
         async fn load(&self, keys: &[u64]) -> Result<HashMap<u64, u64>, Self::Error> {
-            self.batches.lock().unwrap().push(keys.len());
+            self.batches.lock().expect("batches").push(keys.len());
             // A real load waits on the database; so does this one, once.
             tokio::task::yield_now().await;
             Ok(keys.iter().filter(|k| **k != 0).map(|k| (*k, k * k)).collect())
@@ -380,9 +380,9 @@ mod tests {
             futures_util::future::join_all((1..=50u64).map(|k| async move { loader.load_one(k).await })),
         )
         .await;
-        assert_eq!(values[6].as_ref().unwrap(), &Some(49));
+        assert_eq!(values[6].as_ref().expect("loaded"), &Some(49));
         assert_eq!(values.len(), 50);
-        assert_eq!(*squares.batches.lock().unwrap(), vec![50]);
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![50]);
     }
 
     #[tokio::test]
@@ -394,9 +394,9 @@ mod tests {
         let values = drive(
             batcher,
             futures_util::future::join_all((0..10u64).map(|k| async move {
-                let first = loader.load_one(k).await.unwrap();
+                let first = loader.load_one(k).await.expect("loaded");
                 steps.fetch_add(1, Ordering::Relaxed);
-                let second = loader.load_one(k + 100).await.unwrap();
+                let second = loader.load_one(k + 100).await.expect("loaded");
                 (first, second)
             })),
         )
@@ -404,7 +404,7 @@ mod tests {
         assert_eq!(values[0], (None, Some(10_000)));
         assert_eq!(values[3], (Some(9), Some(103 * 103)));
         assert_eq!(steps.load(Ordering::Relaxed), 10);
-        assert_eq!(*squares.batches.lock().unwrap(), vec![10, 10]);
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![10, 10]);
     }
 
     #[tokio::test]
@@ -412,23 +412,23 @@ mod tests {
         let (squares, batcher, clock, loader) = setup();
         let loader = &loader;
         drive(batcher, async move {
-            assert_eq!(loader.load_many(&[2, 3]).await.unwrap().len(), 2);
+            assert_eq!(loader.load_many(&[2, 3]).await.expect("loaded").len(), 2);
             // Read again while nothing changed: no load.
-            assert_eq!(loader.load_one(3).await.unwrap(), Some(9));
+            assert_eq!(loader.load_one(3).await.expect("loaded"), Some(9));
             clock.tick();
             // After a write the value is read again, with any new key in the same batch.
-            let again = loader.load_many(&[3, 4]).await.unwrap();
+            let again = loader.load_many(&[3, 4]).await.expect("loaded");
             assert_eq!(again.get(&4), Some(&16));
         })
         .await;
-        assert_eq!(*squares.batches.lock().unwrap(), vec![2, 2]);
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 2]);
     }
 
     #[tokio::test]
     async fn loads_outside_a_driven_execution_still_complete() {
         let (squares, _, _, loader) = setup();
         let (a, b) = tokio::join!(loader.load_one(5), loader.load_one(6));
-        assert_eq!((a.unwrap(), b.unwrap()), (Some(25), Some(36)));
-        assert_eq!(squares.batches.lock().unwrap().iter().sum::<usize>(), 2);
+        assert_eq!((a.expect("a"), b.expect("b")), (Some(25), Some(36)));
+        assert_eq!(squares.batches.lock().expect("batches").iter().sum::<usize>(), 2);
     }
 }

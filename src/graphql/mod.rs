@@ -2,6 +2,7 @@
 pub mod batch;
 pub mod connection;
 pub mod context;
+pub mod direct;
 pub mod error;
 pub mod guards;
 pub mod ids;

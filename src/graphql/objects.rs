@@ -4,6 +4,7 @@
 //! `Box::pin(async move { .. })`. async-graphql keeps one future per selected field of every
 //! object of a response while it waits, each as large as the largest resolver of its type; so
 //! one heavy resolver would make every field of a thousand listed members heavy.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, SimpleObject};
@@ -24,6 +25,7 @@ use crate::store::entities::{
 
 use super::connection::{self, connection};
 use super::context::{access, app, member_access, principal, require_key};
+use super::direct::{self, Resolved};
 use super::error::{ApiError, ApiResult};
 use super::guards::KeyGuard;
 use super::ids::{self, NodeKind};
@@ -276,11 +278,12 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<MemberFilter>,
-    ) -> ApiResult<MembershipConnection> {
-        let result: ApiResult<MembershipConnection> = Box::pin(async move {
+    ) -> ApiResult<Resolved<MembershipConnection>> {
+        let result: ApiResult<Resolved<MembershipConnection>> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
             let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
             let app = app(ctx).clone();
+            let direct_lists = app.settings.direct_member_lists;
             let organization_id = self.0.id;
             let unfiltered = filter == members::MemberFilter::default();
             let page = if unfiltered && request.after.is_none() {
@@ -314,10 +317,23 @@ impl Organization {
                     async move { members::count(&app, organization_id, &filter).await }.boxed()
                 })
             };
-            Ok(MembershipConnection::new(
-                connection::parts(page, &request, Membership),
+            let mut parts = connection::parts(page, &request, |m| m);
+            // A selection of plain fields is built straight into the response value.
+            if direct_lists && let Some((plan, needs)) = direct::plan(ctx) {
+                let rows = direct_rows(ctx, parts, &counter, needs).await?;
+                if let Some(value) = direct::build(&plan, &rows) {
+                    super::context::app(ctx)
+                        .direct_member_lists
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(Resolved::Value(value));
+                }
+                parts = (rows.edges, rows.page_info);
+            }
+            let (edges, info) = parts;
+            Ok(Resolved::Generic(MembershipConnection::new(
+                (edges.into_iter().map(|(c, m)| (c, Membership(m))).collect(), info),
                 counter,
-            ))
+            )))
         })
         .await;
         result
@@ -490,6 +506,77 @@ impl Organization {
         .await;
         result
     }
+}
+
+/// Loads every row a direct plan needs for one page of members: users and role bindings, then
+/// the accounts, workspaces and custom roles' keychains those bindings refer to. Each is one
+/// loader call, so the pages of many organizations in one response still share statements.
+async fn direct_rows(
+    ctx: &Context<'_>,
+    (edges, page_info): (Vec<(String, memberships::Model)>, connection::PageInfo),
+    counter: &connection::Counter,
+    needs: direct::Needs,
+) -> ApiResult<direct::Rows> {
+    let loaders = loaders(ctx);
+    let user_ids: Vec<Uuid> = match needs.users {
+        true => edges.iter().map(|(_, m)| m.user_id).collect(),
+        false => Vec::new(),
+    };
+    let member_ids: Vec<Uuid> = match needs.bindings {
+        true => edges.iter().map(|(_, m)| m.id).collect(),
+        false => Vec::new(),
+    };
+    let count = async {
+        match needs.total_count {
+            true => counter().await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (users, bindings, total_count) = futures_util::join!(
+        loaders.users.load_many(&user_ids),
+        loaders.role_bindings.load_many(&member_ids),
+        count
+    );
+    let mut users = users.map_err(loader_error)?;
+    let bindings = bindings.map_err(loader_error)?;
+    let total_count = total_count?;
+    let (granted_by, workspace_ids, role_ids) = direct::referenced(&bindings);
+    let mut keychains = HashMap::new();
+    let mut custom_roles = Vec::new();
+    if needs.keychains {
+        for role in role_ids {
+            match super::loaders::builtin_role_keychains(app(ctx), &role) {
+                Some(list) => {
+                    keychains.insert(role, list);
+                }
+                None => custom_roles.push(role),
+            }
+        }
+    }
+    let granted_by: Vec<Uuid> = match needs.granted_by {
+        true => granted_by.into_iter().filter(|u| !users.contains_key(u)).collect(),
+        false => Vec::new(),
+    };
+    let workspace_ids: Vec<Uuid> = match needs.workspaces {
+        true => workspace_ids.into_iter().collect(),
+        false => Vec::new(),
+    };
+    let (more_users, workspaces, custom_keychains) = futures_util::join!(
+        loaders.users.load_many(&granted_by),
+        loaders.workspaces.load_many(&workspace_ids),
+        loaders.role_keychains.load_many(&custom_roles)
+    );
+    users.extend(more_users.map_err(loader_error)?);
+    keychains.extend(custom_keychains.map_err(loader_error)?);
+    Ok(direct::Rows {
+        edges,
+        page_info,
+        total_count,
+        users,
+        bindings,
+        workspaces: workspaces.map_err(loader_error)?,
+        keychains,
+    })
 }
 
 connection!(

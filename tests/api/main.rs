@@ -5,6 +5,7 @@ mod integrations;
 
 mod accounts;
 mod conventions;
+mod direct;
 mod mail;
 mod membership;
 mod organizations;
