@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial_model;
 mod m20261124_000001_change_notifications;
+mod m20261125_000001_shared_rows_notifications;
 
 pub use m20261124_000001_change_notifications::CHANNEL as CHANGES_CHANNEL;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial_model::Migration),
             Box::new(m20261124_000001_change_notifications::Migration),
+            Box::new(m20261125_000001_shared_rows_notifications::Migration),
         ]
     }
 }

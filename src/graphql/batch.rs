@@ -89,6 +89,63 @@ impl Batcher {
     }
 }
 
+/// A loader's values shared by every request while the database is unchanged: each stored
+/// under the write clock's generation read before it was read, and used only while that
+/// generation is current. At most `capacity` values are kept; a full store starts over.
+pub struct SharedRows<K, V> {
+    capacity: usize,
+    inner: Mutex<SharedInner<K, V>>,
+}
+
+struct SharedInner<K, V> {
+    generation: u64,
+    values: HashMap<K, V>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> SharedRows<K, V> {
+    pub fn new(capacity: usize) -> Arc<SharedRows<K, V>> {
+        Arc::new(SharedRows {
+            capacity,
+            inner: Mutex::new(SharedInner {
+                generation: 0,
+                values: HashMap::new(),
+            }),
+        })
+    }
+
+    /// The current values of `keys` that are stored; the others are left out.
+    fn get_many<'k>(&self, generation: Option<u64>, keys: impl Iterator<Item = &'k K>) -> HashMap<K, V>
+    where
+        K: 'k,
+    {
+        let Some(generation) = generation else {
+            return HashMap::new();
+        };
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.generation != generation || inner.values.is_empty() {
+            return HashMap::new();
+        }
+        keys.filter_map(|k| inner.values.get(k).map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    /// Stores values read under `generation`, unless the database has changed since.
+    fn put(&self, generation: Option<u64>, values: &HashMap<K, V>) {
+        let Some(generation) = generation else { return };
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if generation < inner.generation {
+            return;
+        }
+        if generation > inner.generation || inner.values.len() + values.len() > self.capacity {
+            inner.values.clear();
+            inner.generation = generation;
+        }
+        if values.len() <= self.capacity {
+            inner.values.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+}
+
 /// Loads values of type `L::Value` by key, a batch at a time, for one request.
 pub struct BatchLoader<K, L: Loader<K>>
 where
@@ -104,6 +161,7 @@ where
     loader: L,
     batcher: Arc<Batcher>,
     clock: Arc<WriteClock>,
+    shared: Option<Arc<SharedRows<K, L::Value>>>,
     state: Mutex<State<K, L::Value, L::Error>>,
 }
 
@@ -137,11 +195,31 @@ where
     L::Error: LoadError,
 {
     pub fn new(loader: L, batcher: &Arc<Batcher>, clock: &Arc<WriteClock>) -> Self {
+        Self::build(loader, batcher, clock, None)
+    }
+
+    /// A loader that also uses, and fills, values shared between requests.
+    pub fn sharing(
+        loader: L,
+        batcher: &Arc<Batcher>,
+        clock: &Arc<WriteClock>,
+        shared: &Arc<SharedRows<K, L::Value>>,
+    ) -> Self {
+        Self::build(loader, batcher, clock, Some(shared.clone()))
+    }
+
+    fn build(
+        loader: L,
+        batcher: &Arc<Batcher>,
+        clock: &Arc<WriteClock>,
+        shared: Option<Arc<SharedRows<K, L::Value>>>,
+    ) -> Self {
         BatchLoader {
             inner: Arc::new(Inner {
                 loader,
                 batcher: batcher.clone(),
                 clock: clock.clone(),
+                shared,
                 state: Mutex::new(State {
                     next_batch: 0,
                     entries: HashMap::new(),
@@ -153,6 +231,13 @@ where
 
     /// The value of one key (`None` when the loader found nothing for it).
     pub async fn load_one(&self, key: K) -> Result<Option<L::Value>, L::Error> {
+        if let Some(shared) = &self.inner.shared
+            && let Some(value) = shared
+                .get_many(self.inner.clock.generation(), std::iter::once(&key))
+                .remove(&key)
+        {
+            return Ok(Some(value));
+        }
         let mut batches = self.batches_of(std::slice::from_ref(&key));
         let Some((_, batch)) = batches.pop() else {
             return Ok(None);
@@ -162,10 +247,17 @@ where
 
     /// The values of many keys; keys the loader found nothing for are left out.
     pub async fn load_many(&self, keys: &[K]) -> Result<HashMap<K, L::Value>, L::Error> {
-        let mut out = HashMap::with_capacity(keys.len());
-        for (_, batch) in self.batches_of(keys) {
+        let mut out = match &self.inner.shared {
+            Some(shared) => shared.get_many(self.inner.clock.generation(), keys.iter()),
+            None => HashMap::with_capacity(keys.len()),
+        };
+        if out.len() == keys.len() {
+            return Ok(out);
+        }
+        let missing: Vec<K> = keys.iter().filter(|k| !out.contains_key(*k)).cloned().collect();
+        for (_, batch) in self.batches_of(&missing) {
             let values = batch.await?;
-            for key in keys {
+            for key in &missing {
                 if let Some(value) = values.get(key) {
                     out.insert(key.clone(), value.clone());
                 }
@@ -244,6 +336,9 @@ where
         Some(
             async move {
                 let outcome = self.loader.load(&batch.keys).await.map(Arc::new);
+                if let (Some(shared), Ok(values)) = (&self.shared, &outcome) {
+                    shared.put(batch.generation, values);
+                }
                 // Nobody waiting any more is fine: the request went away.
                 let _ = batch.sender.send(outcome);
             }

@@ -14,7 +14,7 @@ use crate::store::entities::{
     keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
 
-use super::batch::{BatchLoader, Batcher};
+use super::batch::{BatchLoader, Batcher, SharedRows};
 use super::error::ApiError;
 
 macro_rules! by_id_loader {
@@ -56,17 +56,47 @@ pub struct Loaders {
     pub member_counts: BatchLoader<Uuid, MemberCountLoader>,
 }
 
+/// Rows every request may reuse while the database is unchanged (see [`SharedRows`]), one store
+/// per kind; bounded so that a large installation keeps only a working set.
+pub struct SharedLoads {
+    users: Arc<SharedRows<Uuid, users::Model>>,
+    organizations: Arc<SharedRows<Uuid, organizations::Model>>,
+    roles: Arc<SharedRows<Uuid, roles::Model>>,
+    workspaces: Arc<SharedRows<Uuid, workspaces::Model>>,
+    role_bindings: Arc<SharedRows<Uuid, <RoleBindingsLoader as Loader<Uuid>>::Value>>,
+    role_keychains: Arc<SharedRows<Uuid, Vec<keychains::Model>>>,
+    first_members: Arc<SharedRows<(Uuid, u64), Vec<memberships::Model>>>,
+    member_counts: Arc<SharedRows<Uuid, u64>>,
+}
+
+impl Default for SharedLoads {
+    fn default() -> Self {
+        SharedLoads {
+            users: SharedRows::new(20_000),
+            organizations: SharedRows::new(5_000),
+            roles: SharedRows::new(5_000),
+            workspaces: SharedRows::new(5_000),
+            role_bindings: SharedRows::new(20_000),
+            role_keychains: SharedRows::new(5_000),
+            // Pages of up to 101 rows each.
+            first_members: SharedRows::new(1_000),
+            member_counts: SharedRows::new(10_000),
+        }
+    }
+}
+
 impl Loaders {
     /// Loaders whose batches `batcher` collects; the request's execution must run under
     /// [`super::batch::drive`] with the same batcher.
-    pub fn new(app: &Arc<App>, principal: Option<Principal>, batcher: &Arc<Batcher>) -> Loaders {
+    pub fn new(app: &Arc<App>, principal: Option<Principal>, batcher: &Arc<Batcher>, shared: &SharedLoads) -> Loaders {
         let conn = &app.store.conn;
         let clock = &app.store.writes;
         Loaders {
-            users: BatchLoader::new(UserLoader(conn.clone()), batcher, clock),
-            organizations: BatchLoader::new(OrganizationLoader(conn.clone()), batcher, clock),
-            roles: BatchLoader::new(RoleLoader(conn.clone()), batcher, clock),
-            workspaces: BatchLoader::new(WorkspaceLoader(conn.clone()), batcher, clock),
+            users: BatchLoader::sharing(UserLoader(conn.clone()), batcher, clock, &shared.users),
+            organizations: BatchLoader::sharing(OrganizationLoader(conn.clone()), batcher, clock, &shared.organizations),
+            roles: BatchLoader::sharing(RoleLoader(conn.clone()), batcher, clock, &shared.roles),
+            workspaces: BatchLoader::sharing(WorkspaceLoader(conn.clone()), batcher, clock, &shared.workspaces),
+            // The caller's access has its own cache across requests (`domain::standing`).
             access: BatchLoader::new(
                 AccessLoader {
                     app: app.clone(),
@@ -75,10 +105,15 @@ impl Loaders {
                 batcher,
                 clock,
             ),
-            role_bindings: BatchLoader::new(RoleBindingsLoader(conn.clone()), batcher, clock),
-            role_keychains: BatchLoader::new(RoleKeychainsLoader(app.clone()), batcher, clock),
-            first_members: BatchLoader::new(FirstMembersLoader(conn.clone()), batcher, clock),
-            member_counts: BatchLoader::new(MemberCountLoader(conn.clone()), batcher, clock),
+            role_bindings: BatchLoader::sharing(RoleBindingsLoader(conn.clone()), batcher, clock, &shared.role_bindings),
+            role_keychains: BatchLoader::sharing(
+                RoleKeychainsLoader(app.clone()),
+                batcher,
+                clock,
+                &shared.role_keychains,
+            ),
+            first_members: BatchLoader::sharing(FirstMembersLoader(conn.clone()), batcher, clock, &shared.first_members),
+            member_counts: BatchLoader::sharing(MemberCountLoader(conn.clone()), batcher, clock, &shared.member_counts),
         }
     }
 }

@@ -43,6 +43,8 @@ pub(crate) struct HttpState {
     pub parsed: parsed::ParsedDocuments,
     /// Turns to execute: requests beyond the limit wait, in arrival order.
     pub turns: Arc<tokio::sync::Semaphore>,
+    /// Loaded rows shared between requests while the database is unchanged.
+    pub shared_loads: Arc<crate::graphql::loaders::SharedLoads>,
 }
 
 /// The whole HTTP surface.
@@ -52,6 +54,7 @@ pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Rou
         app,
         schema,
         parsed: parsed::ParsedDocuments::default(),
+        shared_loads: Arc::default(),
         turns: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_operations.max(1))),
         config,
     };
