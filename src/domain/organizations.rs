@@ -252,14 +252,6 @@ fn token_allows(principal: &Principal, organization_id: Uuid) -> bool {
         .is_none_or(|only| only == organization_id)
 }
 
-/// An organization by slug, whoever asks: callers must check membership before showing it.
-pub async fn find_by_slug(app: &App, slug: &str) -> DomainResult<Option<organizations::Model>> {
-    Ok(organizations::Entity::find()
-        .filter(organizations::Column::Slug.eq(slug))
-        .one(&app.store.conn)
-        .await?)
-}
-
 /// An organization by id, only when the caller is a member.
 pub async fn find_by_id_for(app: &App, principal: &Principal, id: Uuid) -> DomainResult<Option<organizations::Model>> {
     if !token_allows(principal, id) || !is_member(app, principal.user.id, id).await? {
@@ -277,21 +269,27 @@ async fn is_member(app: &App, user_id: Uuid, organization_id: Uuid) -> DomainRes
         > 0)
 }
 
-/// A page of the user's own organizations, in the order they joined.
-pub async fn page_for_user(
+/// The one organization a caller's API token is limited to, if any.
+pub fn token_organization(principal: &Principal) -> Option<Uuid> {
+    principal.token.and_then(|t| t.organization_id)
+}
+
+/// A page of a user's organizations (only `only` when given), in the order they joined.
+pub async fn page_of_member(
     app: &App,
-    principal: &Principal,
+    user_id: Uuid,
+    only: Option<Uuid>,
     page: PageRequest,
 ) -> DomainResult<Page<organizations::Model>> {
     let conn = &app.store.conn;
     let mut query = memberships::Entity::find()
-        .filter(memberships::Column::UserId.eq(principal.user.id))
+        .filter(memberships::Column::UserId.eq(user_id))
         .order_by_asc(memberships::Column::Id)
         .limit(page.first + 1);
     if let Some(after) = page.after {
         query = query.filter(memberships::Column::Id.gt(after));
     }
-    if let Some(only) = principal.token.and_then(|t| t.organization_id) {
+    if let Some(only) = only {
         query = query.filter(memberships::Column::OrganizationId.eq(only));
     }
     let rows = query.find_also_related(organizations::Entity).all(conn).await?;
@@ -302,10 +300,10 @@ pub async fn page_for_user(
     Ok(Page::from_rows(items, page.first))
 }
 
-/// How many organizations the user belongs to.
-pub async fn count_for_user(app: &App, principal: &Principal) -> DomainResult<u64> {
-    let mut query = memberships::Entity::find().filter(memberships::Column::UserId.eq(principal.user.id));
-    if let Some(only) = principal.token.and_then(|t| t.organization_id) {
+/// How many organizations a user belongs to (at most `only` when given).
+pub async fn count_of_member(app: &App, user_id: Uuid, only: Option<Uuid>) -> DomainResult<u64> {
+    let mut query = memberships::Entity::find().filter(memberships::Column::UserId.eq(user_id));
+    if let Some(only) = only {
         query = query.filter(memberships::Column::OrganizationId.eq(only));
     }
     Ok(query.count(&app.store.conn).await?)

@@ -47,7 +47,7 @@ pub fn decode_cursor(cursor: &str) -> Result<Uuid, DomainError> {
 }
 
 /// One page of rows, in order, with whether more follow.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<(Uuid, T)>,
     pub has_next_page: bool,

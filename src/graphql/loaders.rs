@@ -9,7 +9,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, 
 use uuid::Uuid;
 
 use crate::domain::access::{self, MemberAccess};
-use crate::domain::{App, DomainError, Principal};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::{App, DomainError, Principal, organizations as organization_service};
 use crate::store::entities::{
     keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
@@ -54,6 +55,9 @@ pub struct Loaders {
     pub role_keychains: BatchLoader<Uuid, RoleKeychainsLoader>,
     pub first_members: BatchLoader<(Uuid, u64), FirstMembersLoader>,
     pub member_counts: BatchLoader<Uuid, MemberCountLoader>,
+    pub organizations_by_slug: BatchLoader<String, OrganizationSlugLoader>,
+    pub member_organizations: BatchLoader<MemberOrganizationsKey, MemberOrganizationsLoader>,
+    pub member_organization_counts: BatchLoader<(Uuid, Option<Uuid>), MemberOrganizationCountLoader>,
 }
 
 /// Rows every request may reuse while the database is unchanged (see [`SharedRows`]), one store
@@ -67,6 +71,9 @@ pub struct SharedLoads {
     role_keychains: Arc<SharedRows<Uuid, Vec<keychains::Model>>>,
     first_members: Arc<SharedRows<(Uuid, u64), Vec<memberships::Model>>>,
     member_counts: Arc<SharedRows<Uuid, u64>>,
+    organizations_by_slug: Arc<SharedRows<String, organizations::Model>>,
+    member_organizations: Arc<SharedRows<MemberOrganizationsKey, Page<organizations::Model>>>,
+    member_organization_counts: Arc<SharedRows<(Uuid, Option<Uuid>), u64>>,
 }
 
 impl Default for SharedLoads {
@@ -81,6 +88,9 @@ impl Default for SharedLoads {
             // Pages of up to 101 rows each.
             first_members: SharedRows::new(1_000),
             member_counts: SharedRows::new(10_000),
+            organizations_by_slug: SharedRows::new(5_000),
+            member_organizations: SharedRows::new(2_000),
+            member_organization_counts: SharedRows::new(10_000),
         }
     }
 }
@@ -93,7 +103,12 @@ impl Loaders {
         let clock = &app.store.writes;
         Loaders {
             users: BatchLoader::sharing(UserLoader(conn.clone()), batcher, clock, &shared.users),
-            organizations: BatchLoader::sharing(OrganizationLoader(conn.clone()), batcher, clock, &shared.organizations),
+            organizations: BatchLoader::sharing(
+                OrganizationLoader(conn.clone()),
+                batcher,
+                clock,
+                &shared.organizations,
+            ),
             roles: BatchLoader::sharing(RoleLoader(conn.clone()), batcher, clock, &shared.roles),
             workspaces: BatchLoader::sharing(WorkspaceLoader(conn.clone()), batcher, clock, &shared.workspaces),
             // The caller's access has its own cache across requests (`domain::standing`).
@@ -105,15 +120,43 @@ impl Loaders {
                 batcher,
                 clock,
             ),
-            role_bindings: BatchLoader::sharing(RoleBindingsLoader(conn.clone()), batcher, clock, &shared.role_bindings),
+            role_bindings: BatchLoader::sharing(
+                RoleBindingsLoader(conn.clone()),
+                batcher,
+                clock,
+                &shared.role_bindings,
+            ),
             role_keychains: BatchLoader::sharing(
                 RoleKeychainsLoader(app.clone()),
                 batcher,
                 clock,
                 &shared.role_keychains,
             ),
-            first_members: BatchLoader::sharing(FirstMembersLoader(conn.clone()), batcher, clock, &shared.first_members),
+            first_members: BatchLoader::sharing(
+                FirstMembersLoader(conn.clone()),
+                batcher,
+                clock,
+                &shared.first_members,
+            ),
             member_counts: BatchLoader::sharing(MemberCountLoader(conn.clone()), batcher, clock, &shared.member_counts),
+            organizations_by_slug: BatchLoader::sharing(
+                OrganizationSlugLoader(conn.clone()),
+                batcher,
+                clock,
+                &shared.organizations_by_slug,
+            ),
+            member_organizations: BatchLoader::sharing(
+                MemberOrganizationsLoader(app.clone()),
+                batcher,
+                clock,
+                &shared.member_organizations,
+            ),
+            member_organization_counts: BatchLoader::sharing(
+                MemberOrganizationCountLoader(app.clone()),
+                batcher,
+                clock,
+                &shared.member_organization_counts,
+            ),
         }
     }
 }
@@ -330,6 +373,70 @@ impl Loader<Uuid> for MemberCountLoader {
         let mut out: HashMap<Uuid, u64> = keys.iter().map(|k| (*k, 0)).collect();
         for (org, n) in rows {
             out.insert(org, n as u64);
+        }
+        Ok(out)
+    }
+}
+
+/// Organizations by slug, many in one statement, whoever asks: callers must check membership
+/// before showing one.
+pub struct OrganizationSlugLoader(pub DatabaseConnection);
+
+impl Loader<String> for OrganizationSlugLoader {
+    type Value = organizations::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        let rows = organizations::Entity::find()
+            .filter(organizations::Column::Slug.is_in(keys.to_vec()))
+            .all(&self.0)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|row| (row.slug.clone(), row)).collect())
+    }
+}
+
+/// A page of a user's organizations: (user, the one organization their token is limited to,
+/// after which membership, how many).
+pub type MemberOrganizationsKey = (Uuid, Option<Uuid>, Option<Uuid>, u64);
+
+/// Pages of users' organizations; a request asks for its viewer's, so each key is one statement.
+pub struct MemberOrganizationsLoader(pub Arc<App>);
+
+impl Loader<MemberOrganizationsKey> for MemberOrganizationsLoader {
+    type Value = Page<organizations::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(
+        &self,
+        keys: &[MemberOrganizationsKey],
+    ) -> Result<HashMap<MemberOrganizationsKey, Self::Value>, Self::Error> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let (user, only, after, first) = *key;
+            let page = organization_service::page_of_member(&self.0, user, only, PageRequest { first, after })
+                .await
+                .map_err(Arc::new)?;
+            out.insert(*key, page);
+        }
+        Ok(out)
+    }
+}
+
+/// How many organizations users belong to: (user, the one organization their token is limited to).
+pub struct MemberOrganizationCountLoader(pub Arc<App>);
+
+impl Loader<(Uuid, Option<Uuid>)> for MemberOrganizationCountLoader {
+    type Value = u64;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[(Uuid, Option<Uuid>)]) -> Result<HashMap<(Uuid, Option<Uuid>), u64>, Self::Error> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let count = organization_service::count_of_member(&self.0, key.0, key.1)
+                .await
+                .map_err(Arc::new)?;
+            out.insert(*key, count);
         }
         Ok(out)
     }

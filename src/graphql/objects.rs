@@ -127,13 +127,22 @@ impl User {
                 }));
             }
             let request = PageRequest::parse(first, after.as_deref())?;
-            let app = app(ctx).clone();
-            let page = org_service::page_for_user(&app, viewer, request).await?;
-            let viewer = viewer.clone();
+            let only = org_service::token_organization(viewer);
+            let loaders = loaders(ctx).clone();
+            let page = loaders
+                .member_organizations
+                .load_one((viewer.user.id, only, request.after, request.first))
+                .await
+                .map_err(super::loaders::domain_loader_error)?
+                .ok_or(ApiError(DomainError::NotFound("organizations")))?;
+            let user = viewer.user.id;
             let counter: connection::Counter = Arc::new(move || {
-                let app = app.clone();
-                let viewer = viewer.clone();
-                async move { org_service::count_for_user(&app, &viewer).await }.boxed()
+                let loaders = loaders.clone();
+                async move {
+                    let count = loaders.member_organization_counts.load_one((user, only)).await;
+                    Ok(count.map_err(|e| (*e).clone())?.unwrap_or_default())
+                }
+                .boxed()
             });
             Ok(OrganizationConnection::new(
                 connection::parts(page, &request, Organization),

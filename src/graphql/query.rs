@@ -99,7 +99,12 @@ impl QueryRoot {
     /// An organization the viewer belongs to; `null` otherwise.
     async fn organization(&self, ctx: &Context<'_>, slug: String) -> ApiResult<Option<Organization>> {
         principal(ctx)?;
-        let Some(organization) = org_service::find_by_slug(app(ctx), &slug).await? else {
+        let Some(organization) = super::loaders::loaders(ctx)
+            .organizations_by_slug
+            .load_one(slug)
+            .await
+            .map_err(super::loaders::loader_error)?
+        else {
             return Ok(None);
         };
         // Membership is decided by the same batched access load the guards use.

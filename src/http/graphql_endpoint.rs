@@ -150,7 +150,12 @@ pub async fn post(
             .map(|v| v.chars().take(256).collect()),
     };
     let batcher = Batcher::new();
-    let loaders = Arc::new(Loaders::new(&state.app, principal.clone(), &batcher, &state.shared_loads));
+    let loaders = Arc::new(Loaders::new(
+        &state.app,
+        principal.clone(),
+        &batcher,
+        &state.shared_loads,
+    ));
     let request_state = Arc::new(RequestState::new(principal, meta));
     let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
     let mut response = {
