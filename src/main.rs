@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     // SAFETY: option setters are not thread safe; no other thread exists yet. Freed pages go
     // back to the system at once instead of a second later, which keeps the resident set close
     // to what is in use (a response of a thousand members is tens of megabytes of futures).
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
     // SQLite allocates with the C allocator from each of its connection threads; glibc would
     // give every thread an arena of its own and keep their free space. Two arenas suffice.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
