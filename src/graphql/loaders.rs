@@ -53,7 +53,7 @@ pub struct Loaders {
     pub access: BatchLoader<Uuid, AccessLoader>,
     pub role_bindings: BatchLoader<Uuid, RoleBindingsLoader>,
     pub role_keychains: BatchLoader<Uuid, RoleKeychainsLoader>,
-    pub first_members: BatchLoader<(Uuid, u64), FirstMembersLoader>,
+    pub member_pages: BatchLoader<MemberPageKey, MemberPagesLoader>,
     pub member_counts: BatchLoader<Uuid, MemberCountLoader>,
     pub organizations_by_slug: BatchLoader<String, OrganizationSlugLoader>,
     pub member_organizations: BatchLoader<MemberOrganizationsKey, MemberOrganizationsLoader>,
@@ -69,7 +69,7 @@ pub struct SharedLoads {
     workspaces: Arc<SharedRows<Uuid, workspaces::Model>>,
     role_bindings: Arc<SharedRows<Uuid, <RoleBindingsLoader as Loader<Uuid>>::Value>>,
     role_keychains: Arc<SharedRows<Uuid, Vec<keychains::Model>>>,
-    first_members: Arc<SharedRows<(Uuid, u64), Vec<memberships::Model>>>,
+    member_pages: Arc<SharedRows<MemberPageKey, Vec<memberships::Model>>>,
     member_counts: Arc<SharedRows<Uuid, u64>>,
     organizations_by_slug: Arc<SharedRows<String, organizations::Model>>,
     member_organizations: Arc<SharedRows<MemberOrganizationsKey, Page<organizations::Model>>>,
@@ -86,7 +86,7 @@ impl Default for SharedLoads {
             role_bindings: SharedRows::new(20_000),
             role_keychains: SharedRows::new(5_000),
             // Pages of up to 101 rows each.
-            first_members: SharedRows::new(1_000),
+            member_pages: SharedRows::new(1_000),
             member_counts: SharedRows::new(10_000),
             organizations_by_slug: SharedRows::new(5_000),
             member_organizations: SharedRows::new(2_000),
@@ -132,12 +132,7 @@ impl Loaders {
                 clock,
                 &shared.role_keychains,
             ),
-            first_members: BatchLoader::sharing(
-                FirstMembersLoader(conn.clone()),
-                batcher,
-                clock,
-                &shared.first_members,
-            ),
+            member_pages: BatchLoader::sharing(MemberPagesLoader(conn.clone()), batcher, clock, &shared.member_pages),
             member_counts: BatchLoader::sharing(MemberCountLoader(conn.clone()), batcher, clock, &shared.member_counts),
             organizations_by_slug: BatchLoader::sharing(
                 OrganizationSlugLoader(conn.clone()),
@@ -283,45 +278,53 @@ pub fn builtin_role_keychains(app: &App, role_id: &Uuid) -> Option<Vec<keychains
     Some(list)
 }
 
-/// The first page of members of many organizations in one statement: a `UNION ALL` of one
-/// limited, index-ordered select per organization, so each reads only the rows it returns
-/// (however large the organization). Keyed by (organization, rows to fetch).
-pub struct FirstMembersLoader(pub DatabaseConnection);
+/// A page of an organization's members: (organization, after which membership, rows to fetch).
+pub type MemberPageKey = (Uuid, Option<Uuid>, u64);
 
-/// Organizations per statement (SQLite allows 500 terms in a compound select).
-const ORGANIZATIONS_PER_STATEMENT: usize = 200;
+/// Pages of members of many organizations in one statement: a `UNION ALL` of one limited,
+/// index-ordered select per page asked for, so each reads only the rows it returns (however
+/// large the organization, and however deep the page).
+pub struct MemberPagesLoader(pub DatabaseConnection);
 
-impl Loader<(Uuid, u64)> for FirstMembersLoader {
+/// Pages per statement (SQLite allows 500 terms in a compound select).
+const PAGES_PER_STATEMENT: usize = 200;
+
+impl Loader<MemberPageKey> for MemberPagesLoader {
     type Value = Vec<memberships::Model>;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[(Uuid, u64)]) -> Result<HashMap<(Uuid, u64), Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[MemberPageKey]) -> Result<HashMap<MemberPageKey, Self::Value>, Self::Error> {
         let backend = self.0.get_database_backend();
-        // The most rows any key wants of each organization.
-        let mut wanted: HashMap<Uuid, u64> = HashMap::new();
-        for (organization_id, limit) in keys {
-            let most = wanted.entry(*organization_id).or_default();
+        // The most rows any key wants of each (organization, cursor).
+        let mut wanted: HashMap<(Uuid, Option<Uuid>), u64> = HashMap::new();
+        for (organization_id, after, limit) in keys {
+            let most = wanted.entry((*organization_id, *after)).or_default();
             *most = (*most).max(*limit);
         }
-        let wanted: Vec<(Uuid, u64)> = wanted.into_iter().collect();
+        let wanted: Vec<((Uuid, Option<Uuid>), u64)> = wanted.into_iter().collect();
         let mut by_organization: HashMap<Uuid, Vec<memberships::Model>> = HashMap::new();
-        for chunk in wanted.chunks(ORGANIZATIONS_PER_STATEMENT) {
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 2);
+        for chunk in wanted.chunks(PAGES_PER_STATEMENT) {
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
             let mut parts = Vec::with_capacity(chunk.len());
-            for (organization_id, limit) in chunk {
-                let (org, lim) = match backend {
-                    sea_orm::DbBackend::Postgres => {
-                        (format!("${}", values.len() + 1), format!("${}", values.len() + 2))
-                    }
-                    _ => ("?".to_owned(), "?".to_owned()),
+            let placeholder = |values: &mut Vec<sea_orm::Value>, value: sea_orm::Value| {
+                values.push(value);
+                match backend {
+                    sea_orm::DbBackend::Postgres => format!("${}", values.len()),
+                    _ => "?".to_owned(),
+                }
+            };
+            for ((organization_id, after), limit) in chunk {
+                let org = placeholder(&mut values, (*organization_id).into());
+                let cursor = match after {
+                    Some(after) => format!(" AND id > {}", placeholder(&mut values, (*after).into())),
+                    None => String::new(),
                 };
+                let lim = placeholder(&mut values, (*limit as i64).into());
                 parts.push(format!(
                     "SELECT * FROM (SELECT id, organization_id, user_id, created_at FROM memberships \
-                     WHERE organization_id = {org} ORDER BY id LIMIT {lim}) AS page{}",
+                     WHERE organization_id = {org}{cursor} ORDER BY id LIMIT {lim}) AS page{}",
                     parts.len()
                 ));
-                values.push((*organization_id).into());
-                values.push((*limit as i64).into());
             }
             let rows = memberships::Entity::find()
                 .from_raw_sql(sea_orm::Statement::from_sql_and_values(
@@ -336,17 +339,25 @@ impl Loader<(Uuid, u64)> for FirstMembersLoader {
                 by_organization.entry(row.organization_id).or_default().push(row);
             }
         }
+        // Pages of one organization may overlap; each is the first rows after its cursor.
         for rows in by_organization.values_mut() {
             rows.sort_by_key(|m| m.id);
+            rows.dedup_by_key(|m| m.id);
         }
         Ok(keys
             .iter()
-            .map(|key| {
+            .map(|(organization_id, after, limit)| {
                 let rows = by_organization
-                    .get(&key.0)
-                    .map(|rows| rows.iter().take(key.1 as usize).cloned().collect())
+                    .get(organization_id)
+                    .map(|rows| {
+                        rows.iter()
+                            .filter(|m| after.is_none_or(|after| m.id > after))
+                            .take(*limit as usize)
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default();
-                (*key, rows)
+                ((*organization_id, *after, *limit), rows)
             })
             .collect())
     }

@@ -295,11 +295,11 @@ impl Organization {
             let direct_lists = app.settings.direct_member_lists;
             let organization_id = self.0.id;
             let unfiltered = filter == members::MemberFilter::default();
-            let page = if unfiltered && request.after.is_none() {
-                // First pages of many organizations share one statement.
+            let page = if unfiltered {
+                // Pages of many organizations share one statement.
                 let rows = loaders(ctx)
-                    .first_members
-                    .load_one((organization_id, request.first + 1))
+                    .member_pages
+                    .load_one((organization_id, request.after, request.first + 1))
                     .await
                     .map_err(loader_error)?
                     .unwrap_or_default();
