@@ -15,6 +15,7 @@
 //! field is resolved the generic way. Tests compare both ways on many selections.
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
@@ -31,8 +32,16 @@ use super::objects::{DefinitionKind, RoleScope, UserKind};
 
 /// A field's value: built already, or an object left to the generic resolution.
 pub enum Resolved<T> {
-    Value(Value),
+    /// Taken by the one resolution of the field (a response of a thousand members is not
+    /// copied).
+    Value(std::sync::Mutex<Option<Value>>),
     Generic(T),
+}
+
+impl<T> Resolved<T> {
+    pub fn value(value: Value) -> Resolved<T> {
+        Resolved::Value(std::sync::Mutex::new(Some(value)))
+    }
 }
 
 impl<T: OutputType> OutputType for Resolved<T> {
@@ -50,7 +59,7 @@ impl<T: OutputType> OutputType for Resolved<T> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match self {
-            Resolved::Value(value) => Ok(value.clone()),
+            Resolved::Value(value) => Ok(value.lock().ok().and_then(|mut value| value.take()).unwrap_or_default()),
             Resolved::Generic(object) => object.resolve(ctx, field).await,
         }
     }
@@ -152,13 +161,16 @@ pub struct Needs {
     pub keychains: bool,
 }
 
+/// A member's role bindings, each with its role when it was loaded along.
+pub type Bindings = Arc<Vec<(role_bindings::Model, Option<roles::Model>)>>;
+
 /// Everything loaded for one page of members.
 pub struct Rows {
     pub edges: Vec<(String, memberships::Model)>,
     pub page_info: PageInfo,
     pub total_count: Option<u64>,
-    pub users: HashMap<Uuid, users::Model>,
-    pub bindings: HashMap<Uuid, Vec<(role_bindings::Model, Option<roles::Model>)>>,
+    pub users: HashMap<Uuid, Arc<users::Model>>,
+    pub bindings: HashMap<Uuid, Bindings>,
     pub workspaces: HashMap<Uuid, workspaces::Model>,
     /// Keychains of every role listed, by role.
     pub keychains: HashMap<Uuid, Vec<keychains::Model>>,
@@ -524,7 +536,7 @@ fn member_value(keys: &Keys<MemberField>, member: &memberships::Model, rows: &Ro
             MemberField::Unassigned => Value::Boolean(rows.bindings.get(&member.id).is_none_or(|b| b.is_empty())),
             MemberField::User(keys) => user_value(keys, rows.users.get(&member.user_id)?),
             MemberField::RoleBindings(keys) => {
-                let bindings = rows.bindings.get(&member.id).map(Vec::as_slice).unwrap_or_default();
+                let bindings = rows.bindings.get(&member.id).map(|b| b.as_slice()).unwrap_or_default();
                 let mut list = Vec::with_capacity(bindings.len());
                 for (binding, role) in bindings {
                     list.push(binding_value(keys, binding, role.as_ref(), rows)?);
@@ -590,11 +602,9 @@ pub fn build(plan: &Plan, rows: &Rows) -> Option<Value> {
 }
 
 /// Ids of the users, workspaces and custom roles the bindings refer to.
-pub fn referenced(
-    bindings: &HashMap<Uuid, Vec<(role_bindings::Model, Option<roles::Model>)>>,
-) -> (HashSet<Uuid>, HashSet<Uuid>, HashSet<Uuid>) {
+pub fn referenced(bindings: &HashMap<Uuid, Bindings>) -> (HashSet<Uuid>, HashSet<Uuid>, HashSet<Uuid>) {
     let (mut users, mut workspaces, mut roles) = (HashSet::new(), HashSet::new(), HashSet::new());
-    for (binding, role) in bindings.values().flatten() {
+    for (binding, role) in bindings.values().flat_map(|b| b.iter()) {
         users.extend(binding.granted_by_user_id);
         workspaces.extend(binding.workspace_id);
         if let Some(role) = role {

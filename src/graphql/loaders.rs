@@ -39,7 +39,23 @@ macro_rules! by_id_loader {
     };
 }
 
-by_id_loader!(UserLoader, users);
+/// Loads users by id, shared as they are (a listed member's user is not copied).
+pub struct UserLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for UserLoader {
+    type Value = Arc<users::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = users::Entity::find()
+            .filter(users::Column::Id.is_in(keys.to_vec()))
+            .all(&self.0)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|row| (row.id, Arc::new(row))).collect())
+    }
+}
+
 by_id_loader!(OrganizationLoader, organizations);
 by_id_loader!(RoleLoader, roles);
 by_id_loader!(WorkspaceLoader, workspaces);
@@ -63,13 +79,13 @@ pub struct Loaders {
 /// Rows every request may reuse while the database is unchanged (see [`SharedRows`]), one store
 /// per kind; bounded so that a large installation keeps only a working set.
 pub struct SharedLoads {
-    users: Arc<SharedRows<Uuid, users::Model>>,
+    users: Arc<SharedRows<Uuid, Arc<users::Model>>>,
     organizations: Arc<SharedRows<Uuid, organizations::Model>>,
     roles: Arc<SharedRows<Uuid, roles::Model>>,
     workspaces: Arc<SharedRows<Uuid, workspaces::Model>>,
     role_bindings: Arc<SharedRows<Uuid, <RoleBindingsLoader as Loader<Uuid>>::Value>>,
     role_keychains: Arc<SharedRows<Uuid, Vec<keychains::Model>>>,
-    member_pages: Arc<SharedRows<MemberPageKey, Vec<memberships::Model>>>,
+    member_pages: Arc<SharedRows<MemberPageKey, Arc<Vec<memberships::Model>>>>,
     member_counts: Arc<SharedRows<Uuid, u64>>,
     organizations_by_slug: Arc<SharedRows<String, organizations::Model>>,
     member_organizations: Arc<SharedRows<MemberOrganizationsKey, Page<organizations::Model>>>,
@@ -194,7 +210,7 @@ impl Loader<Uuid> for AccessLoader {
 pub struct RoleBindingsLoader(pub DatabaseConnection);
 
 impl Loader<Uuid> for RoleBindingsLoader {
-    type Value = Vec<(role_bindings::Model, Option<roles::Model>)>;
+    type Value = Arc<Vec<(role_bindings::Model, Option<roles::Model>)>>;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
@@ -205,10 +221,12 @@ impl Loader<Uuid> for RoleBindingsLoader {
             .all(&self.0)
             .await
             .map_err(Arc::new)?;
-        let mut out: HashMap<Uuid, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let mut lists: HashMap<Uuid, Vec<(role_bindings::Model, Option<roles::Model>)>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
         for (binding, role) in rows {
-            out.entry(binding.membership_id).or_default().push((binding, role));
+            lists.entry(binding.membership_id).or_default().push((binding, role));
         }
+        let out: HashMap<Uuid, Self::Value> = lists.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Ok(out)
     }
 }
@@ -290,7 +308,7 @@ pub struct MemberPagesLoader(pub DatabaseConnection);
 const PAGES_PER_STATEMENT: usize = 200;
 
 impl Loader<MemberPageKey> for MemberPagesLoader {
-    type Value = Vec<memberships::Model>;
+    type Value = Arc<Vec<memberships::Model>>;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[MemberPageKey]) -> Result<HashMap<MemberPageKey, Self::Value>, Self::Error> {
@@ -357,6 +375,7 @@ impl Loader<MemberPageKey> for MemberPagesLoader {
                             .collect()
                     })
                     .unwrap_or_default();
+                let rows = Arc::new(rows);
                 ((*organization_id, *after, *limit), rows)
             })
             .collect())

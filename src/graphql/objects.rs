@@ -303,7 +303,7 @@ impl Organization {
                     .await
                     .map_err(loader_error)?
                     .unwrap_or_default();
-                Page::from_rows(rows.into_iter().map(|m| (m.id, m)).collect(), request.first)
+                Page::from_rows(rows.iter().map(|m| (m.id, m.clone())).collect(), request.first)
             } else {
                 members::page(&app, organization_id, &filter, request).await?
             };
@@ -334,7 +334,7 @@ impl Organization {
                     super::context::app(ctx)
                         .direct_member_lists
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(Resolved::Value(value));
+                    return Ok(Resolved::value(value));
                 }
                 parts = (rows.edges, rows.page_info);
             }
@@ -694,7 +694,12 @@ impl Invitation {
         let Some(id) = self.0.invited_by_user_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
+        Ok(loaders(ctx)
+            .users
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(|user| User((*user).clone())))
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Organization> {
@@ -885,7 +890,7 @@ impl Membership {
             .load_one(self.0.user_id)
             .await
             .map_err(loader_error)?
-            .map(User)
+            .map(|user| User((*user).clone()))
             .ok_or(ApiError(DomainError::NotFound("user")))
     }
 
@@ -909,8 +914,8 @@ impl Membership {
             .unwrap_or_default();
         let organization_id = self.0.organization_id;
         Ok(rows
-            .into_iter()
-            .map(|(binding, role)| RoleBinding(binding, organization_id, role))
+            .iter()
+            .map(|(binding, role)| RoleBinding(binding.clone(), organization_id, role.clone()))
             .collect())
     }
 
@@ -983,7 +988,12 @@ impl RoleBinding {
         let Some(id) = self.0.granted_by_user_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
+        Ok(loaders(ctx)
+            .users
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(|user| User((*user).clone())))
     }
 
     async fn granted_at(&self) -> DateTime<Utc> {
@@ -1289,7 +1299,12 @@ impl AuditEvent {
         let Some(id) = self.0.actor_user_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx).users.load_one(id).await.map_err(loader_error)?.map(User))
+        Ok(loaders(ctx)
+            .users
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(|user| User((*user).clone())))
     }
 
     /// The API token used, if any.
