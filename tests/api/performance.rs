@@ -221,6 +221,24 @@ async fn a_callers_standing_is_reused_until_anything_is_written() {
     assert_eq!(crate::helpers::error_code(&body), "UNAUTHENTICATED");
 }
 
+/// Asks until `done` holds of the answer (a change from another process arrives within
+/// milliseconds), at most two seconds; returns the last answer.
+async fn until_seen(app: &TestApp, user: &TestUser, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = organization_as(app, user, query).await;
+        if done(&seen) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    seen
+}
+
+async fn organization_as(app: &TestApp, user: &TestUser, query: &str) -> Value {
+    app.gql(Some(&user.access_token), query, json!({})).await["data"]["organization"].clone()
+}
+
 /// Two server processes on one PostgreSQL database: a change made through one reaches what the
 /// other remembers (announced by triggers, heard by its listener).
 #[tokio::test]
@@ -250,4 +268,31 @@ async fn a_change_through_one_server_reaches_another_servers_cache() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(denied, "the revocation never reached the second server");
+
+    // Rows the second server shares between requests (organizations, member lists) follow too.
+    let list = "{ organization(slug: \"acme\") { name members(first: 10) { nodes { user { name } roleBindings { role { name } } } } } }";
+    let before = organization_as(&second, &owner, list).await;
+    assert_eq!(before["name"], "Org acme");
+    assert_eq!(organization_as(&second, &owner, list).await, before);
+    let renamed = first
+        .gql(
+            Some(&owner.access_token),
+            "mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { organization { name } } }",
+            json!({ "i": { "organizationId": org, "name": "Acme Renamed" } }),
+        )
+        .await;
+    assert!(renamed["errors"].is_null(), "{renamed}");
+    // Each change on its own, so that each table's announcement is what carries it.
+    let seen = until_seen(&second, &owner, list, |seen| seen["name"] == "Acme Renamed").await;
+    assert_eq!(seen["name"], "Acme Renamed", "{seen}");
+    let viewer = crate::helpers::builtin_role("viewer");
+    assert!(first.change_role(&owner, true, &membership, &viewer, None).await["errors"].is_null());
+    let seen = until_seen(&second, &owner, list, |seen| {
+        seen["members"]["nodes"][1]["roleBindings"][0]["role"]["name"] == "viewer"
+    })
+    .await;
+    assert_eq!(
+        seen["members"]["nodes"][1]["roleBindings"][0]["role"]["name"], "viewer",
+        "{seen}"
+    );
 }
