@@ -500,8 +500,11 @@ fn main() {
         }
     });
     std::fs::create_dir_all("benchmarks").expect("dir");
+    // `GUILDHALL_BENCH_RESULTS` names another results file (for runs with other server settings).
+    let results =
+        std::env::var("GUILDHALL_BENCH_RESULTS").unwrap_or_else(|_| "benchmarks/results-http.json".to_owned());
     std::fs::write(
-        "benchmarks/results-http.json",
+        results,
         serde_json::to_string_pretty(&json!({ "machine": machine(), "runs": all })).expect("json"),
     )
     .expect("write results");

@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Sender of outgoing mail.
     #[arg(long, env = "GUILDHALL_MAIL_FROM", default_value = "Guildhall <no-reply@localhost>")]
     pub mail_from: String,
+    /// Read every loaded row afresh for each request instead of sharing rows between requests
+    /// while the database is unchanged (for measuring what the sharing buys).
+    #[arg(long, env = "GUILDHALL_NO_SHARED_LOADS", hide = true)]
+    pub no_shared_loads: bool,
     /// Resolve member lists field by field even when a selection asks only for plain fields
     /// (for comparing both ways; the direct way returns the same response, faster).
     #[arg(long, env = "GUILDHALL_GENERIC_MEMBER_LISTS", hide = true)]

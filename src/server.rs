@@ -117,6 +117,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         login_max_failures_per_address: args.login_max_failures_per_address,
         login_failure_window: Duration::seconds(args.login_failure_window),
         direct_member_lists: !args.generic_member_lists,
+        share_loaded_rows: !args.no_shared_loads,
         plan_limits: match &args.plan_limits {
             Some(text) => PlanLimits::from_json(text).map_err(|e| StartError::Setting(format!("plan limits: {e}")))?,
             None => PlanLimits::default(),

@@ -47,6 +47,8 @@ pub struct Settings {
     /// Member lists asking only for plain fields are built straight into response values
     /// (`graphql::direct`); off, every field goes through the generic resolution.
     pub direct_member_lists: bool,
+    /// Loaded rows are shared between requests while the database is unchanged.
+    pub share_loaded_rows: bool,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             login_failure_window: Duration::minutes(15),
             plan_limits: limits::PlanLimits::default(),
             direct_member_lists: true,
+            share_loaded_rows: true,
         }
     }
 }

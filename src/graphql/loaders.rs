@@ -92,6 +92,25 @@ pub struct SharedLoads {
     member_organization_counts: Arc<SharedRows<(Uuid, Option<Uuid>), u64>>,
 }
 
+impl SharedLoads {
+    /// Stores that keep nothing: every request reads its rows afresh.
+    fn disabled() -> SharedLoads {
+        SharedLoads {
+            users: SharedRows::new(0),
+            organizations: SharedRows::new(0),
+            roles: SharedRows::new(0),
+            workspaces: SharedRows::new(0),
+            role_bindings: SharedRows::new(0),
+            role_keychains: SharedRows::new(0),
+            member_pages: SharedRows::new(0),
+            member_counts: SharedRows::new(0),
+            organizations_by_slug: SharedRows::new(0),
+            member_organizations: SharedRows::new(0),
+            member_organization_counts: SharedRows::new(0),
+        }
+    }
+}
+
 impl Default for SharedLoads {
     fn default() -> Self {
         SharedLoads {
@@ -117,6 +136,13 @@ impl Loaders {
     pub fn new(app: &Arc<App>, principal: Option<Principal>, batcher: &Arc<Batcher>, shared: &SharedLoads) -> Loaders {
         let conn = &app.store.conn;
         let clock = &app.store.writes;
+        let nothing_shared;
+        let shared = if app.settings.share_loaded_rows {
+            shared
+        } else {
+            nothing_shared = SharedLoads::disabled();
+            &nothing_shared
+        };
         Loaders {
             users: BatchLoader::sharing(UserLoader(conn.clone()), batcher, clock, &shared.users),
             organizations: BatchLoader::sharing(
