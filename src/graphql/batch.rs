@@ -129,6 +129,16 @@ impl<K: Hash + Eq + Clone, V: Clone> SharedRows<K, V> {
             .collect()
     }
 
+    /// The current value of one key, if stored.
+    fn get(&self, generation: Option<u64>, key: &K) -> Option<V> {
+        let generation = generation?;
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.generation != generation {
+            return None;
+        }
+        inner.values.get(key).cloned()
+    }
+
     /// Stores values read under `generation`, unless the database has changed since.
     fn put(&self, generation: Option<u64>, values: &HashMap<K, V>) {
         let Some(generation) = generation else { return };
@@ -232,9 +242,7 @@ where
     /// The value of one key (`None` when the loader found nothing for it).
     pub async fn load_one(&self, key: K) -> Result<Option<L::Value>, L::Error> {
         if let Some(shared) = &self.inner.shared
-            && let Some(value) = shared
-                .get_many(self.inner.clock.generation(), std::iter::once(&key))
-                .remove(&key)
+            && let Some(value) = shared.get(self.inner.clock.generation(), &key)
         {
             return Ok(Some(value));
         }
@@ -517,6 +525,37 @@ mod tests {
         })
         .await;
         assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 2]);
+    }
+
+    #[tokio::test]
+    async fn requests_share_rows_until_the_database_changes_and_within_capacity() {
+        let squares = Squares::default();
+        let clock = Arc::new(WriteClock::new(true));
+        let shared = SharedRows::new(3);
+        let request = |keys: Vec<u64>| {
+            let batcher = Batcher::new();
+            let loader = BatchLoader::sharing(squares.clone(), &batcher, &clock, &shared);
+            drive(batcher, async move { loader.load_many(&keys).await.expect("loaded") })
+        };
+        assert_eq!(request(vec![1, 2]).await.len(), 2);
+        // Another request: both from the shared rows, one key read.
+        assert_eq!(request(vec![1, 2, 3]).await.get(&3), Some(&9));
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 1]);
+        // The store keeps at most three values: a fourth starts it over.
+        request(vec![4]).await;
+        assert_eq!(request(vec![4]).await.get(&4), Some(&16));
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 1, 1]);
+        request(vec![1]).await;
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 1, 1, 1]);
+        // After a write nothing stored before is used.
+        clock.tick();
+        request(vec![1]).await;
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 1, 1, 1, 1]);
+        // Without a trusted clock (a PostgreSQL listener down) nothing is shared.
+        clock.set_trusted(false);
+        request(vec![1]).await;
+        request(vec![1]).await;
+        assert_eq!(squares.batches.lock().expect("batches").len(), 7);
     }
 
     #[tokio::test]
