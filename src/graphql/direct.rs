@@ -14,7 +14,7 @@
 //! a row missing because of a concurrent change) makes [`plan`] or [`build`] give up, and the
 //! field is resolved the generic way. Tests compare both ways on many selections.
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::indexmap::IndexMap;
@@ -601,15 +601,17 @@ pub fn build(plan: &Plan, rows: &Rows) -> Option<Value> {
     Some(object(out))
 }
 
-/// Ids of the users, workspaces and custom roles the bindings refer to.
-pub fn referenced(bindings: &HashMap<Uuid, Bindings>) -> (HashSet<Uuid>, HashSet<Uuid>, HashSet<Uuid>) {
-    let (mut users, mut workspaces, mut roles) = (HashSet::new(), HashSet::new(), HashSet::new());
-    for (binding, role) in bindings.values().flat_map(|b| b.iter()) {
-        users.extend(binding.granted_by_user_id);
-        workspaces.extend(binding.workspace_id);
-        if let Some(role) = role {
-            roles.insert(role.id);
-        }
-    }
-    (users, workspaces, roles)
+/// The distinct ids `id` picks out of every binding (in no particular order).
+pub fn referenced(
+    bindings: &HashMap<Uuid, Bindings>,
+    id: impl Fn(&role_bindings::Model, Option<&roles::Model>) -> Option<Uuid>,
+) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = bindings
+        .values()
+        .flat_map(|list| list.iter())
+        .filter_map(|(binding, role)| id(binding, role.as_ref()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }

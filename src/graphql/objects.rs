@@ -549,11 +549,10 @@ async fn direct_rows(
     let mut users = users.map_err(loader_error)?;
     let bindings = bindings.map_err(loader_error)?;
     let total_count = total_count?;
-    let (granted_by, workspace_ids, role_ids) = direct::referenced(&bindings);
     let mut keychains = HashMap::new();
     let mut custom_roles = Vec::new();
     if needs.keychains {
-        for role in role_ids {
+        for role in direct::referenced(&bindings, |_, role| role.map(|r| r.id)) {
             match super::loaders::builtin_role_keychains(app(ctx), &role) {
                 Some(list) => {
                     keychains.insert(role, list);
@@ -563,11 +562,14 @@ async fn direct_rows(
         }
     }
     let granted_by: Vec<Uuid> = match needs.granted_by {
-        true => granted_by.into_iter().filter(|u| !users.contains_key(u)).collect(),
+        true => direct::referenced(&bindings, |b, _| b.granted_by_user_id)
+            .into_iter()
+            .filter(|u| !users.contains_key(u))
+            .collect(),
         false => Vec::new(),
     };
     let workspace_ids: Vec<Uuid> = match needs.workspaces {
-        true => workspace_ids.into_iter().collect(),
+        true => direct::referenced(&bindings, |b, _| b.workspace_id),
         false => Vec::new(),
     };
     let (more_users, workspaces, custom_keychains) = futures_util::join!(
