@@ -41,11 +41,31 @@ fn hashing_permits() -> &'static tokio::sync::Semaphore {
     PERMITS.get_or_init(|| tokio::sync::Semaphore::new(hashing_permits_count()))
 }
 
-/// Argon2 working memory kept between hashes, one area per hashing permit. Allocating and
-/// faulting in 19 MiB for every hash cost more CPU than the hashing itself, and the freed areas
-/// went back to the system only later, so a burst of sign-ups raised the resident set by far
-/// more than the permits allow at once.
+/// Argon2 working memory kept between hashes while more hashes are wanted, one area per hashing
+/// permit at most. Allocating and faulting in 19 MiB for every hash of a burst of sign-ups cost
+/// more CPU than the hashing itself, and the freed areas went back to the system only later, so
+/// the resident set rose by far more than the permits allow at once. When the last wanted hash
+/// is done, every area is freed: an idle server keeps none.
 static ARGON2_MEMORY: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// Hashes wanted right now: running, or waiting for a permit.
+static HASHES_WANTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one wanted hash for as long as it lives.
+struct HashWanted;
+
+impl HashWanted {
+    fn new() -> HashWanted {
+        HASHES_WANTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        HashWanted
+    }
+}
+
+impl Drop for HashWanted {
+    fn drop(&mut self) {
+        HASHES_WANTED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// Runs `f` with `blocks` blocks of Argon2 memory, reusing a kept area of that size.
 fn with_argon2_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
@@ -57,14 +77,15 @@ fn with_argon2_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R 
     });
     let mut memory = kept.unwrap_or_else(|| vec![Block::new(); blocks]);
     let result = f(&mut memory);
-    // Nothing derived from this password stays behind in the kept area.
-    memory.fill(Block::new());
-    let limit = hashing_permits_count();
-    if blocks == Params::DEFAULT.block_count()
-        && let Ok(mut areas) = ARGON2_MEMORY.lock()
-        && areas.len() < limit
-    {
-        areas.push(memory);
+    let more_wanted = HASHES_WANTED.load(std::sync::atomic::Ordering::SeqCst) > 1;
+    if let Ok(mut areas) = ARGON2_MEMORY.lock() {
+        if !more_wanted {
+            areas.clear();
+        } else if blocks == Params::DEFAULT.block_count() && areas.len() < hashing_permits_count() {
+            // Nothing derived from this password stays behind in the kept area.
+            memory.fill(Block::new());
+            areas.push(memory);
+        }
     }
     result
 }
@@ -121,6 +142,7 @@ fn argon2_verify(password: &[u8], stored: &str) -> bool {
 }
 
 async fn hash_password(password: Password) -> DomainResult<String> {
+    let _wanted = HashWanted::new();
     let _permit = hashing_permits()
         .acquire()
         .await
@@ -134,6 +156,7 @@ async fn hash_password(password: Password) -> DomainResult<String> {
 
 /// Verifies in constant work whether or not the account exists, so timing reveals nothing.
 async fn verify_password(password: String, hash: Option<String>) -> DomainResult<bool> {
+    let _wanted = HashWanted::new();
     let _permit = hashing_permits()
         .acquire()
         .await
@@ -593,14 +616,22 @@ mod argon2_tests {
         assert_ne!(argon2_hash(b"same").expect("hash"), argon2_hash(b"same").expect("hash"));
         assert!(!argon2_verify(b"x", "not a hash"));
 
-        // The working memory is kept for the next hash, zeroed. (One test, so that no other
-        // hash in this module runs meanwhile.)
+        // While another hash is wanted, the working memory is kept for it, zeroed; once none
+        // is, nothing is kept. (One test, so that no other hash in this module runs meanwhile.)
         let blocks = Params::DEFAULT.block_count();
-        let areas = ARGON2_MEMORY.lock().expect("areas");
-        assert!(!areas.is_empty() && areas.len() <= hashing_permits_count());
-        for area in areas.iter() {
-            assert_eq!(area.len(), blocks);
-            assert!(area.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)));
+        let (this, next) = (HashWanted::new(), HashWanted::new());
+        argon2_hash(b"keep the area").expect("hash");
+        {
+            let areas = ARGON2_MEMORY.lock().expect("areas");
+            assert!(!areas.is_empty() && areas.len() <= hashing_permits_count());
+            for area in areas.iter() {
+                assert_eq!(area.len(), blocks);
+                assert!(area.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)));
+            }
         }
+        drop(next);
+        argon2_hash(b"the last one").expect("hash");
+        assert!(ARGON2_MEMORY.lock().expect("areas").is_empty());
+        drop(this);
     }
 }
