@@ -1,5 +1,6 @@
 //! Per-request state: who is calling, request facts, and the caller's access per organization,
-//! loaded at most once per request (never cached across requests).
+//! looked up at most once per request (across requests, `domain::standing` keeps it while the
+//! database is unchanged).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
