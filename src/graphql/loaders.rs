@@ -20,11 +20,14 @@ use super::error::ApiError;
 
 macro_rules! by_id_loader {
     ($name:ident, $table:ident) => {
+        by_id_loader!($name, $table, $table::Model, |row| row);
+    };
+    ($name:ident, $table:ident, $value:ty, $wrap:expr) => {
         #[doc = concat!("Loads `", stringify!($table), "` rows by id.")]
         pub struct $name(pub DatabaseConnection);
 
         impl Loader<Uuid> for $name {
-            type Value = $table::Model;
+            type Value = $value;
             type Error = Arc<DbErr>;
 
             async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
@@ -33,29 +36,14 @@ macro_rules! by_id_loader {
                     .all(&self.0)
                     .await
                     .map_err(Arc::new)?;
-                Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+                Ok(rows.into_iter().map(|row| (row.id, ($wrap)(row))).collect())
             }
         }
     };
 }
 
-/// Loads users by id, shared as they are (a listed member's user is not copied).
-pub struct UserLoader(pub DatabaseConnection);
-
-impl Loader<Uuid> for UserLoader {
-    type Value = Arc<users::Model>;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = users::Entity::find()
-            .filter(users::Column::Id.is_in(keys.to_vec()))
-            .all(&self.0)
-            .await
-            .map_err(Arc::new)?;
-        Ok(rows.into_iter().map(|row| (row.id, Arc::new(row))).collect())
-    }
-}
-
+// Users are shared as they are: a listed member's user is not copied.
+by_id_loader!(UserLoader, users, Arc<users::Model>, Arc::new);
 by_id_loader!(OrganizationLoader, organizations);
 by_id_loader!(RoleLoader, roles);
 by_id_loader!(WorkspaceLoader, workspaces);
@@ -93,39 +81,23 @@ pub struct SharedLoads {
 }
 
 impl SharedLoads {
-    /// Stores that keep nothing: every request reads its rows afresh.
-    fn disabled() -> SharedLoads {
+    /// The stores of one process; with `share` false they keep nothing, and every request reads
+    /// its rows afresh.
+    pub fn new(share: bool) -> SharedLoads {
+        let size = |capacity: usize| if share { capacity } else { 0 };
         SharedLoads {
-            users: SharedRows::new(0),
-            organizations: SharedRows::new(0),
-            roles: SharedRows::new(0),
-            workspaces: SharedRows::new(0),
-            role_bindings: SharedRows::new(0),
-            role_keychains: SharedRows::new(0),
-            member_pages: SharedRows::new(0),
-            member_counts: SharedRows::new(0),
-            organizations_by_slug: SharedRows::new(0),
-            member_organizations: SharedRows::new(0),
-            member_organization_counts: SharedRows::new(0),
-        }
-    }
-}
-
-impl Default for SharedLoads {
-    fn default() -> Self {
-        SharedLoads {
-            users: SharedRows::new(20_000),
-            organizations: SharedRows::new(5_000),
-            roles: SharedRows::new(5_000),
-            workspaces: SharedRows::new(5_000),
-            role_bindings: SharedRows::new(20_000),
-            role_keychains: SharedRows::new(5_000),
+            users: SharedRows::new(size(20_000)),
+            organizations: SharedRows::new(size(5_000)),
+            roles: SharedRows::new(size(5_000)),
+            workspaces: SharedRows::new(size(5_000)),
+            role_bindings: SharedRows::new(size(20_000)),
+            role_keychains: SharedRows::new(size(5_000)),
             // Pages of up to 101 rows each.
-            member_pages: SharedRows::new(1_000),
-            member_counts: SharedRows::new(10_000),
-            organizations_by_slug: SharedRows::new(5_000),
-            member_organizations: SharedRows::new(2_000),
-            member_organization_counts: SharedRows::new(10_000),
+            member_pages: SharedRows::new(size(1_000)),
+            member_counts: SharedRows::new(size(10_000)),
+            organizations_by_slug: SharedRows::new(size(5_000)),
+            member_organizations: SharedRows::new(size(2_000)),
+            member_organization_counts: SharedRows::new(size(10_000)),
         }
     }
 }
@@ -136,13 +108,6 @@ impl Loaders {
     pub fn new(app: &Arc<App>, principal: Option<Principal>, batcher: &Arc<Batcher>, shared: &SharedLoads) -> Loaders {
         let conn = &app.store.conn;
         let clock = &app.store.writes;
-        let nothing_shared;
-        let shared = if app.settings.share_loaded_rows {
-            shared
-        } else {
-            nothing_shared = SharedLoads::disabled();
-            &nothing_shared
-        };
         Loaders {
             users: BatchLoader::sharing(UserLoader(conn.clone()), batcher, clock, &shared.users),
             organizations: BatchLoader::sharing(

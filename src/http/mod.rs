@@ -50,11 +50,14 @@ pub(crate) struct HttpState {
 /// The whole HTTP surface.
 pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.cors_origins);
+    let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(
+        app.settings.share_loaded_rows,
+    ));
     let state = HttpState {
         app,
         schema,
         parsed: parsed::ParsedDocuments::default(),
-        shared_loads: Arc::default(),
+        shared_loads,
         turns: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_operations.max(1))),
         config,
     };
