@@ -37,14 +37,7 @@ impl MigrationTrait for Migration {
              BEGIN PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME); RETURN NULL; END $$"
         ))
         .await?;
-        for table in TABLES {
-            db.execute_unprepared(&format!(
-                "CREATE TRIGGER {table}_announce_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
-                 FOR EACH STATEMENT EXECUTE FUNCTION guildhall_announce_change()"
-            ))
-            .await?;
-        }
-        Ok(())
+        announce_changes(db, &TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -52,12 +45,31 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        for table in TABLES {
-            db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_announce_change ON {table}"))
-                .await?;
-        }
+        stop_announcing_changes(db, &TABLES).await?;
         db.execute_unprepared("DROP FUNCTION IF EXISTS guildhall_announce_change()")
             .await?;
         Ok(())
     }
+}
+
+/// Adds the statement-level trigger announcing changes of each table (PostgreSQL; the function
+/// `guildhall_announce_change` must exist).
+pub(crate) async fn announce_changes<C: ConnectionTrait>(db: &C, tables: &[&str]) -> Result<(), DbErr> {
+    for table in tables {
+        db.execute_unprepared(&format!(
+            "CREATE TRIGGER {table}_announce_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION guildhall_announce_change()"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Drops what [`announce_changes`] added.
+pub(crate) async fn stop_announcing_changes<C: ConnectionTrait>(db: &C, tables: &[&str]) -> Result<(), DbErr> {
+    for table in tables {
+        db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_announce_change ON {table}"))
+            .await?;
+    }
+    Ok(())
 }

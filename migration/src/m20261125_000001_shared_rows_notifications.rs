@@ -2,7 +2,9 @@
 //! the database is unchanged), so on PostgreSQL their changes are announced on the same channel
 //! as the other kept tables.
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::DbBackend;
+
+use crate::m20261124_000001_change_notifications::{announce_changes, stop_announcing_changes};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -15,27 +17,13 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        let db = manager.get_connection();
-        for table in TABLES {
-            // The function comes from the change-notifications migration.
-            db.execute_unprepared(&format!(
-                "CREATE TRIGGER {table}_announce_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
-                 FOR EACH STATEMENT EXECUTE FUNCTION guildhall_announce_change()"
-            ))
-            .await?;
-        }
-        Ok(())
+        announce_changes(manager.get_connection(), &TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        let db = manager.get_connection();
-        for table in TABLES {
-            db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_announce_change ON {table}"))
-                .await?;
-        }
-        Ok(())
+        stop_announcing_changes(manager.get_connection(), &TABLES).await
     }
 }
