@@ -98,6 +98,12 @@ pub struct ServeArgs {
     /// Window for counting failed sign-ins, in seconds.
     #[arg(long, env = "GUILDHALL_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
     pub login_failure_window: i64,
+    /// Accounts created per client address within the sign-up window before RATE_LIMITED.
+    #[arg(long, env = "GUILDHALL_SIGN_UPS_PER_ADDRESS", default_value_t = 20)]
+    pub sign_ups_per_address: u64,
+    /// Window for counting sign-ups per client address, in seconds.
+    #[arg(long, env = "GUILDHALL_SIGN_UP_WINDOW", default_value_t = 3600)]
+    pub sign_up_window: i64,
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "GUILDHALL_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,

@@ -91,6 +91,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         ("refresh token lifetime", args.refresh_token_ttl),
         ("invitation lifetime", args.invitation_ttl_hours),
         ("login failure window", args.login_failure_window),
+        ("sign-up window", args.sign_up_window),
     ] {
         if value <= 0 {
             return Err(StartError::Setting(format!("the {name} must be positive")));
@@ -103,7 +104,6 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         .migrate_up()
         .await
         .map_err(|e| StartError::Migrations(e.to_string()))?;
-    store.listen_for_changes();
     let secret = jwt_secret(&store, args.jwt_secret.as_deref()).await?;
     builtins::sync(&store, &catalog, chrono::Utc::now())
         .await
@@ -116,6 +116,8 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         login_max_failures_per_email: args.login_max_failures_per_email,
         login_max_failures_per_address: args.login_max_failures_per_address,
         login_failure_window: Duration::seconds(args.login_failure_window),
+        sign_ups_per_address: args.sign_ups_per_address,
+        sign_up_window: Duration::seconds(args.sign_up_window),
         direct_member_lists: !args.generic_member_lists,
         share_loaded_rows: !args.no_shared_loads,
         plan_limits: match &args.plan_limits {

@@ -4,8 +4,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial_model;
 mod m20261124_000001_change_notifications;
 mod m20261125_000001_shared_rows_notifications;
+mod m20261125_000002_change_clock;
 
-pub use m20261124_000001_change_notifications::CHANNEL as CHANGES_CHANNEL;
+pub use m20261125_000002_change_clock::KEPT_TABLES;
 
 /// Every migration, in the order it is applied.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial_model::Migration),
             Box::new(m20261124_000001_change_notifications::Migration),
             Box::new(m20261125_000001_shared_rows_notifications::Migration),
+            Box::new(m20261125_000002_change_clock::Migration),
         ]
     }
 }

@@ -35,6 +35,8 @@ pub enum CatalogError {
     UnknownKeychain { role: String, keychain: String },
     #[error("the catalog must declare a role named `owner` holding every key")]
     MissingOwner,
+    #[error("role `{role}` carries the owner-only key `{key}`; only the role `owner` may")]
+    OwnerOnlyOutsideOwner { role: String, key: String },
     #[error("key `{key}` implies `{implied}`, which is {what} while `{key}` is not")]
     WiderImplication {
         key: String,
@@ -188,6 +190,10 @@ pub struct Catalog {
     all: KeySet,
     owner_only: KeySet,
     organization_wide: KeySet,
+    /// Keys that only roles granted by owners carry (see [`Catalog::owner_granted_keys`]).
+    owner_granted: KeySet,
+    /// Keys that only roles counted as admins carry (see [`Catalog::admin_class_keys`]).
+    admin_class: KeySet,
     pub keychains: Vec<BuiltInKeychain>,
     pub roles: Vec<BuiltInRole>,
 }
@@ -298,6 +304,8 @@ impl Catalog {
             all,
             owner_only,
             organization_wide,
+            owner_granted: KeySet::EMPTY,
+            admin_class: KeySet::EMPTY,
             keychains: Vec::new(),
             roles: Vec::new(),
         };
@@ -362,6 +370,31 @@ impl Catalog {
             Some(owner) if owner.effective_keys == catalog.all => {}
             _ => return Err(CatalogError::MissingOwner),
         }
+        // Owner-only keys are held through `owner` and nothing else, so "is an owner" and
+        // "holds an owner-only key" can never disagree.
+        for role in catalog.roles.iter().filter(|r| r.name != "owner") {
+            if let Some(key) = role.effective_keys.intersection(&catalog.owner_only).iter().next() {
+                return Err(CatalogError::OwnerOnlyOutsideOwner {
+                    role: role.name.clone(),
+                    key: catalog.key(key).id.clone(),
+                });
+            }
+        }
+        let carried_by = |pick: &dyn Fn(&BuiltInRole) -> bool| {
+            catalog
+                .roles
+                .iter()
+                .filter(|r| pick(r))
+                .fold(KeySet::EMPTY, |acc, r| acc.union(&r.effective_keys))
+        };
+        catalog.owner_granted = catalog
+            .all
+            .difference(&carried_by(&|r| r.granted_by == GrantedBy::Any))
+            .union(&catalog.owner_only);
+        catalog.admin_class = catalog
+            .all
+            .difference(&carried_by(&|r| !r.counts_as_admin))
+            .union(&catalog.owner_only);
         Ok(catalog)
     }
 
@@ -401,6 +434,21 @@ impl Catalog {
 
     pub fn organization_wide_keys(&self) -> KeySet {
         self.organization_wide
+    }
+
+    /// Keys that no built-in role grantable by anyone carries (with the default catalog:
+    /// `organization.*`, `billing.manage`, `roles.manage`, `keychains.manage`,
+    /// `keychains.assign`, `service_accounts.manage`, `tokens.manage`). A role carrying one,
+    /// built-in or custom, is granted and revoked by owners only.
+    pub fn owner_granted_keys(&self) -> KeySet {
+        self.owner_granted
+    }
+
+    /// Admin-class keys: those only the built-in roles counted as admins carry. Whoever holds
+    /// one organization-wide, through any role of any name, counts against the plan's admin
+    /// limit. This is the one definition; everything else asks it.
+    pub fn admin_class_keys(&self) -> KeySet {
+        self.admin_class
     }
 
     /// The smallest superset of `keys` closed under `implies`.
@@ -513,6 +561,53 @@ mod tests {
                 .contains(catalog.lookup("servers.manage").expect("key"))
         );
         assert!(!ws.effective_keys.contains(catalog.lookup("billing.read").expect("key")));
+    }
+
+    #[test]
+    fn owner_granted_and_admin_class_keys_are_derived_from_the_built_in_roles() {
+        let catalog = Catalog::builtin();
+        assert_eq!(
+            catalog.names(&catalog.owner_granted_keys()),
+            [
+                "organization.update",
+                "organization.delete",
+                "organization.transfer",
+                "billing.manage",
+                "roles.manage",
+                "keychains.manage",
+                "keychains.assign",
+                "service_accounts.manage",
+                "tokens.manage"
+            ]
+        );
+        assert_eq!(
+            catalog.names(&catalog.admin_class_keys()),
+            [
+                "organization.update",
+                "organization.delete",
+                "organization.transfer",
+                "roles.manage",
+                "keychains.manage",
+                "keychains.assign",
+                "service_accounts.manage",
+                "tokens.manage"
+            ]
+        );
+    }
+
+    #[test]
+    fn owner_only_keys_outside_the_owner_role_are_refused() {
+        let text = r#"{"keys": [{"id": "org.delete", "category": "o", "ownerOnly": true}, {"id": "org.read", "category": "o"}],
+            "keychains": [{"name": "all", "keys": ["*"]}],
+            "roles": [{"name": "owner", "scope": "ORGANIZATION", "keychains": ["all"], "grantedBy": "OWNERS"},
+                      {"name": "deputy", "scope": "ORGANIZATION", "keychains": ["all"], "grantedBy": "OWNERS"}]}"#;
+        assert_eq!(
+            Catalog::from_json(text).err(),
+            Some(CatalogError::OwnerOnlyOutsideOwner {
+                role: "deputy".to_owned(),
+                key: "org.delete".to_owned()
+            })
+        );
     }
 
     #[test]

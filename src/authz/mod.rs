@@ -63,6 +63,34 @@ pub fn may_assign(actor_keys: &KeySet, assign_key: KeyIndex, role_keys_at_scope:
     }
 }
 
+/// Why handing out keys is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiftRefusal {
+    /// The giver does not hold this key at the scope.
+    Missing(KeyIndex),
+    /// Only owners may hand out this key (an owner-granted key), and the giver is not one.
+    OwnersOnly(KeyIndex),
+}
+
+/// The grant rule, whatever the path (a grant, an invitation, a role or keychain edit, an import,
+/// a service account, a token): the giver holds every key given at that scope, and keys only
+/// owners may grant come from owners. `giver_keys` are the giver's keys at the scope as seen
+/// through their token, if any.
+pub fn may_give(
+    catalog: &Catalog,
+    giver_keys: &KeySet,
+    giver_is_owner: bool,
+    given: &KeySet,
+) -> Result<(), GiftRefusal> {
+    if let Some(missing) = given.difference(giver_keys).iter().next() {
+        return Err(GiftRefusal::Missing(missing));
+    }
+    if !giver_is_owner && let Some(reserved) = given.intersection(&catalog.owner_granted_keys()).iter().next() {
+        return Err(GiftRefusal::OwnersOnly(reserved));
+    }
+    Ok(())
+}
+
 /// Invariant 5: a custom role or keychain may contain only keys its author holds; returns the
 /// first key that is missing.
 pub fn first_missing(author_keys: &KeySet, wanted: &KeySet) -> Option<KeyIndex> {

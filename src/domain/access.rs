@@ -277,8 +277,11 @@ pub async fn role_key_sets<C: ConnectionTrait>(
             set.union_with(keys);
         }
     }
+    // Owner-only keys come through `owner` alone: even a custom role stored before that rule
+    // (or written behind the server's back) never yields one.
+    let owner_only = app.catalog.owner_only_keys();
     for (id, set) in raw {
-        out.insert(id, app.catalog.close(&set));
+        out.insert(id, app.catalog.close(&set).difference(&owner_only));
     }
     Ok(out)
 }

@@ -14,7 +14,7 @@ use crate::store::entities::{login_failures, refresh_tokens, sessions, users};
 use super::audit::{self, Actor, Event};
 use super::error::{DomainError, DomainResult, is_unique_violation};
 use super::validate::{Email, Password, display_name};
-use super::{App, Principal, RequestMeta, new_id, secrets};
+use super::{App, Principal, RequestMeta, new_id, rate_limit, secrets};
 
 /// Prefix of refresh tokens, so that secret scanners can recognise leaked ones.
 pub const REFRESH_TOKEN_PREFIX: &str = "ghr_";
@@ -255,6 +255,7 @@ pub async fn sign_up_in<C: ConnectionTrait>(
 
 /// Creates a HUMAN account and signs it in.
 pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResult<Credentials> {
+    take_sign_up_attempt(app, meta).await?;
     let prepared = prepare_sign_up(app, input).await?;
     let tx = app.store.begin_write().await?;
     let credentials = sign_up_in(&tx, app, meta, prepared).await?;
@@ -315,13 +316,36 @@ async fn issue_credentials<C: ConnectionTrait>(
     })
 }
 
-async fn recent_failures(app: &App, scope: &str, subject: &str, since: DateTime<Utc>) -> DomainResult<u64> {
-    Ok(login_failures::Entity::find()
-        .filter(login_failures::Column::Scope.eq(scope))
-        .filter(login_failures::Column::Subject.eq(subject))
-        .filter(login_failures::Column::OccurredAt.gt(since))
-        .count(&app.store.conn)
-        .await?)
+/// Sign-in attempts per email (a right one is given back).
+fn email_attempts(app: &App) -> rate_limit::Limit {
+    rate_limit::Limit {
+        scope: "log_in_email",
+        max: app.settings.login_max_failures_per_email,
+        window: app.settings.login_failure_window,
+    }
+}
+
+/// Sign-in attempts per client address (a right one is given back).
+fn address_attempts(app: &App) -> rate_limit::Limit {
+    rate_limit::Limit {
+        scope: "log_in_address",
+        max: app.settings.login_max_failures_per_address,
+        window: app.settings.login_failure_window,
+    }
+}
+
+/// Counts a sign-up from the client's address before any password is hashed: RATE_LIMITED past
+/// the limit, so one address cannot create accounts (and burn hashing time) without end.
+pub async fn take_sign_up_attempt(app: &App, meta: &RequestMeta) -> DomainResult<()> {
+    let Some(address) = &meta.client_address else {
+        return Ok(());
+    };
+    let limit = rate_limit::Limit {
+        scope: "sign_up_address",
+        max: app.settings.sign_ups_per_address,
+        window: app.settings.sign_up_window,
+    };
+    rate_limit::take(&app.store.conn, &limit, address, app.now()).await
 }
 
 /// Signs in with email and password. Failures are counted per email and per client address;
@@ -329,19 +353,12 @@ async fn recent_failures(app: &App, scope: &str, subject: &str, since: DateTime<
 pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String) -> DomainResult<Credentials> {
     let canonical = Email::canonical_of(email);
     let now = app.now();
-    let window = app.settings.login_failure_window;
-    let since = now - window;
-    let limited = DomainError::RateLimited {
-        retry_after_seconds: window.num_seconds(),
-    };
-    if recent_failures(app, "email", &canonical, since).await? >= app.settings.login_max_failures_per_email {
-        return Err(limited);
+    // Every attempt is counted before the password is checked (one atomic statement each), so
+    // parallel guesses cannot all slip under the limit; a right password gives it back.
+    if let Some(address) = &meta.client_address {
+        rate_limit::take(&app.store.conn, &address_attempts(app), address, now).await?;
     }
-    if let Some(address) = &meta.client_address
-        && recent_failures(app, "address", address, since).await? >= app.settings.login_max_failures_per_address
-    {
-        return Err(limited);
-    }
+    rate_limit::take(&app.store.conn, &email_attempts(app), &canonical, now).await?;
     let user = users::Entity::find()
         .filter(users::Column::EmailCanonical.eq(canonical.clone()))
         .one(&app.store.conn)
@@ -351,11 +368,10 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
     let tx = app.store.begin_write().await?;
     match user {
         Some(user) if ok => {
-            login_failures::Entity::delete_many()
-                .filter(login_failures::Column::Scope.eq("email"))
-                .filter(login_failures::Column::Subject.eq(canonical))
-                .exec(&tx)
-                .await?;
+            rate_limit::reset(&tx, &email_attempts(app), &canonical).await?;
+            if let Some(address) = &meta.client_address {
+                rate_limit::give_back(&tx, &address_attempts(app), address).await?;
+            }
             let credentials = start_session(&tx, app, meta, user, now).await?;
             audit::record(
                 &tx,
@@ -509,6 +525,7 @@ async fn revoke_sessions<C: ConnectionTrait>(
 /// Ends the caller's session, or every session of theirs; returns how many were ended.
 /// Everywhere also bumps the token version, so outstanding access tokens stop working at once.
 pub async fn log_out(app: &App, meta: &RequestMeta, principal: &Principal, everywhere: bool) -> DomainResult<u64> {
+    principal.require_session("signing out")?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let ended = if everywhere {

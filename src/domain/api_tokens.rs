@@ -18,7 +18,7 @@ use super::limits::{self, Limit};
 use super::organizations::{self, actor_of, member_access};
 use super::standing::TokenHolder;
 use super::validate::display_name;
-use super::{App, Principal, RequestMeta, TokenGrant, definitions, new_id, secrets};
+use super::{App, Principal, RequestMeta, TokenGrant, definitions, members, new_id, secrets};
 
 /// Personal tokens.
 pub const PERSONAL_PREFIX: &str = "ghp_";
@@ -95,6 +95,7 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
             id: token.id,
             organization_id: token.organization_id,
             keychain_keys,
+            expires_at: token.expires_at,
         }),
     })
 }
@@ -200,14 +201,20 @@ async fn insert_token<C: ConnectionTrait>(
     Ok((token, secret))
 }
 
-fn require_session(principal: &Principal) -> DomainResult<()> {
-    if principal.token.is_some() {
-        return Err(DomainError::Forbidden {
-            message: "API tokens cannot create personal API tokens; sign in".to_owned(),
-            key: None,
-        });
+/// A token minted through another token expires no later than it: an integration whose token
+/// runs out cannot keep working through tokens it minted.
+fn within_caller_token(principal: &Principal, wanted: Option<DateTime<Utc>>) -> DomainResult<Option<DateTime<Utc>>> {
+    let Some(limit) = principal.token.and_then(|t| t.expires_at) else {
+        return Ok(wanted);
+    };
+    match wanted {
+        None => Ok(Some(limit)),
+        Some(at) if at <= limit => Ok(Some(at)),
+        Some(_) => Err(DomainError::bad_input(
+            "expiresAt",
+            "a token minted with an API token cannot outlive that token",
+        )),
     }
-    Ok(())
 }
 
 /// Creates a personal token of the caller; returns it with its secret (shown once).
@@ -217,7 +224,7 @@ pub async fn create(
     principal: &Principal,
     spec: TokenSpec,
 ) -> DomainResult<(api_tokens::Model, String)> {
-    require_session(principal)?;
+    principal.require_session("creating a personal API token")?;
     let tx = app.store.begin_write().await?;
     let holder = match spec.organization_id {
         Some(org) => Some(member_access(&tx, app, principal, org).await?),
@@ -260,6 +267,21 @@ pub async fn revoke(
         .one(&tx)
         .await?
         .ok_or(DomainError::NotFound("API token"))?;
+    // Through a token: its own organization only (nothing else exists for it), and the user's
+    // other tokens are an account matter unless they belong to that organization.
+    if let Some(caller) = principal.token
+        && caller.id != token.id
+    {
+        if caller
+            .organization_id
+            .is_some_and(|only| token.organization_id != Some(only))
+        {
+            return Err(DomainError::NotFound("API token"));
+        }
+        if token.organization_id.is_none() {
+            principal.require_session("revoking a personal API token")?;
+        }
+    }
     if token.user_id != principal.user.id {
         let Some(org) = token.organization_id else {
             return Err(DomainError::NotFound("API token"));
@@ -403,8 +425,13 @@ pub async fn create_service_account_token(
     let holder = access::load(&tx, app, user.id, membership.organization_id)
         .await?
         .ok_or(DomainError::NotFound("membership"))?;
+    // A token acts with every key of its account: minting one hands those keys out, so the
+    // caller (through their own token, if they use one) must hold all of them.
+    members::ensure_covers(app, &actor, &holder)?;
+    let expires_at = within_caller_token(principal, spec.expires_at)?;
     let spec = TokenSpec {
         organization_id: Some(membership.organization_id),
+        expires_at,
         ..spec
     };
     let name = check_spec(&tx, app, &spec, Some(&holder)).await?;

@@ -106,6 +106,9 @@ pub async fn count(app: &super::App, organization_id: Uuid, filter: &AuditFilter
     Ok(filtered(organization_id, filter).count(&app.store.conn).await?)
 }
 
+/// Refused mutations recorded per actor and organization per minute.
+pub const DENIALS_RECORDED_PER_MINUTE: u64 = 10;
+
 /// Records a refused mutation in its own transaction (the refused one was rolled back).
 pub async fn record_denial(
     app: &super::App,
@@ -115,6 +118,23 @@ pub async fn record_denial(
     mutation: &str,
     key: Option<&str>,
 ) -> DomainResult<()> {
+    // Refusals are evidence, but one member must not be able to flood the log with them: each
+    // actor's refusals in an organization are recorded up to a handful a minute; the rest are
+    // counted (in the recorded events' window) but not written.
+    let limit = super::rate_limit::Limit {
+        scope: "audit_denials",
+        max: DENIALS_RECORDED_PER_MINUTE,
+        window: chrono::Duration::minutes(1),
+    };
+    let subject = format!(
+        "{}:{}",
+        actor.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        organization_id
+    );
+    let seen = super::rate_limit::count_attempt(&app.store.conn, &limit, &subject, app.now()).await?;
+    if seen > DENIALS_RECORDED_PER_MINUTE {
+        return Ok(());
+    }
     record(
         &app.store.conn,
         meta,
@@ -124,7 +144,10 @@ pub async fn record_denial(
             actor,
             action: "authorization.denied",
             target: None,
-            details: serde_json::json!({ "mutation": mutation, "key": key }),
+            details: serde_json::json!({
+                "mutation": mutation, "key": key,
+                "note": format!("at most {DENIALS_RECORDED_PER_MINUTE} refusals per actor and organization are recorded a minute"),
+            }),
         },
     )
     .await

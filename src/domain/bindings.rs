@@ -5,16 +5,16 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::authz::{self, GrantedBy, KeySet, Refusal, RoleScope};
+use crate::authz::{self, GrantedBy, KeySet, RoleScope};
 use crate::store::entities::{memberships, organizations as org_rows, role_bindings, roles, workspaces};
 
 use super::access::{self, MemberAccess};
 use super::audit::{self, Event};
-use super::builtins;
 use super::error::{DomainError, DomainResult};
 use super::limits::{self, Limit};
 use super::organizations::{self, actor_of};
 use super::{App, Principal, RequestMeta, new_id};
+use super::{builtins, grant_rule};
 
 /// The scope key stored with a binding: "org", or the workspace id.
 pub fn scope_key(workspace_id: Option<Uuid>) -> String {
@@ -99,7 +99,8 @@ fn owners_only(app: &App, role: &roles::Model) -> bool {
         .is_some_and(|i| app.catalog.roles[i].granted_by == GrantedBy::Owners)
 }
 
-/// Invariant 2 for one role at one scope, plus "only owners touch owner-granted roles".
+/// Invariant 2 for one role at one scope: `roles.assign` there, then the grant rule for the
+/// role's keys at that scope (every key held; owner-granted keys and roles by owners only).
 pub(crate) fn check_may_assign(
     app: &App,
     actor: &MemberAccess,
@@ -107,29 +108,16 @@ pub(crate) fn check_may_assign(
     role_keys: &KeySet,
     workspace_id: Option<Uuid>,
 ) -> DomainResult<()> {
-    let assign = app
-        .catalog
-        .lookup("roles.assign")
-        .ok_or_else(|| DomainError::Internal("the catalog lacks roles.assign".to_owned()))?;
+    actor.require(app, "roles.assign", workspace_id)?;
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
-    let decision = match authz::may_assign(&actor.keys_at(app, workspace_id), assign, &at_scope) {
-        Ok(()) if owners_only(app, role) && !actor.holds_role(builtins::role_id("owner")) => {
-            Err(DomainError::Forbidden {
-                message: format!("only owners may grant or revoke `{}`", role.name),
-                key: None,
-            })
-        }
-        Ok(()) => Ok(()),
-        Err(Refusal::CannotAssign(_)) => Err(DomainError::forbidden_key("roles.assign")),
-        Err(Refusal::Escalation(missing)) => {
-            let key = &app.catalog.key(missing).id;
-            Err(DomainError::Forbidden {
-                message: format!("`{}` grants `{key}`, which you do not hold here", role.name),
-                key: Some(key.clone()),
-            })
-        }
-    };
-    decision.map_err(|e| actor.deny(e))
+    grant_rule::check_gift(app, actor, &at_scope, workspace_id, &format!("`{}`", role.name))?;
+    if owners_only(app, role) && !grant_rule::is_owner(actor) {
+        return Err(actor.deny(DomainError::Forbidden {
+            message: format!("only owners may grant or revoke `{}`", role.name),
+            key: None,
+        }));
+    }
+    Ok(())
 }
 
 /// Members of an organization holding a role organization-wide.
@@ -155,16 +143,6 @@ pub async fn holders<C: ConnectionTrait>(
     ids.sort();
     ids.dedup();
     Ok(ids)
-}
-
-/// Built-in roles counted against the plan's admin limit.
-pub(crate) fn admin_role_ids(app: &App) -> Vec<Uuid> {
-    app.catalog
-        .roles
-        .iter()
-        .filter(|r| r.counts_as_admin)
-        .map(|r| builtins::role_id(&r.name))
-        .collect()
 }
 
 /// Writes a binding after checking subsumption (invariant 6) and the admin limit (invariant 7).
@@ -219,7 +197,7 @@ pub(crate) async fn bind<C: ConnectionTrait>(
             replaced.push(binding);
         }
     }
-    let admin_roles = admin_role_ids(app);
+    let admin_roles = grant_rule::admin_role_ids(conn, app, target.organization.id).await?;
     if target.workspace_id.is_none() && admin_roles.contains(&target.role.id) {
         let current = holders(conn, target.organization.id, &admin_roles).await?;
         if !current.contains(&target.membership.id) {

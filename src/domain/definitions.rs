@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::authz::{self, KeySet, RoleScope};
+use crate::authz::{KeySet, RoleScope};
 use crate::store::entities::{
     invitation_role_bindings, invitations, keychain_keys, keychains, role_bindings, role_keychains, role_keys, roles,
 };
@@ -17,6 +17,7 @@ use crate::store::entities::{
 use super::access::{self, MemberAccess};
 use super::audit::{self, Event};
 use super::error::{DomainError, DomainResult, is_unique_violation};
+use super::grant_rule::{self, DefinitionChange};
 use super::limits::{self, Limit};
 use super::organizations::{self, actor_of, member_access};
 use super::validate::display_name;
@@ -43,18 +44,22 @@ pub fn parse_keys(app: &App, field: &str, keys: &[String]) -> DomainResult<KeySe
     }
 }
 
-/// FORBIDDEN naming the first key the author lacks (invariant 5).
-pub fn require_holds(app: &App, author: &MemberAccess, wanted: &KeySet) -> DomainResult<()> {
-    match authz::first_missing(&author.keys_at(app, None), wanted) {
-        Some(missing) => Err(author.deny(DomainError::Forbidden {
-            message: format!(
-                "you can only hand out keys you hold yourself; you lack `{}`",
-                app.catalog.key(missing).id
-            ),
-            key: Some(app.catalog.key(missing).id.clone()),
-        })),
-        None => Ok(()),
-    }
+/// A role's or keychain's name as messages show it.
+fn described(what: &str, name: &str) -> String {
+    format!("the {what} `{name}`")
+}
+
+/// BAD_USER_INPUT unless a role's parts are free of owner-only keys, naming the field that
+/// brought them: the direct keys, or the keychains.
+async fn refuse_owner_only_parts<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    keys: &KeySet,
+    keychain_ids: &[Uuid],
+) -> DomainResult<()> {
+    grant_rule::refuse_owner_only(app, "keys", &app.catalog.close(keys))?;
+    let chains = effective(conn, app, &KeySet::EMPTY, keychain_ids).await?;
+    grant_rule::refuse_owner_only(app, "keychainIds", &chains)
 }
 
 fn built_in_refused(what: &str) -> DomainError {
@@ -142,6 +147,12 @@ async fn effective<C: ConnectionTrait>(
         all.union_with(set);
     }
     Ok(app.catalog.close(&all))
+}
+
+/// A keychain's keys, closed under implication.
+async fn keychain_keys_closed<C: ConnectionTrait>(conn: &C, app: &App, keychain_id: Uuid) -> DomainResult<KeySet> {
+    let sets = access::keychain_key_sets(conn, app, &[keychain_id]).await?;
+    Ok(app.catalog.close(&sets.get(&keychain_id).copied().unwrap_or_default()))
 }
 
 async fn write_role_parts<C: ConnectionTrait>(
@@ -237,8 +248,18 @@ pub(crate) async fn create_role_in<C: ConnectionTrait>(
     let keychain_ids = input.keychain_ids.unwrap_or_default();
     access.require(app, "roles.manage", None)?;
     usable_keychains(conn, organization.id, &keychain_ids).await?;
+    refuse_owner_only_parts(conn, app, &keys, &keychain_ids).await?;
     let all = effective(conn, app, &keys, &keychain_ids).await?;
-    require_holds(app, access, &all)?;
+    grant_rule::check_definition_change(
+        app,
+        access,
+        &described("role", &name),
+        &DefinitionChange {
+            before: KeySet::EMPTY,
+            after: all,
+            reaches_holders: false,
+        },
+    )?;
     limits::ensure_room(conn, app, organization.id, &organization.plan, Limit::CustomRoles, 1).await?;
     let now = app.now();
     let role = roles::ActiveModel {
@@ -342,9 +363,22 @@ pub(crate) async fn update_role_in<C: ConnectionTrait>(
         let new_keys = keys.unwrap_or(current.keys);
         let new_chains = input.keychain_ids.clone().unwrap_or(current.keychain_ids.clone());
         usable_keychains(conn, organization_id, &new_chains).await?;
-        let all = effective(conn, app, &new_keys, &new_chains).await?;
-        require_holds(app, access, &all)?;
+        refuse_owner_only_parts(conn, app, &new_keys, &new_chains).await?;
+        let before = effective(conn, app, &current.keys, &current.keychain_ids).await?;
+        let after = effective(conn, app, &new_keys, &new_chains).await?;
+        grant_rule::check_definition_change(
+            app,
+            access,
+            &described("role", &role.name),
+            &DefinitionChange {
+                before,
+                after,
+                reaches_holders: grant_rule::roles_in_use(conn, app, &[role.id]).await?,
+            },
+        )?;
+        let admins_before = grant_rule::admin_holders(conn, app, organization_id).await?.len();
         write_role_parts(conn, app, role.id, &new_keys, &new_chains).await?;
+        grant_rule::ensure_admin_limit_after(conn, app, organization_id, admins_before).await?;
         changes.insert("keys".into(), json!(app.catalog.names(&new_keys)));
         changes.insert("keychains".into(), json!(new_chains));
     }
@@ -446,6 +480,18 @@ pub(crate) async fn delete_role_in<C: ConnectionTrait>(
     role: &roles::Model,
 ) -> DomainResult<()> {
     access.require(app, "roles.manage", None)?;
+    let current = role_definition(conn, role.id, app).await?;
+    let before = effective(conn, app, &current.keys, &current.keychain_ids).await?;
+    grant_rule::check_definition_change(
+        app,
+        access,
+        &described("role", &role.name),
+        &DefinitionChange {
+            before,
+            after: KeySet::EMPTY,
+            reaches_holders: false,
+        },
+    )?;
     ensure_role_unused(conn, app, role).await?;
     roles::Entity::delete_by_id(role.id).exec(conn).await?;
     audit::record(
@@ -492,7 +538,17 @@ pub(crate) async fn create_keychain_in<C: ConnectionTrait>(
     let description = parse_description(input.description.as_deref())?;
     let keys = parse_keys(app, "keys", input.keys.as_deref().unwrap_or_default())?;
     access.require(app, "keychains.manage", None)?;
-    require_holds(app, access, &app.catalog.close(&keys))?;
+    grant_rule::refuse_owner_only(app, "keys", &app.catalog.close(&keys))?;
+    grant_rule::check_definition_change(
+        app,
+        access,
+        &described("keychain", &name),
+        &DefinitionChange {
+            before: KeySet::EMPTY,
+            after: app.catalog.close(&keys),
+            reaches_holders: false,
+        },
+    )?;
     limits::ensure_room(
         conn,
         app,
@@ -597,8 +653,23 @@ pub(crate) async fn update_keychain_in<C: ConnectionTrait>(
     access.require(app, "keychains.manage", None)?;
     let mut changes = serde_json::Map::new();
     if let Some(keys) = keys {
-        require_holds(app, access, &app.catalog.close(&keys))?;
+        grant_rule::refuse_owner_only(app, "keys", &app.catalog.close(&keys))?;
+        let organization_id = keychain.organization_id.ok_or_else(|| built_in_refused("keychain"))?;
+        let before = keychain_keys_closed(conn, app, keychain.id).await?;
+        let users = grant_rule::roles_using_keychain(conn, keychain.id).await?;
+        grant_rule::check_definition_change(
+            app,
+            access,
+            &described("keychain", &keychain.name),
+            &DefinitionChange {
+                before,
+                after: app.catalog.close(&keys),
+                reaches_holders: grant_rule::roles_in_use(conn, app, &users).await?,
+            },
+        )?;
+        let admins_before = grant_rule::admin_holders(conn, app, organization_id).await?.len();
         write_keychain_keys(conn, app, keychain.id, &keys).await?;
+        grant_rule::ensure_admin_limit_after(conn, app, organization_id, admins_before).await?;
         changes.insert("keys".into(), json!(app.catalog.names(&keys)));
     }
     let mut model = keychain.clone().into_active_model();
@@ -662,6 +733,16 @@ pub(crate) async fn delete_keychain_in<C: ConnectionTrait>(
     keychain: &keychains::Model,
 ) -> DomainResult<()> {
     access.require(app, "keychains.manage", None)?;
+    grant_rule::check_definition_change(
+        app,
+        access,
+        &described("keychain", &keychain.name),
+        &DefinitionChange {
+            before: keychain_keys_closed(conn, app, keychain.id).await?,
+            after: KeySet::EMPTY,
+            reaches_holders: false,
+        },
+    )?;
     let users = role_keychains::Entity::find()
         .filter(role_keychains::Column::KeychainId.eq(keychain.id))
         .count(conn)
@@ -729,13 +810,30 @@ pub async fn set_keychain_assignment(
         .pop()
         .ok_or(DomainError::NotFound("keychain"))?;
     access.require(app, "keychains.assign", None)?;
-    let chain_keys = access::keychain_key_sets(&tx, app, &[keychain.id]).await?;
-    require_holds(
+    if assigned {
+        grant_rule::refuse_owner_only(app, "keychainId", &keychain_keys_closed(&tx, app, keychain.id).await?)?;
+    }
+    let current = role_definition(&tx, role.id, app).await?;
+    let mut chains_after: Vec<Uuid> = current
+        .keychain_ids
+        .iter()
+        .copied()
+        .filter(|id| *id != keychain.id)
+        .collect();
+    if assigned {
+        chains_after.push(keychain.id);
+    }
+    grant_rule::check_definition_change(
         app,
         &access,
-        &app.catalog
-            .close(&chain_keys.get(&keychain.id).copied().unwrap_or_default()),
+        &described("role", &role.name),
+        &DefinitionChange {
+            before: effective(&tx, app, &current.keys, &current.keychain_ids).await?,
+            after: effective(&tx, app, &current.keys, &chains_after).await?,
+            reaches_holders: grant_rule::roles_in_use(&tx, app, &[role.id]).await?,
+        },
     )?;
+    let admins_before = grant_rule::admin_holders(&tx, app, organization_id).await?.len();
     let linked = role_keychains::Entity::find()
         .filter(role_keychains::Column::RoleId.eq(role.id))
         .filter(role_keychains::Column::KeychainId.eq(keychain.id))
@@ -766,6 +864,7 @@ pub async fn set_keychain_assignment(
                 .await?;
         }
     }
+    grant_rule::ensure_admin_limit_after(&tx, app, organization_id, admins_before).await?;
     audit::record(
         &tx,
         meta,

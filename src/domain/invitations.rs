@@ -272,6 +272,10 @@ pub async fn resend(app: &App, meta: &RequestMeta, principal: &Principal, invita
     }
     let offers = offers_of(&tx, invitation.id).await?;
     check_offers(&tx, app, &actor, organization.id, &offers).await?;
+    // An expired invitation no longer counts against the member limit; renewing it must fit.
+    if effective_status(&invitation, now) != PENDING {
+        limits::ensure_room(&tx, app, organization.id, &organization.plan, Limit::Members, 1).await?;
+    }
     let token = secrets::generate(TOKEN_PREFIX);
     let mut model: invitations::ActiveModel = invitation.clone().into();
     model.token_hash = Set(secrets::digest(&token));
@@ -377,6 +381,7 @@ pub async fn decline(
     principal: &Principal,
     invitation_id: Uuid,
 ) -> DomainResult<invitations::Model> {
+    principal.require_session("declining an invitation")?;
     let tx = app.store.begin_write().await?;
     let invitation = invitations::Entity::find_by_id(invitation_id)
         .one(&tx)
@@ -518,6 +523,7 @@ pub async fn accept(
     principal: &Principal,
     token: &str,
 ) -> DomainResult<memberships::Model> {
+    principal.require_session("accepting an invitation")?;
     let tx = app.store.begin_write().await?;
     let membership = accept_in(&tx, app, meta, &principal.user, token).await?;
     tx.commit().await?;
@@ -533,6 +539,7 @@ pub async fn accept_with_sign_up(
     password: &str,
 ) -> DomainResult<(Credentials, memberships::Model)> {
     let invitation = by_token(&app.store.conn, app, token).await?;
+    accounts::take_sign_up_attempt(app, meta).await?;
     let prepared = accounts::prepare_sign_up(
         app,
         SignUp {

@@ -15,7 +15,8 @@ use super::error::{DomainError, DomainResult};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Limits {
-    /// Holders of `owner` and `admin` together.
+    /// Members holding an admin-class key organization-wide (owners and admins, and any
+    /// custom role carrying such a key).
     pub admins: u64,
     /// Members plus pending invitations.
     pub members: u64,
@@ -105,12 +106,9 @@ impl Limit {
 /// Current use of a limit.
 pub async fn used<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid, limit: Limit) -> DomainResult<u64> {
     Ok(match limit {
-        Limit::Admins => {
-            let admin_roles = super::bindings::admin_role_ids(app);
-            super::bindings::holders(conn, organization_id, &admin_roles)
-                .await?
-                .len() as u64
-        }
+        Limit::Admins => super::grant_rule::admin_holders(conn, app, organization_id)
+            .await?
+            .len() as u64,
         Limit::Members => {
             let members = memberships::Entity::find()
                 .filter(memberships::Column::OrganizationId.eq(organization_id))

@@ -156,7 +156,7 @@ pub async fn count(app: &App, organization_id: Uuid, filter: &MemberFilter) -> D
 
 /// Invariant 3: the actor must hold every key the target holds, organization-wide and in every
 /// workspace where the target has a binding.
-fn ensure_covers(app: &App, actor: &MemberAccess, target: &MemberAccess) -> DomainResult<()> {
+pub(crate) fn ensure_covers(app: &App, actor: &MemberAccess, target: &MemberAccess) -> DomainResult<()> {
     let mut scopes: Vec<Option<Uuid>> = vec![None];
     scopes.extend(target.bindings.iter().filter_map(|b| b.binding.workspace_id).map(Some));
     for scope in scopes {

@@ -9,12 +9,14 @@ pub mod builtins;
 pub mod definitions;
 pub mod documents;
 pub mod error;
+pub mod grant_rule;
 pub mod invitations;
 pub mod limits;
 pub mod mailer;
 pub mod members;
 pub mod organizations;
 pub mod page;
+pub mod rate_limit;
 pub mod secrets;
 pub mod standing;
 pub mod tokens;
@@ -43,6 +45,9 @@ pub struct Settings {
     pub login_max_failures_per_email: u64,
     pub login_max_failures_per_address: u64,
     pub login_failure_window: Duration,
+    /// Accounts created per client address within `sign_up_window`.
+    pub sign_ups_per_address: u64,
+    pub sign_up_window: Duration,
     pub plan_limits: limits::PlanLimits,
     /// Member lists asking only for plain fields are built straight into response values
     /// (`graphql::direct`); off, every field goes through the generic resolution.
@@ -61,6 +66,8 @@ impl Default for Settings {
             login_max_failures_per_email: 5,
             login_max_failures_per_address: 50,
             login_failure_window: Duration::minutes(15),
+            sign_ups_per_address: 20,
+            sign_up_window: Duration::hours(1),
             plan_limits: limits::PlanLimits::default(),
             direct_member_lists: true,
             share_loaded_rows: true,
@@ -127,6 +134,21 @@ pub struct Principal {
     pub token: Option<TokenGrant>,
 }
 
+impl Principal {
+    /// FORBIDDEN when acting through an API token: changes to the account itself (its
+    /// organizations, sessions, invitations and personal tokens) need a signed-in session, so
+    /// a token handed to an integration never reaches past what it was made for.
+    pub fn require_session(&self, what: &str) -> DomainResult<()> {
+        if self.token.is_some() {
+            return Err(DomainError::Forbidden {
+                message: format!("{what} needs a signed-in session; API tokens cannot do it"),
+                key: None,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The limits of an API token the caller acts through.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenGrant {
@@ -135,6 +157,8 @@ pub struct TokenGrant {
     pub organization_id: Option<Uuid>,
     /// The token's keychain keys (closed under implication), when bound to one.
     pub keychain_keys: Option<crate::authz::KeySet>,
+    /// When the token stops working; what it mints cannot outlive it.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A fresh, time-ordered identifier: keyset pagination on ids follows creation order.

@@ -1,5 +1,6 @@
 //! Organizations: creation (the creator becomes owner), changes, deletion, and lookups that
 //! only ever reveal an organization to its members.
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -7,7 +8,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::store::entities::{memberships, organizations, role_bindings};
+use crate::store::entities::{memberships, organizations, role_bindings, role_keychains, roles};
 
 use super::access::{self, MemberAccess};
 use super::audit::{self, Actor, Event};
@@ -55,6 +56,7 @@ pub async fn create(
     input: CreateOrganization,
 ) -> DomainResult<(organizations::Model, memberships::Model)> {
     require_human(principal)?;
+    principal.require_session("creating an organization")?;
     let name = display_name("name", &input.name)?;
     let slug = Slug::parse("slug", &input.slug)?;
     let now = app.now();
@@ -213,18 +215,35 @@ pub async fn delete(
 ) -> DomainResult<()> {
     let now = app.now();
     let tx = app.store.begin_write().await?;
+    let organization = lock(&tx, organization_id).await?;
     let access = member_access(&tx, app, principal, organization_id).await?;
     access.require(app, "organization.delete", None)?;
-    let organization = organizations::Entity::find_by_id(organization_id)
-        .one(&tx)
-        .await?
-        .ok_or(DomainError::NotFound("organization"))?;
     if organization.slug != confirm_slug {
         return Err(DomainError::bad_input(
             "confirmSlug",
             "type the organization's slug to confirm deletion",
         ));
     }
+    // Bindings and keychain links keep a role or keychain in use from vanishing (restricting
+    // foreign keys); here all of it goes, so they go first, whatever order cascades run in.
+    let members_of_org = Query::select()
+        .column(memberships::Column::Id)
+        .from(memberships::Entity)
+        .and_where(Expr::col(memberships::Column::OrganizationId).eq(organization_id))
+        .to_owned();
+    role_bindings::Entity::delete_many()
+        .filter(role_bindings::Column::MembershipId.in_subquery(members_of_org))
+        .exec(&tx)
+        .await?;
+    let roles_of_org = Query::select()
+        .column(roles::Column::Id)
+        .from(roles::Entity)
+        .and_where(Expr::col(roles::Column::OrganizationId).eq(organization_id))
+        .to_owned();
+    role_keychains::Entity::delete_many()
+        .filter(role_keychains::Column::RoleId.in_subquery(roles_of_org))
+        .exec(&tx)
+        .await?;
     organizations::Entity::delete_by_id(organization_id).exec(&tx).await?;
     audit::record(
         &tx,

@@ -469,7 +469,7 @@ mod tests {
     fn setup() -> (Squares, Arc<Batcher>, Arc<WriteClock>, BatchLoader<u64, Squares>) {
         let squares = Squares::default();
         let batcher = Batcher::new();
-        let clock = Arc::new(WriteClock::new(true));
+        let clock = Arc::new(WriteClock::new());
         let loader = BatchLoader::new(squares.clone(), &batcher, &clock);
         (squares, batcher, clock, loader)
     }
@@ -530,7 +530,7 @@ mod tests {
     #[tokio::test]
     async fn requests_share_rows_until_the_database_changes_and_within_capacity() {
         let squares = Squares::default();
-        let clock = Arc::new(WriteClock::new(true));
+        let clock = Arc::new(WriteClock::new());
         let shared = SharedRows::new(3);
         let request = |keys: Vec<u64>| {
             let batcher = Batcher::new();
@@ -551,11 +551,15 @@ mod tests {
         clock.tick();
         request(vec![1]).await;
         assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 1, 1, 1, 1]);
-        // Without a trusted clock (a PostgreSQL listener down) nothing is shared.
-        clock.set_trusted(false);
+        // The database's change clock seen to move (another process wrote) drops them too; seen
+        // again unchanged, it does not.
+        clock.observe(40);
         request(vec![1]).await;
+        clock.observe(40);
         request(vec![1]).await;
-        assert_eq!(squares.batches.lock().expect("batches").len(), 7);
+        clock.observe(39);
+        request(vec![1]).await;
+        assert_eq!(*squares.batches.lock().expect("batches"), vec![2, 1, 1, 1, 1, 1]);
     }
 
     #[tokio::test]

@@ -87,9 +87,12 @@ impl User {
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
         let result: ApiResult<Vec<ApiToken>> = Box::pin(async move {
             self.require_self(ctx, "API tokens")?;
+            // A token confined to one organization sees only the tokens of that organization.
+            let only = org_service::token_organization(principal(ctx)?);
             Ok(token_service::of_user(app(ctx), self.0.id)
                 .await?
                 .into_iter()
+                .filter(|t| only.is_none_or(|o| t.organization_id == Some(o)))
                 .map(ApiToken)
                 .collect())
         })
@@ -101,6 +104,10 @@ impl User {
     async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
         let result: ApiResult<Vec<Invitation>> = Box::pin(async move {
             self.require_self(ctx, "invitations")?;
+            // Invitations lead into other organizations: an account matter, not an API token's.
+            if principal(ctx)?.token.is_some() {
+                return Ok(Vec::new());
+            }
             Ok(invitation_service::pending_for(app(ctx), &self.0)
                 .await?
                 .into_iter()
@@ -691,11 +698,15 @@ impl Invitation {
         self.0.created_at
     }
 
-    /// Who sent it; `null` once that account is gone.
+    /// Who sent it; `null` once that account is gone, and for an invitee who is not a member
+    /// of the organization (they see `inviterName`).
     async fn invited_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let Some(id) = self.0.invited_by_user_id else {
             return Ok(None);
         };
+        if !self.seen_by_member(ctx).await? {
+            return Ok(None);
+        }
         Ok(loaders(ctx)
             .users
             .load_one(id)
@@ -704,23 +715,76 @@ impl Invitation {
             .map(|user| User((*user).clone())))
     }
 
-    async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Organization> {
-        loaders(ctx)
+    /// The organization; `null` for an invitee who is not a member (they see
+    /// `organizationName`).
+    async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Option<Organization>> {
+        if !self.seen_by_member(ctx).await? {
+            return Ok(None);
+        }
+        Ok(loaders(ctx)
             .organizations
             .load_one(self.0.organization_id)
             .await
             .map_err(loader_error)?
-            .map(Organization)
-            .ok_or(ApiError(DomainError::NotFound("organization")))
+            .map(Organization))
     }
 
-    /// The role bindings accepting grants.
+    /// The role bindings accepting grants; empty for an invitee who is not a member (they see
+    /// `offeredRoleNames`), since roles' keys and holders are the organization's business.
     async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<InvitationRoleBinding>> {
+        if !self.seen_by_member(ctx).await? {
+            return Ok(Vec::new());
+        }
         let offers = invitation_service::offers(app(ctx), self.0.id).await?;
         Ok(offers
             .into_iter()
             .map(|o| InvitationRoleBinding(o, self.0.organization_id))
             .collect())
+    }
+
+    /// The name of the organization the invitation leads into.
+    async fn organization_name(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        Ok(loaders(ctx)
+            .organizations
+            .load_one(self.0.organization_id)
+            .await
+            .map_err(loader_error)?
+            .map(|o| o.name.clone())
+            .unwrap_or_default())
+    }
+
+    /// The name of whoever sent the invitation; empty once that account is gone.
+    async fn inviter_name(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        let Some(id) = self.0.invited_by_user_id else {
+            return Ok(String::new());
+        };
+        Ok(loaders(ctx)
+            .users
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(|u| u.name.clone())
+            .unwrap_or_default())
+    }
+
+    /// Names of the roles the invitation offers.
+    async fn offered_role_names(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
+        let offers = invitation_service::offers(app(ctx), self.0.id).await?;
+        let mut names = Vec::with_capacity(offers.len());
+        for offer in offers {
+            if let Some(role) = loaders(ctx).roles.load_one(offer.role_id).await.map_err(loader_error)? {
+                names.push(role.name.clone());
+            }
+        }
+        Ok(names)
+    }
+}
+
+impl Invitation {
+    /// Whether the caller is a member of the invitation's organization (a manager of it; an
+    /// invitee who is not a member sees names only).
+    async fn seen_by_member(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(super::context::access(ctx, self.0.organization_id).await?.is_some())
     }
 }
 
@@ -1245,10 +1309,13 @@ connection!(
     "A page of audit events."
 );
 
+/// Most actions one audit filter may name.
+const MAX_AUDIT_FILTER_ACTIONS: usize = 50;
+
 /// Narrows the audit log; all given conditions apply.
 #[derive(InputObject, Default)]
 pub struct AuditFilter {
-    /// Any of these actions, e.g. `role.grant`.
+    /// Any of these actions, e.g. `role.grant` (at most 50).
     pub actions: Option<Vec<String>>,
     /// Events caused by this user.
     pub actor_id: Option<ID>,
@@ -1262,6 +1329,20 @@ pub struct AuditFilter {
 
 impl AuditFilter {
     fn into_domain(self) -> Result<audit::AuditFilter, DomainError> {
+        if let Some(actions) = &self.actions {
+            if actions.len() > MAX_AUDIT_FILTER_ACTIONS {
+                return Err(DomainError::bad_input(
+                    "filter.actions",
+                    format!("at most {MAX_AUDIT_FILTER_ACTIONS} actions can be asked for at once"),
+                ));
+            }
+            if actions.iter().any(|a| a.len() > 64) {
+                return Err(DomainError::bad_input(
+                    "filter.actions",
+                    "an action name has at most 64 characters",
+                ));
+            }
+        }
         Ok(audit::AuditFilter {
             actions: self.actions,
             actor_user_id: self

@@ -128,6 +128,10 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
     let app = app(ctx);
     let conn = &app.store.conn;
     let viewer = principal(ctx)?;
+    // A token confined to one organization sees nothing of any other, its user's own things
+    // included.
+    let confined = org_service::token_organization(viewer);
+    let within = |organization_id: Option<Uuid>| confined.is_none_or(|only| organization_id == Some(only));
     Ok(match kind {
         NodeKind::User => {
             let shares = uuid == viewer.user.id || {
@@ -162,7 +166,10 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             .await?
             .map(|o| Node::Organization(Organization(o))),
         NodeKind::Membership => match memberships::Entity::find_by_id(uuid).one(conn).await? {
-            Some(m) if m.user_id == viewer.user.id || can_see(ctx, m.organization_id, "members.read").await? => {
+            Some(m)
+                if (m.user_id == viewer.user.id && within(Some(m.organization_id)))
+                    || can_see(ctx, m.organization_id, "members.read").await? =>
+            {
                 Some(Node::Membership(Membership(m)))
             }
             _ => None,
@@ -182,7 +189,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             _ => None,
         },
         NodeKind::ApiToken => match api_tokens::Entity::find_by_id(uuid).one(conn).await? {
-            Some(t) if t.user_id == viewer.user.id => Some(Node::ApiToken(ApiToken(t))),
+            Some(t) if t.user_id == viewer.user.id && within(t.organization_id) => Some(Node::ApiToken(ApiToken(t))),
             Some(t)
                 if t.organization_id.is_some()
                     && can_see(ctx, t.organization_id.unwrap_or_default(), "tokens.manage").await? =>
@@ -202,7 +209,8 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
         },
         NodeKind::Invitation => match invitations::Entity::find_by_id(uuid).one(conn).await? {
             Some(i)
-                if viewer.user.email_canonical.as_deref() == Some(i.email_canonical.as_str())
+                if (viewer.token.is_none()
+                    && viewer.user.email_canonical.as_deref() == Some(i.email_canonical.as_str()))
                     || can_see(ctx, i.organization_id, "members.invite").await? =>
             {
                 Some(Node::Invitation(Invitation(i)))

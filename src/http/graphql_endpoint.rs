@@ -122,6 +122,17 @@ pub async fn post(
             );
         }
     }
+    // Freshness: whatever any process committed before this request started is seen by it. The
+    // database's change clock is read before anything kept between requests is trusted.
+    if let Err(err) = state.app.store.observe_changes().await {
+        tracing::error!(error = %err, "reading the change clock");
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "INTERNAL",
+            INTERNAL_MESSAGE,
+            &request_id,
+        );
+    }
     let principal = match authenticate(&state, &headers).await {
         Ok(principal) => principal,
         Err(DomainError::Internal(detail)) => {

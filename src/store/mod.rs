@@ -4,7 +4,8 @@ pub mod fixtures;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -24,33 +25,43 @@ pub struct Store {
     pub writes: Arc<WriteClock>,
 }
 
-/// A generation number of the database's contents as this process knows them. It moves after
-/// every write this process commits (a statement outside a transaction, or a transaction's
-/// commit) and, on PostgreSQL, whenever another process reports a commit. A value read from the
-/// database may be reused for as long as the generation read *before* reading it is current.
+/// A generation number of the database's contents as this process knows them. A value read
+/// from the database may be reused for as long as the generation read *before* reading it is
+/// current.
+///
+/// The generation moves whenever the database's change clock (`change_clock.seq`, moved by
+/// triggers in the same transaction as every change to a kept table, whoever makes it) is seen
+/// to have moved. Every request reads the database's clock once before it trusts anything kept
+/// ([`Store::observe_changes`]), and so does every write transaction right after its commit:
+/// a request that starts after a commit, in any process, never sees what was kept from before
+/// it. No listening connection is trusted, so none can fail silently.
 #[derive(Debug)]
 pub struct WriteClock {
     generation: AtomicU64,
-    /// False while writes of other processes could go unnoticed (PostgreSQL without its
-    /// notification listener): caches must then read through.
-    trusted: AtomicBool,
+    /// The highest database clock seen; moved only under `observing`, after the generation.
+    seen: AtomicI64,
+    observing: Mutex<()>,
+}
+
+impl Default for WriteClock {
+    fn default() -> Self {
+        WriteClock::new()
+    }
 }
 
 impl WriteClock {
-    pub fn new(trusted: bool) -> WriteClock {
+    pub fn new() -> WriteClock {
         WriteClock {
             generation: AtomicU64::new(1),
-            trusted: AtomicBool::new(trusted),
+            seen: AtomicI64::new(i64::MIN),
+            observing: Mutex::new(()),
         }
     }
 
-    /// The current generation, or `None` when nothing read now may be reused.
+    /// The current generation (always `Some`: kept for callers that may one day be told that
+    /// nothing may be reused).
     pub fn generation(&self) -> Option<u64> {
-        if self.trusted.load(Ordering::Acquire) {
-            Some(self.generation.load(Ordering::Acquire))
-        } else {
-            None
-        }
+        Some(self.generation.load(Ordering::Acquire))
     }
 
     /// Records that the database changed: every value read before is stale.
@@ -58,34 +69,37 @@ impl WriteClock {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Whether writes of other processes are being heard (set by the PostgreSQL listener).
-    pub fn set_trusted(&self, trusted: bool) {
-        self.tick();
-        self.trusted.store(trusted, Ordering::Release);
-        self.tick();
+    /// Takes note of the database's change clock. Returns only once the generation reflects
+    /// it: a caller that goes on to read kept values never gets one from before `seq`.
+    pub fn observe(&self, seq: i64) {
+        if self.seen.load(Ordering::Acquire) >= seq {
+            return;
+        }
+        let _turn = self.observing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.seen.load(Ordering::Acquire) < seq {
+            // Generation first: whoever sees the new clock value also sees the new generation.
+            self.tick();
+            self.seen.store(seq, Ordering::Release);
+        }
     }
 }
 
-/// Whether a statement can change rows (and so must move the write clock).
-fn writes_rows(sql: &str) -> bool {
-    let head = sql.trim_start().get(..6).unwrap_or_default();
-    ["INSERT", "UPDATE", "DELETE", "REPLAC"]
-        .iter()
-        .any(|verb| head.eq_ignore_ascii_case(verb))
-}
-
-/// A write transaction: a database transaction whose commit moves the write clock. It can be
-/// used wherever a connection can.
+/// A write transaction: a database transaction after whose commit the write clock is brought
+/// up to date, so the rest of the request sees what it wrote. It can be used wherever a
+/// connection can.
 pub struct WriteTx {
     tx: DatabaseTransaction,
-    writes: Arc<WriteClock>,
+    store: Store,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
         let result = self.tx.commit().await;
-        // Even a failed commit may have reached the database; stale is never safe to assume.
-        self.writes.tick();
+        // Even a failed commit may have reached the database: look either way. Only a change to
+        // a kept table moves the clock (a refusal's audit event or a failed sign-in does not).
+        if self.store.observe_changes().await.is_err() {
+            self.store.writes.tick();
+        }
         result
     }
 
@@ -169,16 +183,10 @@ impl Store {
             });
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
-        // SQLite is served by this one process; PostgreSQL caches wait for the listener.
-        let writes = Arc::new(WriteClock::new(conn.get_database_backend() == DbBackend::Sqlite));
-        let (counter, clock) = (statements.clone(), writes.clone());
-        conn.set_metric_callback(move |info| {
+        let writes = Arc::new(WriteClock::new());
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
-            // Outside a transaction the write is committed by now; inside one this tick is
-            // early, and the commit ticks again.
-            if writes_rows(&info.statement.sql) {
-                clock.tick();
-            }
         });
         Ok(Store {
             conn,
@@ -208,40 +216,24 @@ impl Store {
         };
         Ok(WriteTx {
             tx: self.conn.begin_with_options(options).await?,
-            writes: self.writes.clone(),
+            store: self.clone(),
         })
     }
 
-    /// On PostgreSQL, listens for changes committed by any process (announced by triggers, see
-    /// the migrations) and moves the write clock on each; caches are trusted only while the
-    /// listener is connected. Does nothing on SQLite, where this process is the only writer.
-    pub fn listen_for_changes(&self) {
-        if self.backend() != DbBackend::Postgres {
-            return;
-        }
-        let pool = self.conn.get_postgres_connection_pool().clone();
-        let writes = self.writes.clone();
-        tokio::spawn(async move {
-            loop {
-                match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(mut listener) => match listener.listen(migration::CHANGES_CHANNEL).await {
-                        Ok(()) => {
-                            writes.set_trusted(true);
-                            // `None` or an error: the connection dropped and announcements
-                            // may have been missed.
-                            while let Ok(Some(_)) = listener.try_recv().await {
-                                writes.tick();
-                            }
-                            writes.set_trusted(false);
-                            tracing::warn!("lost the change listener; reading through until it is back");
-                        }
-                        Err(err) => tracing::warn!(error = %err, "cannot listen for changes"),
-                    },
-                    Err(err) => tracing::warn!(error = %err, "cannot connect the change listener"),
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+    /// Reads the database's change clock and moves the write clock if it moved: call before
+    /// trusting anything kept between requests. One indexed single-row read.
+    pub async fn observe_changes(&self) -> Result<(), DbErr> {
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(
+                self.backend(),
+                "SELECT seq FROM change_clock WHERE id = 1",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("the change clock's row is missing".to_owned()))?;
+        let seq: i64 = row.try_get("", "seq")?;
+        self.writes.observe(seq);
+        Ok(())
     }
 
     /// Statements executed so far.

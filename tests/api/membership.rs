@@ -182,12 +182,12 @@ async fn only_the_invited_email_can_accept_in_any_letter_case() {
     let pending = app
         .gql(
             Some(&bob.access_token),
-            "{ viewer { pendingInvitations { email organization { name } } } }",
+            "{ viewer { pendingInvitations { email organizationName organization { name } } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        pending["data"]["viewer"]["pendingInvitations"][0]["organization"]["name"], "Org acme",
+        pending["data"]["viewer"]["pendingInvitations"][0]["organizationName"], "Org acme",
         "{pending}"
     );
 
