@@ -83,9 +83,21 @@ pub struct ServeArgs {
     /// Deepest selection an operation may have.
     #[arg(long, env = "GUILDHALL_MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
-    /// Highest complexity an operation may have.
-    #[arg(long, env = "GUILDHALL_MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
-    pub max_query_complexity: usize,
+    /// Highest cost an operation (and a batch together) may have; connections multiply their
+    /// selection by `first` (see `graphql::cost`).
+    #[arg(
+        long,
+        env = "GUILDHALL_MAX_QUERY_COST",
+        alias = "max-query-complexity",
+        default_value_t = 50_000
+    )]
+    pub max_query_cost: usize,
+    /// Largest response body, in bytes; a larger one is replaced by an error.
+    #[arg(long, env = "GUILDHALL_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Longest an operation may run, in milliseconds; then it is stopped with an error.
+    #[arg(long, env = "GUILDHALL_MAX_EXECUTION_MS", default_value_t = 10_000)]
+    pub max_execution_ms: u64,
     /// A key catalog file (JSON) replacing the built-in one.
     #[arg(long, env = "GUILDHALL_CATALOG")]
     pub catalog: Option<PathBuf>,

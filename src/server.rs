@@ -139,7 +139,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         app.clone(),
         QueryLimits {
             max_depth: args.max_query_depth,
-            max_complexity: args.max_query_complexity,
+            max_cost: args.max_query_cost,
             introspection: args.introspection,
         },
     );
@@ -150,6 +150,9 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             cors_origins: args.cors_origins.clone(),
             trust_forwarded_for: args.trust_forwarded_for,
             mutation_fields: Arc::new(graphql::mutation_field_names().await),
+            max_query_cost: args.max_query_cost,
+            max_response_bytes: args.max_response_bytes,
+            max_execution: std::time::Duration::from_millis(args.max_execution_ms.max(1)),
             max_concurrent_operations: match args.max_concurrent_operations {
                 0 => 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
                 n => n,

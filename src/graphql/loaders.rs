@@ -57,6 +57,7 @@ pub struct Loaders {
     pub access: BatchLoader<Uuid, AccessLoader>,
     pub role_bindings: BatchLoader<Uuid, RoleBindingsLoader>,
     pub role_keychains: BatchLoader<Uuid, RoleKeychainsLoader>,
+    pub role_keys: BatchLoader<Uuid, RoleKeysLoader>,
     pub member_pages: BatchLoader<MemberPageKey, MemberPagesLoader>,
     pub member_counts: BatchLoader<Uuid, MemberCountLoader>,
     pub organizations_by_slug: BatchLoader<String, OrganizationSlugLoader>,
@@ -139,6 +140,7 @@ impl Loaders {
                 clock,
                 &shared.role_keychains,
             ),
+            role_keys: BatchLoader::new(RoleKeysLoader(app.clone()), batcher, clock),
             member_pages: BatchLoader::sharing(MemberPagesLoader(conn.clone()), batcher, clock, &shared.member_pages),
             member_counts: BatchLoader::sharing(MemberCountLoader(conn.clone()), batcher, clock, &shared.member_counts),
             organizations_by_slug: BatchLoader::sharing(
@@ -192,6 +194,21 @@ impl Loader<Uuid> for AccessLoader {
             return Ok(HashMap::new());
         };
         access::for_principal_many(&self.app, principal, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Effective keys of roles (built-in from the catalog; custom ones in at most three statements
+/// for the whole batch), so that per-row key fields of a long list cost no statement per row.
+pub struct RoleKeysLoader(pub Arc<App>);
+
+impl Loader<Uuid> for RoleKeysLoader {
+    type Value = crate::authz::KeySet;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        access::role_key_sets(&self.0.store.conn, &self.0, keys)
             .await
             .map_err(Arc::new)
     }

@@ -2,6 +2,7 @@
 pub mod batch;
 pub mod connection;
 pub mod context;
+pub mod cost;
 pub mod direct;
 pub mod error;
 pub mod guards;
@@ -35,7 +36,8 @@ pub type GuildhallSchema = Schema<query::QueryRoot, MutationRoot, EmptySubscript
 #[derive(Clone, Copy, Debug)]
 pub struct QueryLimits {
     pub max_depth: usize,
-    pub max_complexity: usize,
+    /// Highest cost (see [`cost`]) of an operation.
+    pub max_cost: usize,
     pub introspection: bool,
 }
 
@@ -43,7 +45,7 @@ impl Default for QueryLimits {
     fn default() -> Self {
         QueryLimits {
             max_depth: 12,
-            max_complexity: 2_000,
+            max_cost: 50_000,
             introspection: true,
         }
     }
@@ -58,7 +60,7 @@ pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
     let mut builder = builder()
         .data(app)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
+        .extension(cost::CostLimit { limit: limits.max_cost })
         .limit_recursive_depth(32)
         .limit_directives(8);
     if !limits.introspection {

@@ -16,6 +16,7 @@ use super::{HttpState, MAX_BATCH, RequestId};
 use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens, audit};
 use crate::graphql::batch::{self, Batcher};
 use crate::graphql::context::RequestState;
+use crate::graphql::cost::BatchBudget;
 use crate::graphql::error::INTERNAL_MESSAGE;
 use crate::graphql::loaders::Loaders;
 
@@ -168,7 +169,13 @@ pub async fn post(
         &state.shared_loads,
     ));
     let request_state = Arc::new(RequestState::new(principal, meta));
-    let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
+    let budget = Arc::new(BatchBudget::new(state.config.max_query_cost));
+    let batch = state
+        .parsed
+        .prepare(batch)
+        .data(request_state.clone())
+        .data(loaders)
+        .data(budget);
     let mut response = {
         // The semaphore is never closed; without a turn the request could not run at all.
         let Ok(_turn) = state.turns.acquire().await else {
@@ -180,9 +187,22 @@ pub async fn post(
             );
         };
         // Loaders' batches start whenever the execution waits with nothing else to do.
-        batch::drive(batcher, state.schema.execute_batch(batch))
-            .instrument(tracing::Span::current())
-            .await
+        let execution = batch::drive(batcher, state.schema.execute_batch(batch)).instrument(tracing::Span::current());
+        match tokio::time::timeout(state.config.max_execution, execution).await {
+            Ok(response) => response,
+            Err(_) => {
+                // Dropping the execution rolled back any transaction it had open.
+                return error_body(
+                    StatusCode::OK,
+                    "BAD_USER_INPUT",
+                    &format!(
+                        "the request ran longer than {} ms and was stopped; ask for less at once",
+                        state.config.max_execution.as_millis()
+                    ),
+                    &request_id,
+                );
+            }
+        }
     };
     let errors: Vec<&mut Vec<ServerError>> = match &mut response {
         BatchResponse::Single(single) => vec![&mut single.errors],
@@ -192,7 +212,33 @@ pub async fn post(
         record_denials(&state, &request_state, list).await;
         sanitize(list, &request_id);
     }
-    Json(response).into_response()
+    match serde_json::to_vec(&response) {
+        Ok(body) if body.len() <= state.config.max_response_bytes => {
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Ok(body) => {
+            tracing::warn!(bytes = body.len(), "response over the size limit replaced by an error");
+            error_body(
+                StatusCode::OK,
+                "BAD_USER_INPUT",
+                &format!(
+                    "the response would be {} bytes, more than the limit of {}; ask for smaller pages or fewer fields",
+                    body.len(),
+                    state.config.max_response_bytes
+                ),
+                &request_id,
+            )
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "serializing a response");
+            error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                INTERNAL_MESSAGE,
+                &request_id,
+            )
+        }
+    }
 }
 
 /// Writes an audit event for each mutation refused for a missing key inside an organization.

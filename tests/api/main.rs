@@ -12,3 +12,4 @@ mod organizations;
 mod performance;
 mod permissions;
 mod schema;
+mod security;

@@ -102,6 +102,12 @@ async fn settings_workloads_issue_the_same_few_statements_at_any_size() {
     assert_eq!(keychains.as_array().expect("keychains").len(), 2, "{keychains}");
 
     println!("statements: page {small_page} / {large_page}, dashboard {small_dash} / {large_dash}");
+    for (name, query, variables) in [("page", PAGE, vars.clone()), ("dashboard", DASHBOARD, json!({}))] {
+        let (_, body) = statements(&large, &large_owner, query, variables, false).await;
+        let cost = &body["extensions"]["cost"];
+        println!("cost: {name} {} of {}", cost["requested"], cost["limit"]);
+        assert!(cost["requested"].as_u64().expect("cost") <= cost["limit"].as_u64().expect("limit"));
+    }
     assert_eq!(small_page, large_page, "page workload");
     assert_eq!(small_dash, large_dash, "dashboard workload");
     assert!(large_page <= 12, "page workload issues {large_page} statements");
