@@ -11,5 +11,6 @@ mod membership;
 mod organizations;
 mod performance;
 mod permissions;
+mod probe;
 mod schema;
 mod security;
