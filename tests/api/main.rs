@@ -12,5 +12,6 @@ mod organizations;
 mod performance;
 mod permissions;
 mod probe;
+mod rule;
 mod schema;
 mod security;
