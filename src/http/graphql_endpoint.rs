@@ -125,7 +125,13 @@ pub async fn post(
     }
     // Freshness: whatever any process committed before this request started is seen by it. The
     // database's change clock is read before anything kept between requests is trusted.
-    if let Err(err) = state.app.store.observe_changes().await {
+    // If the database cannot answer in time (a connection that stopped forwarding without
+    // closing, say), nothing kept is trusted: the request fails instead of answering stale.
+    let observed = tokio::time::timeout(state.config.max_execution, state.app.store.observe_changes()).await;
+    if let Err(err) = observed
+        .map_err(|_| "timed out".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         tracing::error!(error = %err, "reading the change clock");
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,

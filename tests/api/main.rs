@@ -12,6 +12,7 @@ mod organizations;
 mod performance;
 mod permissions;
 mod probe;
+mod processes;
 mod rule;
 mod schema;
 mod security;
