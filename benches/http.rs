@@ -25,6 +25,16 @@ const DASHBOARD: &str = "{ viewer { organizations(first: 20) { edges { node { sl
   members(first: 50) { totalCount edges { node { user { name email } roleBindings { role { name keychains { name } } } } } } } } } } }";
 const MEMBERS: &str = "query($after: String) { organization(slug: \"big\") { members(first: 50, after: $after) {
   edges { cursor node { id user { name email } roleBindings { role { name } } } } pageInfo { hasNextPage } } } }";
+/// The costliest query the default limit accepts (see `graphql::cost`): 71 aliases of a
+/// 100-member page with each member's keys computed, 49,843 of 50,000.
+fn worst_accepted() -> &'static str {
+    let aliases: String = (0..71)
+        .map(|i| format!("m{i}: members(first: 100) {{ edges {{ node {{ effectiveKeys }} }} }} "))
+        .collect();
+    Box::leak(format!("{{ organization(slug: \"big\") {{ {aliases} }} }}").into_boxed_str())
+}
+const GRANT: &str = "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }";
+const REVOKE: &str = "mutation($i: RoleBindingChangeInput!) { revokeRole(input: $i) { membership { id } } }";
 const AUTHORIZE: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"members.invite\") { allowed reason } }";
 
 struct Server {
@@ -129,6 +139,8 @@ struct Fixture {
     token: String,
     first_org: String,
     big_after_page_199: String,
+    /// A member of the first organization whose role the write stream flips.
+    flipped_membership: String,
 }
 
 /// 20 organizations of 50 members (the benchmark's owner in each), and one of 10,000.
@@ -187,6 +199,9 @@ async fn fill(server: &Server) -> Fixture {
     let ids = guildhall::store::fixtures::bulk_members(&store, raw(&big), 10_000, Some(viewer))
         .await
         .expect("members");
+    let flipped = guildhall::store::fixtures::bulk_members(&store, raw(&first_org), 1, None)
+        .await
+        .expect("member");
     store.close().await;
     // Page 200 starts after 199 pages of 50: the owner's membership plus 9,949 others.
     let big_after_page_199 = guildhall::domain::page::encode_cursor(ids[199 * 50 - 2]);
@@ -194,6 +209,8 @@ async fn fill(server: &Server) -> Fixture {
         token,
         first_org,
         big_after_page_199,
+        flipped_membership: guildhall::graphql::ids::encode(guildhall::graphql::ids::NodeKind::Membership, flipped[0])
+            .0,
     }
 }
 
@@ -414,6 +431,65 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
             "dashboard",
             seconds,
             query_step(&url, token, DASHBOARD, json!({})),
+        )
+        .await,
+    );
+    // The same page while one writer grants and revokes a role in the same organization as fast
+    // as it can: every write makes the next request of every reader read afresh.
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let (url, token, membership, writes) = (
+            url.clone(),
+            fixture.token.clone(),
+            fixture.flipped_membership.clone(),
+            writes.clone(),
+        );
+        let stop = Instant::now() + Duration::from_secs(seconds);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let role = guildhall::graphql::ids::encode(
+                guildhall::graphql::ids::NodeKind::Role,
+                guildhall::domain::builtins::role_id("member"),
+            )
+            .0;
+            let mut grant = true;
+            while Instant::now() < stop {
+                let body = gql(
+                    &client,
+                    &url,
+                    Some(&token),
+                    if grant { GRANT } else { REVOKE },
+                    json!({ "i": { "membershipId": membership, "roleId": role } }),
+                )
+                .await;
+                if body["errors"].is_null() {
+                    writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                grant = !grant;
+            }
+        })
+    };
+    let mut under_writes = drive(
+        &server,
+        "page under writes",
+        seconds,
+        query_step(&url, token, PAGE, json!({ "slug": "org-00" })),
+    )
+    .await;
+    writer.abort();
+    let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "  (writes committed meanwhile: {writes}, {:.0}/s)",
+        writes as f64 / seconds as f64
+    );
+    under_writes.workload = format!("page under writes ({:.0} writes/s)", writes as f64 / seconds as f64);
+    results.push(under_writes);
+    results.push(
+        drive(
+            &server,
+            "worst accepted query",
+            seconds,
+            query_step(&url, token, worst_accepted(), json!({})),
         )
         .await,
     );

@@ -145,6 +145,35 @@ pub async fn holders<C: ConnectionTrait>(
     Ok(ids)
 }
 
+/// How many members of an organization hold each role organization-wide, in one statement.
+pub async fn holder_counts<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: Uuid,
+    role_ids: &[Uuid],
+) -> DomainResult<std::collections::HashMap<Uuid, u64>> {
+    let members_of_org = Query::select()
+        .column(memberships::Column::Id)
+        .from(memberships::Entity)
+        .and_where(Expr::col(memberships::Column::OrganizationId).eq(organization_id))
+        .to_owned();
+    let mut pairs: Vec<(Uuid, Uuid)> = role_bindings::Entity::find()
+        .filter(role_bindings::Column::RoleId.is_in(role_ids.to_vec()))
+        .filter(role_bindings::Column::WorkspaceId.is_null())
+        .filter(role_bindings::Column::MembershipId.in_subquery(members_of_org))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|b| (b.role_id, b.membership_id))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let mut counts = std::collections::HashMap::new();
+    for (role, _) in pairs {
+        *counts.entry(role).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
 /// Writes a binding after checking subsumption (invariant 6) and the admin limit (invariant 7).
 /// Returns the new binding and the bindings it replaced.
 pub(crate) async fn bind<C: ConnectionTrait>(

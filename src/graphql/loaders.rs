@@ -58,6 +58,10 @@ pub struct Loaders {
     pub role_bindings: BatchLoader<Uuid, RoleBindingsLoader>,
     pub role_keychains: BatchLoader<Uuid, RoleKeychainsLoader>,
     pub role_keys: BatchLoader<Uuid, RoleKeysLoader>,
+    pub role_direct_keys: BatchLoader<Uuid, RoleDirectKeysLoader>,
+    pub keychain_keys: BatchLoader<Uuid, KeychainKeysLoader>,
+    pub holder_counts: BatchLoader<(Uuid, Uuid), HolderCountLoader>,
+    pub keychain_roles: BatchLoader<Uuid, KeychainRolesLoader>,
     pub member_pages: BatchLoader<MemberPageKey, MemberPagesLoader>,
     pub member_counts: BatchLoader<Uuid, MemberCountLoader>,
     pub organizations_by_slug: BatchLoader<String, OrganizationSlugLoader>,
@@ -141,6 +145,10 @@ impl Loaders {
                 &shared.role_keychains,
             ),
             role_keys: BatchLoader::new(RoleKeysLoader(app.clone()), batcher, clock),
+            role_direct_keys: BatchLoader::new(RoleDirectKeysLoader(conn.clone()), batcher, clock),
+            keychain_keys: BatchLoader::new(KeychainKeysLoader(app.clone()), batcher, clock),
+            holder_counts: BatchLoader::new(HolderCountLoader(conn.clone()), batcher, clock),
+            keychain_roles: BatchLoader::new(KeychainRolesLoader(app.clone()), batcher, clock),
             member_pages: BatchLoader::sharing(MemberPagesLoader(conn.clone()), batcher, clock, &shared.member_pages),
             member_counts: BatchLoader::sharing(MemberCountLoader(conn.clone()), batcher, clock, &shared.member_counts),
             organizations_by_slug: BatchLoader::sharing(
@@ -211,6 +219,129 @@ impl Loader<Uuid> for RoleKeysLoader {
         access::role_key_sets(&self.0.store.conn, &self.0, keys)
             .await
             .map_err(Arc::new)
+    }
+}
+
+/// Direct keys of custom roles, sorted, in one statement for the batch.
+pub struct RoleDirectKeysLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for RoleDirectKeysLoader {
+    type Value = Vec<String>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let mut out: HashMap<Uuid, Vec<String>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let rows = crate::store::entities::role_keys::Entity::find()
+            .filter(crate::store::entities::role_keys::Column::RoleId.is_in(keys.to_vec()))
+            .all(&self.0)
+            .await
+            .map_err(Arc::new)?;
+        for row in rows {
+            if let Some(list) = out.get_mut(&row.role_id) {
+                list.push(row.key);
+            }
+        }
+        for list in out.values_mut() {
+            list.sort();
+        }
+        Ok(out)
+    }
+}
+
+/// Listed keys of keychains (built-in from the catalog, custom in one statement for the batch).
+pub struct KeychainKeysLoader(pub Arc<App>);
+
+impl Loader<Uuid> for KeychainKeysLoader {
+    type Value = crate::authz::KeySet;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        access::keychain_key_sets(&self.0.store.conn, &self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Roles using each keychain (built-in roles from the catalog, custom ones through their links),
+/// in two statements for the batch, ordered as roles are listed.
+pub struct KeychainRolesLoader(pub Arc<App>);
+
+impl Loader<Uuid> for KeychainRolesLoader {
+    type Value = Vec<roles::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let app = &self.0;
+        let links = role_keychains::Entity::find()
+            .filter(role_keychains::Column::KeychainId.is_in(keys.to_vec()))
+            .all(&app.store.conn)
+            .await
+            .map_err(Arc::new)?;
+        let mut wanted: HashMap<Uuid, Vec<Uuid>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for link in links {
+            if let Some(list) = wanted.get_mut(&link.keychain_id) {
+                list.push(link.role_id);
+            }
+        }
+        for (keychain, list) in wanted.iter_mut() {
+            if let Some(i) = app.builtins.keychain(keychain) {
+                list.extend(
+                    app.catalog
+                        .roles
+                        .iter()
+                        .filter(|r| r.keychains.contains(&i))
+                        .map(|r| crate::domain::builtins::role_id(&r.name)),
+                );
+            }
+        }
+        let mut ids: Vec<Uuid> = wanted.values().flatten().copied().collect();
+        ids.sort();
+        ids.dedup();
+        let rows: HashMap<Uuid, roles::Model> = roles::Entity::find()
+            .filter(roles::Column::Id.is_in(ids))
+            .order_by_asc(roles::Column::Position)
+            .order_by_asc(roles::Column::Name)
+            .all(&app.store.conn)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        Ok(wanted
+            .into_iter()
+            .map(|(keychain, ids)| {
+                let mut list: Vec<roles::Model> = ids.iter().filter_map(|id| rows.get(id).cloned()).collect();
+                list.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
+                list.dedup_by_key(|r| r.id);
+                (keychain, list)
+            })
+            .collect())
+    }
+}
+
+/// Members holding each role organization-wide, per (organization, role): one statement per
+/// organization in the batch, however many roles are asked about.
+pub struct HolderCountLoader(pub DatabaseConnection);
+
+impl Loader<(Uuid, Uuid)> for HolderCountLoader {
+    type Value = u64;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
+        let mut by_organization: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for (organization, role) in keys {
+            by_organization.entry(*organization).or_default().push(*role);
+        }
+        let mut out = HashMap::new();
+        for (organization, roles) in by_organization {
+            let counts = crate::domain::bindings::holder_counts(&self.0, organization, &roles)
+                .await
+                .map_err(Arc::new)?;
+            for role in roles {
+                out.insert((organization, role), counts.get(&role).copied().unwrap_or(0));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::domain::limits::{self, Limit};
@@ -20,7 +20,7 @@ use crate::domain::{
     members, organizations as org_service, workspaces as workspace_service,
 };
 use crate::store::entities::{
-    invitations, keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
+    invitations, keychains, memberships, organizations, role_bindings, roles, users, workspaces,
 };
 
 use super::connection::{self, connection};
@@ -1202,17 +1202,15 @@ impl Role {
     #[graphql(complexity = "cost::COMPUTED")]
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
-            let app = app(ctx);
-            if app.builtins.role(&self.0.id).is_some() {
+            if app(ctx).builtins.role(&self.0.id).is_some() {
                 return Ok(Vec::new());
             }
-            let rows = crate::store::entities::role_keys::Entity::find()
-                .filter(crate::store::entities::role_keys::Column::RoleId.eq(self.0.id))
-                .all(&app.store.conn)
-                .await?;
-            let mut keys: Vec<String> = rows.into_iter().map(|r| r.key).collect();
-            keys.sort();
-            Ok(keys)
+            Ok(loaders(ctx)
+                .role_direct_keys
+                .load_one(self.0.id)
+                .await
+                .map_err(loader_error)?
+                .unwrap_or_default())
         })
         .await;
         result
@@ -1240,8 +1238,13 @@ impl Role {
     async fn holder_count(&self, ctx: &Context<'_>) -> ApiResult<Option<i32>> {
         let result: ApiResult<Option<i32>> = Box::pin(async move {
             let Some(organization_id) = self.1 else { return Ok(None) };
-            let holders = crate::domain::bindings::holders(&app(ctx).store.conn, organization_id, &[self.0.id]).await?;
-            Ok(Some(holders.len() as i32))
+            let count = loaders(ctx)
+                .holder_counts
+                .load_one((organization_id, self.0.id))
+                .await
+                .map_err(super::loaders::domain_loader_error)?
+                .unwrap_or(0);
+            Ok(Some(count as i32))
         })
         .await;
         result
@@ -1272,9 +1275,13 @@ impl Keychain {
     #[graphql(complexity = "cost::COMPUTED")]
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
-            let app = app(ctx);
-            let sets = crate::domain::access::keychain_key_sets(&app.store.conn, app, &[self.0.id]).await?;
-            Ok(app.catalog.names(&sets.get(&self.0.id).copied().unwrap_or_default()))
+            let keys = loaders(ctx)
+                .keychain_keys
+                .load_one(self.0.id)
+                .await
+                .map_err(super::loaders::domain_loader_error)?
+                .unwrap_or_default();
+            Ok(app(ctx).catalog.names(&keys))
         })
         .await;
         result
@@ -1284,29 +1291,12 @@ impl Keychain {
     #[graphql(complexity = "cost::list(child_complexity)")]
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
         let result: ApiResult<Vec<Role>> = Box::pin(async move {
-            let app = app(ctx);
-            let mut ids: Vec<Uuid> = role_keychains::Entity::find()
-                .filter(role_keychains::Column::KeychainId.eq(self.0.id))
-                .all(&app.store.conn)
-                .await?
-                .into_iter()
-                .map(|l| l.role_id)
-                .collect();
-            if let Some(i) = app.builtins.keychain(&self.0.id) {
-                ids.extend(
-                    app.catalog
-                        .roles
-                        .iter()
-                        .filter(|r| r.keychains.contains(&i))
-                        .map(|r| crate::domain::builtins::role_id(&r.name)),
-                );
-            }
-            let rows = roles::Entity::find()
-                .filter(roles::Column::Id.is_in(ids))
-                .order_by_asc(roles::Column::Position)
-                .order_by_asc(roles::Column::Name)
-                .all(&app.store.conn)
-                .await?;
+            let rows = loaders(ctx)
+                .keychain_roles
+                .load_one(self.0.id)
+                .await
+                .map_err(loader_error)?
+                .unwrap_or_default();
             // A built-in keychain is shared: show only built-in roles and the viewer's own custom ones.
             let mut visible = Vec::new();
             for row in rows {

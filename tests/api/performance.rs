@@ -260,3 +260,50 @@ async fn a_change_through_one_server_reaches_another_servers_cache() {
         "{seen}"
     );
 }
+
+/// Per-row fields of definitions (direct keys, effective keys, holder counts, keychains' keys)
+/// are batched: listing an organization's roles costs the same statements for 2 custom roles as
+/// for 10.
+#[tokio::test]
+async fn role_lists_cost_the_same_statements_at_any_length() {
+    const ROLES: &str = "{ organization(slug: \"acme\") { roles { name keys effectiveKeys holderCount
+        keychains { name keys } } keychains { name keys roles { name } } } }";
+    let mut counts = Vec::new();
+    for custom in [2, 10] {
+        let app = spawn_counting().await;
+        let owner = app.sign_up("owner@example.com", "Owner").await;
+        let org = app.create_organization(&owner, "acme").await;
+        for i in 0..custom {
+            let chain = app
+                .gql(
+                    Some(&owner.access_token),
+                    "mutation($i: CreateKeychainInput!) { createKeychain(input: $i) { keychain { id } } }",
+                    json!({ "i": { "organizationId": org, "name": format!("chain-{i}"), "keys": ["servers.read"] } }),
+                )
+                .await["data"]["createKeychain"]["keychain"]["id"]
+                .as_str()
+                .expect("keychain")
+                .to_owned();
+            let body = app
+                .gql(
+                    Some(&owner.access_token),
+                    "mutation($i: CreateRoleInput!) { createRole(input: $i) { role { id } } }",
+                    json!({ "i": { "organizationId": org, "name": format!("role-{i}"), "keys": ["members.read"], "keychainIds": [chain] } }),
+                )
+                .await;
+            assert!(body["errors"].is_null(), "{body}");
+        }
+        let (n, body) = statements(&app, &owner, ROLES, json!({}), true).await;
+        assert_eq!(
+            body["data"]["organization"]["roles"].as_array().expect("roles").len(),
+            8 + custom
+        );
+        counts.push(n);
+        app.stop().await;
+    }
+    println!(
+        "statements for a role list: 2 custom roles {}, 10 custom roles {}",
+        counts[0], counts[1]
+    );
+    assert_eq!(counts[0], counts[1]);
+}
