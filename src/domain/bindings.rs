@@ -120,37 +120,13 @@ pub(crate) fn check_may_assign(
     Ok(())
 }
 
-/// Members of an organization holding a role organization-wide.
-pub async fn holders<C: ConnectionTrait>(
+/// (role, membership) pairs of an organization's members holding these roles organization-wide,
+/// sorted and without repeats, in one statement.
+async fn organization_wide_holdings<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],
-) -> DomainResult<Vec<Uuid>> {
-    let members_of_org = Query::select()
-        .column(memberships::Column::Id)
-        .from(memberships::Entity)
-        .and_where(Expr::col(memberships::Column::OrganizationId).eq(organization_id))
-        .to_owned();
-    let mut ids: Vec<Uuid> = role_bindings::Entity::find()
-        .filter(role_bindings::Column::RoleId.is_in(role_ids.to_vec()))
-        .filter(role_bindings::Column::WorkspaceId.is_null())
-        .filter(role_bindings::Column::MembershipId.in_subquery(members_of_org))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|b| b.membership_id)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// How many members of an organization hold each role organization-wide, in one statement.
-pub async fn holder_counts<C: ConnectionTrait>(
-    conn: &C,
-    organization_id: Uuid,
-    role_ids: &[Uuid],
-) -> DomainResult<std::collections::HashMap<Uuid, u64>> {
+) -> DomainResult<Vec<(Uuid, Uuid)>> {
     let members_of_org = Query::select()
         .column(memberships::Column::Id)
         .from(memberships::Entity)
@@ -167,8 +143,33 @@ pub async fn holder_counts<C: ConnectionTrait>(
         .collect();
     pairs.sort();
     pairs.dedup();
+    Ok(pairs)
+}
+
+/// Members of an organization holding any of these roles organization-wide.
+pub async fn holders<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: Uuid,
+    role_ids: &[Uuid],
+) -> DomainResult<Vec<Uuid>> {
+    let mut ids: Vec<Uuid> = organization_wide_holdings(conn, organization_id, role_ids)
+        .await?
+        .into_iter()
+        .map(|(_, membership)| membership)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// How many members of an organization hold each role organization-wide, in one statement.
+pub async fn holder_counts<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: Uuid,
+    role_ids: &[Uuid],
+) -> DomainResult<std::collections::HashMap<Uuid, u64>> {
     let mut counts = std::collections::HashMap::new();
-    for (role, _) in pairs {
+    for (role, _) in organization_wide_holdings(conn, organization_id, role_ids).await? {
         *counts.entry(role).or_insert(0) += 1;
     }
     Ok(counts)

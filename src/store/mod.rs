@@ -21,8 +21,40 @@ pub struct Store {
     pub conn: DatabaseConnection,
     /// SQL statements executed through this pool so far (tests and benchmarks read it).
     pub statements: Arc<AtomicU64>,
-    /// Ticks after every committed write, so that caches of database rows know when to drop them.
+    /// Moves whenever the database's change clock is seen to move, so that caches of database
+    /// rows know when to drop them.
     pub writes: Arc<WriteClock>,
+    /// Reads of the database's change clock, shared by callers that arrive together.
+    clock_reads: Arc<ClockReads>,
+}
+
+/// Reads of the change clock shared between concurrent callers. A caller needs a read that
+/// *starts* after it asked (only that one is sure to see every commit made before); callers that
+/// arrive while a read is running wait for the next one, which starts as soon as it finishes, so
+/// under load one statement serves many requests. Reads run in a task of their own: a caller
+/// that gives up does not strand the others.
+#[derive(Debug)]
+struct ClockReads {
+    rounds: Mutex<Rounds>,
+    /// The last finished round and its outcome (an error's text).
+    finished: tokio::sync::watch::Sender<(u64, Result<(), String>)>,
+}
+
+#[derive(Debug, Default)]
+struct Rounds {
+    started: u64,
+    running: bool,
+    /// Someone asked while the running round was under way.
+    another: bool,
+}
+
+impl Default for ClockReads {
+    fn default() -> Self {
+        ClockReads {
+            rounds: Mutex::new(Rounds::default()),
+            finished: tokio::sync::watch::channel((0, Ok(()))).0,
+        }
+    }
 }
 
 /// A generation number of the database's contents as this process knows them. A value read
@@ -192,6 +224,7 @@ impl Store {
             conn,
             statements,
             writes,
+            clock_reads: Arc::new(ClockReads::default()),
         })
     }
 
@@ -220,9 +253,64 @@ impl Store {
         })
     }
 
-    /// Reads the database's change clock and moves the write clock if it moved: call before
-    /// trusting anything kept between requests. One indexed single-row read.
+    /// Brings the write clock up to the database's change clock as it is now: call before
+    /// trusting anything kept between requests. Returns once a read of the clock that started
+    /// after this call has finished (one indexed single-row read, shared with callers that
+    /// arrive at the same time).
     pub async fn observe_changes(&self) -> Result<(), DbErr> {
+        let reads = &self.clock_reads;
+        let mut finished = reads.finished.subscribe();
+        let (wanted, lead) = {
+            let mut rounds = reads.rounds.lock().unwrap_or_else(|p| p.into_inner());
+            if rounds.running {
+                rounds.another = true;
+                (rounds.started + 1, false)
+            } else {
+                rounds.running = true;
+                rounds.started += 1;
+                (rounds.started, true)
+            }
+        };
+        if lead {
+            tokio::spawn(self.clone().read_clock_rounds());
+        }
+        loop {
+            {
+                let (round, outcome) = &*finished.borrow_and_update();
+                if *round >= wanted {
+                    return outcome.clone().map_err(DbErr::Custom);
+                }
+            }
+            finished
+                .changed()
+                .await
+                .map_err(|_| DbErr::Custom("the change clock reader stopped".to_owned()))?;
+        }
+    }
+
+    /// Reads the clock, round after round, for as long as callers keep asking.
+    async fn read_clock_rounds(self) {
+        let reads = self.clock_reads.clone();
+        loop {
+            let outcome = self.read_clock().await.map_err(|e| e.to_string());
+            let mut rounds = reads.rounds.lock().unwrap_or_else(|p| p.into_inner());
+            let round = rounds.started;
+            let again = std::mem::take(&mut rounds.another);
+            if again {
+                rounds.started += 1;
+            } else {
+                rounds.running = false;
+            }
+            let _previous = reads.finished.send_replace((round, outcome));
+            drop(rounds);
+            if !again {
+                return;
+            }
+        }
+    }
+
+    /// One read of the database's change clock, moving the write clock if it moved.
+    async fn read_clock(&self) -> Result<(), DbErr> {
         let row = self
             .conn
             .query_one_raw(Statement::from_string(
@@ -254,4 +342,55 @@ impl Store {
 /// Rows are locked `FOR UPDATE` on PostgreSQL; SQLite already serialises writers.
 pub fn lock_for_update<C: ConnectionTrait>(conn: &C) -> bool {
     conn.get_database_backend() == DbBackend::Postgres
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temporary_store() -> Store {
+        let dir = std::env::temp_dir().join("guildhall-tests");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join(format!("clock-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()), 4)
+            .await
+            .expect("connect");
+        store.migrate_up().await.expect("migrate");
+        store
+    }
+
+    #[tokio::test]
+    async fn callers_arriving_together_share_clock_reads_and_each_sees_earlier_commits() {
+        let store = temporary_store().await;
+        store.observe_changes().await.expect("observe");
+        let before = store.statement_count();
+        let callers: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.observe_changes().await })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("task").expect("observe");
+        }
+        let reads = store.statement_count() - before;
+        assert!((1..=64).contains(&reads), "{reads} reads for 64 callers");
+
+        // A commit made elsewhere (here: straight on the pool) is seen by the next caller.
+        let generation = store.writes.generation();
+        store
+            .conn
+            .execute_unprepared("UPDATE change_clock SET seq = seq + 1 WHERE id = 1")
+            .await
+            .expect("bump");
+        store.observe_changes().await.expect("observe");
+        assert_ne!(store.writes.generation(), generation);
+        let generation = store.writes.generation();
+        store.observe_changes().await.expect("observe");
+        assert_eq!(
+            store.writes.generation(),
+            generation,
+            "an unmoved clock keeps the generation"
+        );
+    }
 }

@@ -56,6 +56,15 @@ async fn organization_with(
     (org, memberships)
 }
 
+/// A server whose FREE plan allows `admins` admins and `members` members.
+async fn spawn_with_limits(admins: u32, members: u32) -> TestApp {
+    let mut args = test_args(&crate::helpers::fresh_database_url().await);
+    args.plan_limits = Some(format!(
+        r#"{{"FREE": {{"admins": {admins}, "members": {members}, "customRoles": 10, "customKeychains": 10, "workspaces": 5}}}}"#
+    ));
+    spawn_with(args).await
+}
+
 async fn service_account(app: &TestApp, bearer: &str, org: &str, roles: &[&str]) -> Value {
     let bindings: Vec<Value> = roles.iter().map(|r| json!({ "roleId": builtin_role(r) })).collect();
     mutate(
@@ -90,13 +99,7 @@ async fn owner_count(app: &TestApp, bearer: &str, slug: &str) -> usize {
 
 #[tokio::test]
 async fn finding_1_an_admin_cannot_mint_a_token_for_a_richer_service_account() {
-    let url = crate::helpers::fresh_database_url().await;
-    let mut args = test_args(&url);
-    args.plan_limits = Some(
-        r#"{"FREE": {"admins": 10, "members": 25, "customRoles": 10, "customKeychains": 10, "workspaces": 5}}"#
-            .to_owned(),
-    );
-    let app = spawn_with(args).await;
+    let app = spawn_with_limits(10, 25).await;
     let owner = app.sign_up("owner@example.com", "Owner").await;
     let admin = app.sign_up("admin@example.com", "Admin").await;
     let (org, _) = organization_with(&app, &owner, "acme", &[(&admin, "admin")]).await;
@@ -271,13 +274,7 @@ async fn finding_3_owner_only_keys_never_enter_a_custom_role_or_keychain() {
 
 #[tokio::test]
 async fn finding_4_admin_class_roles_are_granted_by_owners_and_counted_as_admins() {
-    let url = crate::helpers::fresh_database_url().await;
-    let mut args = test_args(&url);
-    args.plan_limits = Some(
-        r#"{"FREE": {"admins": 3, "members": 25, "customRoles": 10, "customKeychains": 10, "workspaces": 5}}"#
-            .to_owned(),
-    );
-    let app = spawn_with(args).await;
+    let app = spawn_with_limits(3, 25).await;
     let owner = app.sign_up("owner@example.com", "Owner").await;
     let admin = app.sign_up("admin@example.com", "Admin").await;
     let (org, _) = organization_with(&app, &owner, "acme", &[(&admin, "admin")]).await;
@@ -529,13 +526,7 @@ async fn finding_6_a_confined_token_sees_and_does_nothing_outside_its_organizati
 
 #[tokio::test]
 async fn finding_7_resending_expired_invitations_respects_the_member_limit() {
-    let url = crate::helpers::fresh_database_url().await;
-    let mut args = test_args(&url);
-    args.plan_limits = Some(
-        r#"{"FREE": {"admins": 3, "members": 3, "customRoles": 10, "customKeychains": 10, "workspaces": 5}}"#
-            .to_owned(),
-    );
-    let app = spawn_with(args).await;
+    let app = spawn_with_limits(3, 3).await;
     let owner = app.sign_up("owner@example.com", "Owner").await;
     let org = app.create_organization(&owner, "acme").await;
     let invite = |email: &'static str| {
