@@ -135,14 +135,12 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         settings,
         clock: Clock::default(),
     });
-    let schema = graphql::build(
-        app.clone(),
-        QueryLimits {
-            max_depth: args.max_query_depth,
-            max_cost: args.max_query_cost,
-            introspection: args.introspection,
-        },
-    );
+    let limits = QueryLimits {
+        max_depth: args.max_query_depth,
+        max_cost: args.max_query_cost,
+        introspection: args.introspection,
+    };
+    let schema = graphql::build(app.clone(), limits);
     let router = http::router(
         app.clone(),
         schema,
@@ -150,7 +148,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             cors_origins: args.cors_origins.clone(),
             trust_forwarded_for: args.trust_forwarded_for,
             mutation_fields: Arc::new(graphql::mutation_field_names().await),
-            max_query_cost: args.max_query_cost,
+            cost: Arc::new(graphql::cost_model(limits)),
             max_response_bytes: args.max_response_bytes,
             max_execution: std::time::Duration::from_millis(args.max_execution_ms.max(1)),
             max_concurrent_operations: match args.max_concurrent_operations {

@@ -60,13 +60,17 @@ pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
     let mut builder = builder()
         .data(app)
         .limit_depth(limits.max_depth)
-        .extension(cost::CostLimit { limit: limits.max_cost })
         .limit_recursive_depth(32)
         .limit_directives(8);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
     builder.finish()
+}
+
+/// The cost model of the schema served to clients.
+pub fn cost_model(limits: QueryLimits) -> cost::CostModel {
+    cost::CostModel::from_sdl(&builder().finish().sdl(), limits.max_cost)
 }
 
 /// The SDL of the schema, sorted, as committed in `schema.graphql`.
@@ -97,4 +101,11 @@ pub async fn mutation_field_names() -> std::collections::HashSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+impl Default for cost::CostModel {
+    /// The served schema's model at the default limit.
+    fn default() -> Self {
+        cost_model(QueryLimits::default())
+    }
 }

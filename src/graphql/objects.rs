@@ -25,7 +25,6 @@ use crate::store::entities::{
 
 use super::connection::{self, connection};
 use super::context::{access, app, member_access, principal, require_key};
-use super::cost;
 use super::direct::{self, Resolved};
 use super::error::{ApiError, ApiResult};
 use super::guards::KeyGuard;
@@ -85,7 +84,6 @@ impl User {
     }
 
     /// The viewer's own API tokens, newest first (revoked ones included).
-    #[graphql(complexity = "cost::list(child_complexity)")]
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
         let result: ApiResult<Vec<ApiToken>> = Box::pin(async move {
             self.require_self(ctx, "API tokens")?;
@@ -103,7 +101,6 @@ impl User {
     }
 
     /// Pending invitations addressed to the viewer's email.
-    #[graphql(complexity = "cost::list(child_complexity)")]
     async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
         let result: ApiResult<Vec<Invitation>> = Box::pin(async move {
             self.require_self(ctx, "invitations")?;
@@ -122,7 +119,6 @@ impl User {
     }
 
     /// The viewer's own organizations, in the order they joined them.
-    #[graphql(complexity = "cost::connection(first, child_complexity)")]
     async fn organizations(
         &self,
         ctx: &Context<'_>,
@@ -257,7 +253,6 @@ impl Organization {
     }
 
     /// Every key the viewer holds here (in a workspace when given): what the app may show.
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn viewer_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
@@ -292,10 +287,7 @@ impl Organization {
     }
 
     /// Members in the order they joined, optionally filtered (`members.read`).
-    #[graphql(
-        guard = "KeyGuard::new(self.0.id, \"members.read\")",
-        complexity = "cost::connection(first, child_complexity)"
-    )]
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"members.read\")")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -364,10 +356,7 @@ impl Organization {
     }
 
     /// Who did what, newest first (`audit.read`).
-    #[graphql(
-        guard = "KeyGuard::new(self.0.id, \"audit.read\")",
-        complexity = "cost::connection(first, child_complexity)"
-    )]
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"audit.read\")")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -396,10 +385,7 @@ impl Organization {
     }
 
     /// Invitations, oldest first, optionally of one status (`members.invite`).
-    #[graphql(
-        guard = "KeyGuard::new(self.0.id, \"members.invite\")",
-        complexity = "cost::connection(first, child_complexity)"
-    )]
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"members.invite\")")]
     async fn invitations(
         &self,
         ctx: &Context<'_>,
@@ -427,10 +413,7 @@ impl Organization {
     }
 
     /// Built-in roles, then the organization's custom roles (`roles.read`).
-    #[graphql(
-        guard = "KeyGuard::new(self.0.id, \"roles.read\")",
-        complexity = "cost::list(child_complexity)"
-    )]
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\")")]
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
         let result: ApiResult<Vec<Role>> = Box::pin(async move {
             let rows = definitions::roles_of(&app(ctx).store.conn, self.0.id).await?;
@@ -441,10 +424,7 @@ impl Organization {
     }
 
     /// Built-in keychains, then the organization's custom keychains (`keychains.read`).
-    #[graphql(
-        guard = "KeyGuard::new(self.0.id, \"keychains.read\")",
-        complexity = "cost::list(child_complexity)"
-    )]
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"keychains.read\")")]
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
         let result: ApiResult<Vec<Keychain>> = Box::pin(async move {
             let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
@@ -455,7 +435,6 @@ impl Organization {
     }
 
     /// Workspaces (`workspaces.read`; a member holding it only inside some workspaces sees those).
-    #[graphql(complexity = "cost::connection(first, child_complexity)")]
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
@@ -499,10 +478,7 @@ impl Organization {
 
     /// The organization's custom keychains and roles as a document (`roles.read` and
     /// `keychains.read`); `importRoles` reads the same form.
-    #[graphql(
-        guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))",
-        complexity = "cost::LIST * cost::COMPUTED"
-    )]
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))")]
     async fn roles_document(&self, ctx: &Context<'_>, format: DocumentFormat) -> ApiResult<String> {
         let result: ApiResult<String> = Box::pin(async move {
             let app = app(ctx);
@@ -755,7 +731,6 @@ impl Invitation {
 
     /// The role bindings accepting grants; empty for an invitee who is not a member (they see
     /// `offeredRoleNames`), since roles' keys and holders are the organization's business.
-    #[graphql(complexity = "cost::short_list(child_complexity)")]
     async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<InvitationRoleBinding>> {
         if !self.seen_by_member(ctx).await? {
             return Ok(Vec::new());
@@ -793,7 +768,6 @@ impl Invitation {
     }
 
     /// Names of the roles the invitation offers.
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn offered_role_names(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let offers = invitation_service::offers(app(ctx), self.0.id).await?;
         let mut names = Vec::with_capacity(offers.len());
@@ -997,7 +971,6 @@ impl Membership {
     }
 
     /// The roles this member holds, organization-wide and per workspace.
-    #[graphql(complexity = "cost::short_list(child_complexity)")]
     async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoleBinding>> {
         let rows = loaders(ctx)
             .role_bindings
@@ -1027,7 +1000,6 @@ impl Membership {
     }
 
     /// The member's keys at the organization, or inside one workspace.
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn effective_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             if principal(ctx)?.user.id != self.0.user_id {
@@ -1184,7 +1156,6 @@ impl Role {
         self.0.max_holders
     }
 
-    #[graphql(complexity = "cost::short_list(child_complexity)")]
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
         // A built-in role's keychains are fixed by the catalog: no loader round trip.
         if let Some(list) = super::loaders::builtin_role_keychains(app(ctx), &self.0.id) {
@@ -1199,7 +1170,6 @@ impl Role {
     }
 
     /// Keys granted directly, besides those of its keychains.
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             if app(ctx).builtins.role(&self.0.id).is_some() {
@@ -1217,7 +1187,6 @@ impl Role {
     }
 
     /// Keys of its keychains and direct keys, closed under implication.
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn effective_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             let keys = loaders(ctx)
@@ -1234,7 +1203,6 @@ impl Role {
 
     /// Members holding the role organization-wide in the organization it is seen from; `null`
     /// without one (a built-in role looked up by id).
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn holder_count(&self, ctx: &Context<'_>) -> ApiResult<Option<i32>> {
         let result: ApiResult<Option<i32>> = Box::pin(async move {
             let Some(organization_id) = self.1 else { return Ok(None) };
@@ -1272,7 +1240,6 @@ impl Keychain {
         kind_of(&self.0.kind)
     }
 
-    #[graphql(complexity = "cost::COMPUTED")]
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             let keys = loaders(ctx)
@@ -1288,7 +1255,6 @@ impl Keychain {
     }
 
     /// Roles using this keychain: built-in ones, and custom ones of its organization.
-    #[graphql(complexity = "cost::list(child_complexity)")]
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
         let result: ApiResult<Vec<Role>> = Box::pin(async move {
             let rows = loaders(ctx)

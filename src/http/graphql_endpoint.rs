@@ -16,7 +16,6 @@ use super::{HttpState, MAX_BATCH, RequestId};
 use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens, audit};
 use crate::graphql::batch::{self, Batcher};
 use crate::graphql::context::RequestState;
-use crate::graphql::cost::BatchBudget;
 use crate::graphql::error::INTERNAL_MESSAGE;
 use crate::graphql::loaders::Loaders;
 
@@ -175,13 +174,43 @@ pub async fn post(
         &state.shared_loads,
     ));
     let request_state = Arc::new(RequestState::new(principal, meta));
-    let budget = Arc::new(BatchBudget::new(state.config.max_query_cost));
-    let batch = state
-        .parsed
-        .prepare(batch)
-        .data(request_state.clone())
-        .data(loaders)
-        .data(budget);
+    let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
+    let (requests, single) = match batch {
+        BatchRequest::Single(request) => (vec![request], true),
+        BatchRequest::Batch(requests) => (requests, false),
+    };
+    // Priced before anything runs; the operations of one request share one budget.
+    let model = &state.config.cost;
+    let mut budget = model.limit;
+    let mut costs = Vec::with_capacity(requests.len());
+    let mut admitted = Vec::with_capacity(requests.len());
+    for mut request in requests {
+        let (operation, variables) = (request.operation_name.clone(), request.variables.clone());
+        let cost = request
+            .parsed_query()
+            .ok()
+            .and_then(|document| model.cost(document, operation.as_deref(), &variables));
+        let refusal = match cost {
+            Some(cost) if cost > model.limit => Some(format!(
+                "this operation costs {cost}, more than the limit of {}: ask for smaller pages or fewer fields",
+                model.limit
+            )),
+            Some(cost) if cost > budget => Some(format!(
+                "the operations of this request together cost more than the limit of {}",
+                model.limit
+            )),
+            Some(cost) => {
+                budget -= cost;
+                None
+            }
+            None => None,
+        };
+        costs.push(cost);
+        admitted.push(match refusal {
+            None => Ok(request),
+            Some(message) => Err(too_costly(message, cost.unwrap_or_default(), model.limit)),
+        });
+    }
     let mut response = {
         // The semaphore is never closed; without a turn the request could not run at all.
         let Ok(_turn) = state.turns.acquire().await else {
@@ -193,9 +222,29 @@ pub async fn post(
             );
         };
         // Loaders' batches start whenever the execution waits with nothing else to do.
-        let execution = batch::drive(batcher, state.schema.execute_batch(batch)).instrument(tracing::Span::current());
+        let schema = &state.schema;
+        let runs = futures_util::future::join_all(admitted.into_iter().map(|item| async move {
+            match item {
+                Ok(request) => schema.execute(request).await,
+                Err(refused) => refused,
+            }
+        }));
+        let execution = batch::drive(batcher, runs).instrument(tracing::Span::current());
         match tokio::time::timeout(state.config.max_execution, execution).await {
-            Ok(response) => response,
+            Ok(mut responses) => {
+                for (response, cost) in responses.iter_mut().zip(&costs) {
+                    if let Some(cost) = cost {
+                        response
+                            .extensions
+                            .insert("cost".to_owned(), cost_value(*cost, model.limit));
+                    }
+                }
+                if single {
+                    BatchResponse::Single(responses.pop().unwrap_or_default())
+                } else {
+                    BatchResponse::Batch(responses)
+                }
+            }
             Err(_) => {
                 // Dropping the execution rolled back any transaction it had open.
                 return error_body(
@@ -245,6 +294,20 @@ pub async fn post(
             )
         }
     }
+}
+
+fn cost_value(requested: usize, limit: usize) -> async_graphql::Value {
+    async_graphql::Value::from_json(json!({ "requested": requested, "limit": limit })).unwrap_or_default()
+}
+
+/// The answer to an operation refused for its cost: nothing of it ran.
+fn too_costly(message: String, requested: usize, limit: usize) -> async_graphql::Response {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", "BAD_USER_INPUT");
+    extensions.set("cost", cost_value(requested, limit));
+    error.extensions = Some(extensions);
+    async_graphql::Response::from_errors(vec![error])
 }
 
 /// Writes an audit event for each mutation refused for a missing key inside an organization.

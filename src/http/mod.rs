@@ -33,8 +33,8 @@ pub struct HttpConfig {
     pub mutation_fields: std::sync::Arc<std::collections::HashSet<String>>,
     /// GraphQL executions running at once (at least one).
     pub max_concurrent_operations: usize,
-    /// What the operations of one request may cost together.
-    pub max_query_cost: usize,
+    /// Prices operations; its limit also bounds the operations of one request together.
+    pub cost: Arc<crate::graphql::cost::CostModel>,
     /// Largest response body.
     pub max_response_bytes: usize,
     /// Longest a request's operations may run.
