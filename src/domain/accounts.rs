@@ -345,7 +345,13 @@ pub async fn take_sign_up_attempt(app: &App, meta: &RequestMeta) -> DomainResult
         max: app.settings.sign_ups_per_address,
         window: app.settings.sign_up_window,
     };
-    rate_limit::take(&app.store.conn, &limit, address, app.now()).await
+    rate_limit::take(
+        &app.store.conn,
+        &limit,
+        &rate_limit::address_subject(address),
+        app.now(),
+    )
+    .await
 }
 
 /// Signs in with email and password. Failures are counted per email and per client address;
@@ -356,7 +362,13 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
     // Every attempt is counted before the password is checked (one atomic statement each), so
     // parallel guesses cannot all slip under the limit; a right password gives it back.
     if let Some(address) = &meta.client_address {
-        rate_limit::take(&app.store.conn, &address_attempts(app), address, now).await?;
+        rate_limit::take(
+            &app.store.conn,
+            &address_attempts(app),
+            &rate_limit::address_subject(address),
+            now,
+        )
+        .await?;
     }
     rate_limit::take(&app.store.conn, &email_attempts(app), &canonical, now).await?;
     let user = users::Entity::find()
@@ -370,7 +382,7 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
         Some(user) if ok => {
             rate_limit::reset(&tx, &email_attempts(app), &canonical).await?;
             if let Some(address) = &meta.client_address {
-                rate_limit::give_back(&tx, &address_attempts(app), address).await?;
+                rate_limit::give_back(&tx, &address_attempts(app), &rate_limit::address_subject(address)).await?;
             }
             let credentials = start_session(&tx, app, meta, user, now).await?;
             audit::record(

@@ -111,7 +111,7 @@ pub(crate) fn check_may_assign(
     actor.require(app, "roles.assign", workspace_id)?;
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
     grant_rule::check_gift(app, actor, &at_scope, workspace_id, &format!("`{}`", role.name))?;
-    if owners_only(app, role) && !grant_rule::is_owner(actor) {
+    if owners_only(app, role) && !grant_rule::is_owner(app, actor) {
         return Err(actor.deny(DomainError::Forbidden {
             message: format!("only owners may grant or revoke `{}`", role.name),
             key: None,

@@ -358,6 +358,17 @@ pub(crate) async fn update_role_in<C: ConnectionTrait>(
     access.require(app, "roles.manage", None)?;
     let organization_id = role.organization_id.ok_or_else(|| built_in_refused("role"))?;
     let current = role_definition(conn, role.id, app).await?;
+    // Any change of a role (a rename, its scope) needs every key it holds, as its keys' change does.
+    grant_rule::check_definition_change(
+        app,
+        access,
+        &described("role", &role.name),
+        &DefinitionChange {
+            before: effective(conn, app, &current.keys, &current.keychain_ids).await?,
+            after: KeySet::EMPTY,
+            reaches_holders: false,
+        },
+    )?;
     let mut changes = serde_json::Map::new();
     if keys.is_some() || input.keychain_ids.is_some() {
         let new_keys = keys.unwrap_or(current.keys);
@@ -651,6 +662,17 @@ pub(crate) async fn update_keychain_in<C: ConnectionTrait>(
         .transpose()?;
     let keys = input.keys.as_deref().map(|k| parse_keys(app, "keys", k)).transpose()?;
     access.require(app, "keychains.manage", None)?;
+    // Any change of a keychain (a rename too) needs every key it holds.
+    grant_rule::check_definition_change(
+        app,
+        access,
+        &described("keychain", &keychain.name),
+        &DefinitionChange {
+            before: keychain_keys_closed(conn, app, keychain.id).await?,
+            after: KeySet::EMPTY,
+            reaches_holders: false,
+        },
+    )?;
     let mut changes = serde_json::Map::new();
     if let Some(keys) = keys {
         grant_rule::refuse_owner_only(app, "keys", &app.catalog.close(&keys))?;

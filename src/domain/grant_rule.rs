@@ -24,9 +24,13 @@ use super::error::{DomainError, DomainResult};
 use super::limits::{self, Limit};
 use super::{App, bindings};
 
-/// Whether the member holds the built-in `owner` role.
-pub fn is_owner(access: &MemberAccess) -> bool {
+/// Whether the member acts as an owner: holds the built-in `owner` role and, through a token,
+/// one whose keychain keeps every owner-only key (a narrowed owner token is no owner).
+pub fn is_owner(app: &App, access: &MemberAccess) -> bool {
     access.holds_role(builtins::role_id("owner"))
+        && access
+            .mask
+            .is_none_or(|mask| app.catalog.owner_only_keys().is_subset_of(&mask))
 }
 
 /// Applies the rule to a giver handing out `given` at a scope (the organization, or one
@@ -39,7 +43,7 @@ pub fn check_gift(
     what: &str,
 ) -> DomainResult<()> {
     let held = giver.keys_at(app, workspace);
-    match authz::may_give(&app.catalog, &held, is_owner(giver), given) {
+    match authz::may_give(&app.catalog, &held, is_owner(app, giver), given) {
         Ok(()) => Ok(()),
         Err(GiftRefusal::Missing(key)) => {
             let key = app.catalog.key(key).id.clone();

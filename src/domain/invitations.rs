@@ -51,6 +51,9 @@ pub fn accept_url(app: &App, token: &str) -> String {
     format!("{}/invitations/accept?token={token}", app.settings.public_url)
 }
 
+/// Most role bindings one invitation or service account may be created with.
+pub const MAX_OFFERS: usize = 20;
+
 /// Checks that the actor may offer every binding (invariant 2, as for a grant).
 pub(crate) async fn check_offers<C: ConnectionTrait>(
     conn: &C,
@@ -59,6 +62,12 @@ pub(crate) async fn check_offers<C: ConnectionTrait>(
     organization_id: Uuid,
     offers: &[Offer],
 ) -> DomainResult<()> {
+    if offers.len() > MAX_OFFERS {
+        return Err(DomainError::bad_input(
+            "roleBindings",
+            format!("at most {MAX_OFFERS} role bindings can be offered at once"),
+        ));
+    }
     for offer in offers {
         let role = bindings::resolve_role(conn, organization_id, offer.role_id).await?;
         if let Some(workspace_id) = offer.workspace_id {

@@ -237,6 +237,7 @@ pub async fn remove(app: &App, meta: &RequestMeta, principal: &Principal, member
 
 /// Leaves an organization; the last owner cannot.
 pub async fn leave(app: &App, meta: &RequestMeta, principal: &Principal, organization_id: Uuid) -> DomainResult<()> {
+    principal.require_session("leaving an organization")?;
     let tx = app.store.begin_write().await?;
     organizations::lock(&tx, organization_id).await?;
     let me = member_access(&tx, app, principal, organization_id).await?;

@@ -152,6 +152,8 @@ pub async fn update(
     }
     let now = app.now();
     let tx = app.store.begin_write().await?;
+    // Locked first: the access read below is then the one in force when this commits.
+    lock(&tx, input.organization_id).await?;
     let access = member_access(&tx, app, principal, input.organization_id).await?;
     if name.is_some() || slug.is_some() {
         access.require(app, "organization.update", None)?;

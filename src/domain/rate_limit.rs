@@ -31,6 +31,22 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
     out
 }
 
+/// The subject a client address is counted under: an IPv4 address itself, an IPv6 address by
+/// its /64 network (one subscriber is commonly handed a whole /64).
+pub fn address_subject(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let segments = v6.segments();
+            format!(
+                "{:x}:{:x}:{:x}:{:x}::/64",
+                segments[0], segments[1], segments[2], segments[3]
+            )
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        _ => address.to_owned(),
+    }
+}
+
 /// Counts one attempt and returns how many the current window now holds (this one included).
 pub async fn count_attempt<C: ConnectionTrait>(
     conn: &C,

@@ -130,8 +130,10 @@ pub async fn update(
     let description = input.description.as_deref().map(|d| description(Some(d))).transpose()?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
-    let (current, access) = find_for(&tx, app, principal, input.workspace_id).await?;
+    let (current, _) = find_for(&tx, app, principal, input.workspace_id).await?;
     organizations::lock(&tx, current.organization_id).await?;
+    // Read again under the lock: a revocation committed while this waited for it counts.
+    let access = member_access(&tx, app, principal, current.organization_id).await?;
     access.require(app, "workspaces.manage", Some(current.id))?;
     let mut changes = serde_json::Map::new();
     let mut model = current.clone().into_active_model();
@@ -179,8 +181,9 @@ pub async fn update(
 pub async fn delete(app: &App, meta: &RequestMeta, principal: &Principal, workspace_id: Uuid) -> DomainResult<()> {
     let now = app.now();
     let tx = app.store.begin_write().await?;
-    let (workspace, access) = find_for(&tx, app, principal, workspace_id).await?;
+    let (workspace, _) = find_for(&tx, app, principal, workspace_id).await?;
     organizations::lock(&tx, workspace.organization_id).await?;
+    let access = member_access(&tx, app, principal, workspace.organization_id).await?;
     access.require(app, "workspaces.manage", Some(workspace.id))?;
     workspaces::Entity::delete_by_id(workspace.id).exec(&tx).await?;
     audit::record(

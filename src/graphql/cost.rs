@@ -14,6 +14,7 @@
 //! The model reads the schema's own SDL once, so a field added later is priced by the same
 //! rules without anyone remembering to (and no async-graphql extension is needed: one would box
 //! every field's resolution).
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
@@ -32,8 +33,11 @@ pub const LIST: usize = 20;
 pub const SHORT_LIST: usize = 3;
 /// Fields computed per row from definitions (key lists, holder counts).
 pub const COMPUTED: usize = 5;
-/// Fragments nested deeper than this are not followed (validation refuses cycles anyway).
-const MAX_FRAGMENT_DEPTH: usize = 32;
+/// Selections visited in pricing one operation before it is priced as too costly: pricing
+/// itself must stay cheap whatever the document.
+const MAX_VISITS: usize = 100_000;
+/// A mutation field's own cost: each one is a transaction of its own.
+pub const MUTATION: usize = 100;
 
 /// Lists that hold a handful per row: a member's bindings, a role's keychains.
 fn short_list(type_name: &str, field: &str) -> bool {
@@ -169,8 +173,19 @@ impl CostModel {
             document,
             variables,
             defaults: &defaults,
+            fragments: RefCell::new(HashMap::new()),
+            visits: Cell::new(0),
         };
-        Some(walk.selection_set(root, &operation.selection_set.node, 0))
+        let mut cost = walk.selection_set(root, &operation.selection_set.node);
+        if operation.ty == OperationType::Mutation {
+            let fields = operation.selection_set.node.items.len();
+            cost = cost.saturating_add(fields.saturating_mul(MUTATION));
+        }
+        Some(if walk.visits.get() > MAX_VISITS {
+            usize::MAX
+        } else {
+            cost
+        })
     }
 }
 
@@ -179,20 +194,28 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
     defaults: &'a HashMap<Name, Value>,
+    /// Each fragment priced once (`None` while being priced: a spread of it inside itself is a
+    /// cycle, which validation refuses, and is priced at nothing here).
+    fragments: RefCell<HashMap<Name, Option<usize>>>,
+    visits: Cell<usize>,
 }
 
 impl Walk<'_> {
-    fn selection_set(&self, type_name: &str, set: &SelectionSet, depth: usize) -> usize {
+    fn selection_set(&self, type_name: &str, set: &SelectionSet) -> usize {
         let mut total: usize = 0;
         for item in &set.items {
+            self.visits.set(self.visits.get() + 1);
+            if self.visits.get() > MAX_VISITS {
+                return usize::MAX;
+            }
             let cost = match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
                     let name = field.name.node.as_str();
                     let shape = self.model.fields.get(type_name).and_then(|f| f.get(name));
                     let child = match shape {
-                        Some(shape) => self.selection_set(&shape.returns, &field.selection_set.node, depth),
-                        None => self.selection_set("", &field.selection_set.node, depth),
+                        Some(shape) => self.selection_set(&shape.returns, &field.selection_set.node),
+                        None => self.selection_set("", &field.selection_set.node),
                     };
                     self.field(type_name, name, shape, field, child)
                 }
@@ -203,25 +226,30 @@ impl Walk<'_> {
                         .as_ref()
                         .map(|c| c.node.on.node.as_str())
                         .unwrap_or(type_name);
-                    self.selection_set(on, &fragment.selection_set.node, depth)
+                    self.selection_set(on, &fragment.selection_set.node)
                 }
-                Selection::FragmentSpread(spread) => {
-                    if depth >= MAX_FRAGMENT_DEPTH {
-                        continue;
-                    }
-                    match self.document.fragments.get(&spread.node.fragment_name.node) {
-                        Some(fragment) => self.selection_set(
-                            fragment.node.type_condition.node.on.node.as_str(),
-                            &fragment.node.selection_set.node,
-                            depth + 1,
-                        ),
-                        None => 0,
-                    }
-                }
+                Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
             };
             total = total.saturating_add(cost);
         }
         total
+    }
+
+    /// A fragment's cost, priced once per operation however often it is spread.
+    fn fragment(&self, name: &Name) -> usize {
+        if let Some(known) = self.fragments.borrow().get(name) {
+            return known.unwrap_or(0);
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return 0;
+        };
+        self.fragments.borrow_mut().insert(name.clone(), None);
+        let cost = self.selection_set(
+            fragment.node.type_condition.node.on.node.as_str(),
+            &fragment.node.selection_set.node,
+        );
+        self.fragments.borrow_mut().insert(name.clone(), Some(cost));
+        cost
     }
 
     fn field(
@@ -320,6 +348,27 @@ mod tests {
             ),
             2 + 5 * 3
         );
+    }
+
+    #[test]
+    fn pricing_stays_cheap_for_fragment_bombs_and_cycles() {
+        // Each fragment spreads the next twice: 2^40 fields if expanded, priced once each.
+        let mut document = String::from("{ ...F0 }");
+        for i in 0..40 {
+            document.push_str(&format!(" fragment F{i} on QueryRoot {{ ...F{n} ...F{n} }}", n = i + 1));
+        }
+        document.push_str(" fragment F40 on QueryRoot { viewer { apiTokens { id } } }");
+        let started = std::time::Instant::now();
+        let priced = cost(&document, serde_json::json!({}));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            priced > 50_000,
+            "a fragment bomb is priced as what it expands to: {priced}"
+        );
+        let cycle = "query { ...F } fragment F on QueryRoot { ...F ...F viewer { apiTokens { id } } }";
+        let started = std::time::Instant::now();
+        cost(cycle, serde_json::json!({}));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

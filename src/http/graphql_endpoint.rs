@@ -51,7 +51,8 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
         && let Some(first) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            // The entry the trusted proxy appended: the ones before it are the client's to choose.
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
     {

@@ -201,7 +201,7 @@ impl World {
                     (
                         access.keys_at(&self.app, None),
                         access.keys_at(&self.app, Some(self.workspace)),
-                        grant_rule::is_owner(&access),
+                        grant_rule::is_owner(&self.app, &access),
                     ),
                 );
             }

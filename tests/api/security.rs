@@ -869,3 +869,116 @@ async fn finding_12_huge_audit_filters_and_invitee_views_are_bounded() {
     assert_eq!(invitation["roleBindings"], json!([]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn review_pricing_a_fragment_bomb_is_cheap_and_it_is_refused() {
+    let app = spawn_app().await;
+    let user = app.sign_up("user@example.com", "User").await;
+    let mut document = String::from("{ ...F0 }");
+    for i in 0..40 {
+        document.push_str(&format!(" fragment F{i} on QueryRoot {{ ...F{n} ...F{n} }}", n = i + 1));
+    }
+    document.push_str(" fragment F40 on QueryRoot { viewer { id } }");
+    let started = std::time::Instant::now();
+    let body = app.gql(Some(&user.access_token), &document, json!({})).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let cycle = app
+        .gql(
+            Some(&user.access_token),
+            "{ ...F } fragment F on QueryRoot { ...F ...F viewer { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&cycle), "BAD_USER_INPUT", "{cycle}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn review_narrow_owner_tokens_renames_long_offer_lists_and_leaving_by_token_are_refused() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let other = app.sign_up("other@example.com", "Other").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let membership = app.add_member(&org, &other).await;
+    // An owner's token narrowed to a keychain without the owner-only keys is no owner.
+    let chain = mutate(
+        &app,
+        &owner.access_token,
+        "createKeychain",
+        json!({ "organizationId": org, "name": "granting", "keys": ["roles.assign", "billing.manage", "billing.read", "members.read"] }),
+        "keychain { id }",
+    )
+    .await;
+    let chain = text(&chain, &["createKeychain", "keychain", "id"]);
+    let narrow = mutate(
+        &app,
+        &owner.access_token,
+        "createApiToken",
+        json!({ "name": "n", "organizationId": org, "keychainId": chain }),
+        "token",
+    )
+    .await;
+    let narrow = text(&narrow, &["createApiToken", "token"]);
+    let granted = mutate(
+        &app,
+        &narrow,
+        "grantRole",
+        json!({ "membershipId": membership, "roleId": builtin_role("billing_manager") }),
+        "membership { id }",
+    )
+    .await;
+    assert_eq!(error_code(&granted), "FORBIDDEN", "{granted}");
+    // Leaving is an account matter.
+    let left = mutate(
+        &app,
+        &narrow,
+        "leaveOrganization",
+        json!({ "organizationId": org }),
+        "__typename",
+    )
+    .await;
+    assert_eq!(error_code(&left), "FORBIDDEN", "{left}");
+    // At most 20 offered bindings.
+    let many: Vec<Value> = (0..21).map(|_| json!({ "roleId": builtin_role("member") })).collect();
+    let robot = mutate(
+        &app,
+        &owner.access_token,
+        "createServiceAccount",
+        json!({ "organizationId": org, "name": "r", "roleBindings": many }),
+        "membership { id }",
+    )
+    .await;
+    assert_eq!(error_code(&robot), "BAD_USER_INPUT", "{robot}");
+    assert_eq!(robot["errors"][0]["extensions"]["field"], "roleBindings");
+    // Renaming a role needs every key it holds.
+    let rich = mutate(
+        &app,
+        &owner.access_token,
+        "createRole",
+        json!({ "organizationId": org, "name": "rich", "keys": ["audit.read", "roles.manage"] }),
+        "role { id }",
+    )
+    .await;
+    let rich = text(&rich, &["createRole", "role", "id"]);
+    let editors = mutate(
+        &app,
+        &owner.access_token,
+        "createRole",
+        json!({ "organizationId": org, "name": "editors", "keys": ["roles.manage"] }),
+        "role { id }",
+    )
+    .await;
+    let editors = text(&editors, &["createRole", "role", "id"]);
+    assert!(ok(&app.change_role(&owner, true, &membership, &editors, None).await));
+    let renamed = mutate(
+        &app,
+        &other.access_token,
+        "updateRole",
+        json!({ "roleId": rich, "name": "poor" }),
+        "role { name }",
+    )
+    .await;
+    assert_eq!(error_code(&renamed), "FORBIDDEN", "{renamed}");
+    app.stop().await;
+}
