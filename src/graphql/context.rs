@@ -2,6 +2,7 @@
 //! looked up at most once per request (across requests, `domain::standing` keeps it while the
 //! database is unchanged).
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
@@ -17,14 +18,22 @@ pub struct RequestState {
     pub principal: Option<Principal>,
     pub meta: RequestMeta,
     access: Mutex<HashMap<Uuid, Option<Arc<MemberAccess>>>>,
+    /// Objects unpaged lists may still hand out in this request (see [`charge`]).
+    objects_left: AtomicUsize,
 }
 
 impl RequestState {
     pub fn new(principal: Option<Principal>, meta: RequestMeta) -> RequestState {
+        RequestState::with_object_budget(principal, meta, usize::MAX)
+    }
+
+    /// A request whose unpaged lists may hand out at most `objects` objects in all.
+    pub fn with_object_budget(principal: Option<Principal>, meta: RequestMeta, objects: usize) -> RequestState {
         RequestState {
             principal,
             meta,
             access: Mutex::new(HashMap::new()),
+            objects_left: AtomicUsize::new(objects),
         }
     }
 
@@ -32,6 +41,25 @@ impl RequestState {
     pub fn invalidate_access(&self) {
         if let Ok(mut cache) = self.access.lock() {
             cache.clear();
+        }
+    }
+}
+
+/// Takes `objects` from the request's object budget, or refuses the field. Lists that are not
+/// paged (an organization's roles, a role's keychains, a member's bindings) are priced at typical
+/// sizes before the request runs; this makes their real sizes count while it runs, so a request
+/// over organizations holding hundreds of definitions stops at the budget instead of building
+/// millions of objects (GitHub's node limit, enforced as the lists come in).
+pub fn charge(ctx: &Context<'_>, objects: usize) -> ApiResult<()> {
+    let left = &state(ctx).objects_left;
+    match left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(objects)) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            left.store(0, Ordering::Release);
+            Err(ApiError(DomainError::bad_input(
+                "query",
+                "this request lists more objects than one request may; ask for fewer fields or smaller pages",
+            )))
         }
     }
 }

@@ -601,6 +601,23 @@ pub fn build(plan: &Plan, rows: &Rows) -> Option<Value> {
     Some(object(out))
 }
 
+/// Bindings (and with `keychains`, the keychains of their roles) a built list hands out, for the
+/// request's object budget.
+pub fn objects(rows: &Rows, keychains: bool) -> usize {
+    rows.edges
+        .iter()
+        .filter_map(|(_, member)| rows.bindings.get(&member.id))
+        .flat_map(|bindings| bindings.iter())
+        .map(|(binding, _)| {
+            1 + if keychains {
+                rows.keychains.get(&binding.role_id).map_or(0, Vec::len)
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
 /// The distinct ids `id` picks out of every binding (in no particular order).
 pub fn referenced(
     bindings: &HashMap<Uuid, Bindings>,

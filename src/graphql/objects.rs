@@ -24,7 +24,7 @@ use crate::store::entities::{
 };
 
 use super::connection::{self, connection};
-use super::context::{access, app, member_access, principal, require_key};
+use super::context::{access, app, charge, member_access, principal, require_key};
 use super::direct::{self, Resolved};
 use super::error::{ApiError, ApiResult};
 use super::guards::KeyGuard;
@@ -89,12 +89,14 @@ impl User {
             self.require_self(ctx, "API tokens")?;
             // A token confined to one organization sees only the tokens of that organization.
             let only = org_service::token_organization(principal(ctx)?);
-            Ok(token_service::of_user(app(ctx), self.0.id)
+            let tokens: Vec<ApiToken> = token_service::of_user(app(ctx), self.0.id)
                 .await?
                 .into_iter()
                 .filter(|t| only.is_none_or(|o| t.organization_id == Some(o)))
                 .map(ApiToken)
-                .collect())
+                .collect();
+            charge(ctx, tokens.len())?;
+            Ok(tokens)
         })
         .await;
         result
@@ -337,6 +339,7 @@ impl Organization {
             // A selection of plain fields is built straight into the response value.
             if direct_lists && let Some((plan, needs)) = direct::plan(ctx) {
                 let rows = direct_rows(ctx, parts, &counter, needs).await?;
+                charge(ctx, direct::objects(&rows, needs.keychains))?;
                 if let Some(value) = direct::build(&plan, &rows) {
                     super::context::app(ctx)
                         .direct_member_lists
@@ -417,6 +420,7 @@ impl Organization {
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
         let result: ApiResult<Vec<Role>> = Box::pin(async move {
             let rows = definitions::roles_of(&app(ctx).store.conn, self.0.id).await?;
+            charge(ctx, rows.len())?;
             Ok(rows.into_iter().map(|r| Role(r, Some(self.0.id))).collect())
         })
         .await;
@@ -428,6 +432,7 @@ impl Organization {
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
         let result: ApiResult<Vec<Keychain>> = Box::pin(async move {
             let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
+            charge(ctx, rows.len())?;
             Ok(rows.into_iter().map(Keychain).collect())
         })
         .await;
@@ -979,6 +984,7 @@ impl Membership {
             .map_err(loader_error)?
             .unwrap_or_default();
         let organization_id = self.0.organization_id;
+        charge(ctx, rows.len())?;
         Ok(rows
             .iter()
             .map(|(binding, role)| RoleBinding(binding.clone(), organization_id, role.clone()))
@@ -1165,8 +1171,10 @@ impl Role {
             .role_keychains
             .load_one(self.0.id)
             .await
-            .map_err(loader_error)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Keychain).collect())
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        charge(ctx, rows.len())?;
+        Ok(rows.into_iter().map(Keychain).collect())
     }
 
     /// Keys granted directly, besides those of its keychains.
@@ -1263,6 +1271,7 @@ impl Keychain {
                 .await
                 .map_err(loader_error)?
                 .unwrap_or_default();
+            charge(ctx, rows.len())?;
             // A built-in keychain is shared: show only built-in roles and the viewer's own custom ones.
             let mut visible = Vec::new();
             for row in rows {

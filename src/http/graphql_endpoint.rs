@@ -174,7 +174,12 @@ pub async fn post(
         &batcher,
         &state.shared_loads,
     ));
-    let request_state = Arc::new(RequestState::new(principal, meta));
+    // The cost limit, counted again in objects as unpaged lists come in.
+    let request_state = Arc::new(RequestState::with_object_budget(
+        principal,
+        meta,
+        state.config.cost.limit,
+    ));
     let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
     let (requests, single) = match batch {
         BatchRequest::Single(request) => (vec![request], true),

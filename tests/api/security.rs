@@ -982,3 +982,69 @@ async fn review_narrow_owner_tokens_renames_long_offer_lists_and_leaving_by_toke
     assert_eq!(error_code(&renamed), "FORBIDDEN", "{renamed}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn review_unpaged_lists_count_their_real_length_against_the_request_budget() {
+    let mut args = test_args(&crate::helpers::fresh_database_url().await);
+    args.plan_limits = Some(
+        r#"{"FREE": {"admins": 3, "members": 25, "customRoles": 100, "customKeychains": 100, "workspaces": 5}}"#
+            .to_owned(),
+    );
+    let app = spawn_with(args).await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let mut chains = Vec::new();
+    for i in 0..40 {
+        let chain = mutate(
+            &app,
+            &owner.access_token,
+            "createKeychain",
+            json!({ "organizationId": org, "name": format!("k{i}"), "keys": ["servers.read"] }),
+            "keychain { id }",
+        )
+        .await;
+        chains.push(text(&chain, &["createKeychain", "keychain", "id"]));
+    }
+    for i in 0..40 {
+        let role = mutate(
+            &app,
+            &owner.access_token,
+            "createRole",
+            json!({ "organizationId": org, "name": format!("r{i}"), "keychainIds": chains }),
+            "role { id }",
+        )
+        .await;
+        assert!(ok(&role), "{role}");
+    }
+    // Priced at typical list sizes, it is admitted; listed, it would hand out 40 × 40 × 40 roles.
+    let nested = "{ organization(slug: \"acme\") { roles { keychains { roles { id } } } } }";
+    let body = app.gql(Some(&owner.access_token), nested, json!({})).await;
+    let (requested, limit) = cost(&body);
+    assert!(requested <= limit, "{body}");
+    assert_eq!(
+        error_code(&body),
+        "BAD_USER_INPUT",
+        "{}",
+        body.to_string().chars().take(400).collect::<String>()
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("more objects")
+    );
+    // Within the budget the same lists answer in full.
+    let flat = app
+        .gql(
+            Some(&owner.access_token),
+            "{ organization(slug: \"acme\") { roles { keychains { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(ok(&flat), "{flat}");
+    assert_eq!(
+        at(&flat, &["organization", "roles"]).as_array().expect("roles").len(),
+        48
+    );
+    app.stop().await;
+}
