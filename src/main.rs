@@ -18,7 +18,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn init_logging(format: &str) {
     let filter =
         EnvFilter::try_from_env("GUILDHALL_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only for a terminal: a log written to a file or a pipe stays plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if format == "json" {
         builder.json().init();
     } else {
@@ -122,7 +125,18 @@ async fn run() -> ExitCode {
             let result = match action {
                 MigrateAction::Up => Migrator::up(&store.conn, None).await,
                 MigrateAction::Down => Migrator::down(&store.conn, Some(1)).await,
-                MigrateAction::Status => Migrator::status(&store.conn).await,
+                // Printed, not logged: the log filter keeps the migrator's own lines out.
+                MigrateAction::Status => Migrator::get_migration_with_status(&store.conn)
+                    .await
+                    .map(|migrations| {
+                        for migration in migrations {
+                            let status = match migration.status() {
+                                migration::MigrationStatus::Applied => "applied",
+                                _ => "pending",
+                            };
+                            println!("{status:<8} {}", migration.name());
+                        }
+                    }),
             };
             match result {
                 Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ mod m20261125_000001_shared_rows_notifications;
 mod m20261125_000002_change_clock;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
+pub use sea_orm_migration::MigrationStatus;
 
 /// Every migration, in the order it is applied.
 pub struct Migrator;

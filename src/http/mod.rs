@@ -98,7 +98,15 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(origins)
             .allow_methods([Method::POST, Method::OPTIONS])
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            // Tracing and correlation headers that browser clients add (W3C trace context, and
+            // a request id of their own) must pass the preflight too.
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::HeaderName::from_static("traceparent"),
+                header::HeaderName::from_static("tracestate"),
+                header::HeaderName::from_static(request_id::HEADER),
+            ])
             .expose_headers([header::HeaderName::from_static(request_id::HEADER)])
             .max_age(Duration::from_secs(600)),
     )

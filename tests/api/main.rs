@@ -4,6 +4,7 @@ mod helpers;
 mod integrations;
 
 mod accounts;
+mod cli;
 mod conventions;
 mod direct;
 mod mail;
