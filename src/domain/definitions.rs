@@ -149,6 +149,47 @@ async fn effective<C: ConnectionTrait>(
     Ok(app.catalog.close(&all))
 }
 
+/// FORBIDDEN unless the editor holds every key the role has: changing or deleting it takes them
+/// from (or gives them to) its holders.
+async fn require_every_key_of_role<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    editor: &MemberAccess,
+    role: &roles::Model,
+    current: &RoleDefinition,
+) -> DomainResult<()> {
+    let before = effective(conn, app, &current.keys, &current.keychain_ids).await?;
+    grant_rule::check_definition_change(
+        app,
+        editor,
+        &described("role", &role.name),
+        &DefinitionChange {
+            before,
+            after: KeySet::EMPTY,
+            reaches_holders: false,
+        },
+    )
+}
+
+/// FORBIDDEN unless the editor holds every key the keychain has.
+async fn require_every_key_of_keychain<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    editor: &MemberAccess,
+    keychain: &keychains::Model,
+) -> DomainResult<()> {
+    grant_rule::check_definition_change(
+        app,
+        editor,
+        &described("keychain", &keychain.name),
+        &DefinitionChange {
+            before: keychain_keys_closed(conn, app, keychain.id).await?,
+            after: KeySet::EMPTY,
+            reaches_holders: false,
+        },
+    )
+}
+
 /// A keychain's keys, closed under implication.
 async fn keychain_keys_closed<C: ConnectionTrait>(conn: &C, app: &App, keychain_id: Uuid) -> DomainResult<KeySet> {
     let sets = access::keychain_key_sets(conn, app, &[keychain_id]).await?;
@@ -359,16 +400,7 @@ pub(crate) async fn update_role_in<C: ConnectionTrait>(
     let organization_id = role.organization_id.ok_or_else(|| built_in_refused("role"))?;
     let current = role_definition(conn, role.id, app).await?;
     // Any change of a role (a rename, its scope) needs every key it holds, as its keys' change does.
-    grant_rule::check_definition_change(
-        app,
-        access,
-        &described("role", &role.name),
-        &DefinitionChange {
-            before: effective(conn, app, &current.keys, &current.keychain_ids).await?,
-            after: KeySet::EMPTY,
-            reaches_holders: false,
-        },
-    )?;
+    require_every_key_of_role(conn, app, access, &role, &current).await?;
     let mut changes = serde_json::Map::new();
     if keys.is_some() || input.keychain_ids.is_some() {
         let new_keys = keys.unwrap_or(current.keys);
@@ -492,17 +524,7 @@ pub(crate) async fn delete_role_in<C: ConnectionTrait>(
 ) -> DomainResult<()> {
     access.require(app, "roles.manage", None)?;
     let current = role_definition(conn, role.id, app).await?;
-    let before = effective(conn, app, &current.keys, &current.keychain_ids).await?;
-    grant_rule::check_definition_change(
-        app,
-        access,
-        &described("role", &role.name),
-        &DefinitionChange {
-            before,
-            after: KeySet::EMPTY,
-            reaches_holders: false,
-        },
-    )?;
+    require_every_key_of_role(conn, app, access, role, &current).await?;
     ensure_role_unused(conn, app, role).await?;
     roles::Entity::delete_by_id(role.id).exec(conn).await?;
     audit::record(
@@ -663,16 +685,7 @@ pub(crate) async fn update_keychain_in<C: ConnectionTrait>(
     let keys = input.keys.as_deref().map(|k| parse_keys(app, "keys", k)).transpose()?;
     access.require(app, "keychains.manage", None)?;
     // Any change of a keychain (a rename too) needs every key it holds.
-    grant_rule::check_definition_change(
-        app,
-        access,
-        &described("keychain", &keychain.name),
-        &DefinitionChange {
-            before: keychain_keys_closed(conn, app, keychain.id).await?,
-            after: KeySet::EMPTY,
-            reaches_holders: false,
-        },
-    )?;
+    require_every_key_of_keychain(conn, app, access, &keychain).await?;
     let mut changes = serde_json::Map::new();
     if let Some(keys) = keys {
         grant_rule::refuse_owner_only(app, "keys", &app.catalog.close(&keys))?;
@@ -755,16 +768,7 @@ pub(crate) async fn delete_keychain_in<C: ConnectionTrait>(
     keychain: &keychains::Model,
 ) -> DomainResult<()> {
     access.require(app, "keychains.manage", None)?;
-    grant_rule::check_definition_change(
-        app,
-        access,
-        &described("keychain", &keychain.name),
-        &DefinitionChange {
-            before: keychain_keys_closed(conn, app, keychain.id).await?,
-            after: KeySet::EMPTY,
-            reaches_holders: false,
-        },
-    )?;
+    require_every_key_of_keychain(conn, app, access, keychain).await?;
     let users = role_keychains::Entity::find()
         .filter(role_keychains::Column::KeychainId.eq(keychain.id))
         .count(conn)
