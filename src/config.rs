@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Lifetime of a session's refresh tokens, in seconds.
     #[arg(long, env = "GUILDHALL_REFRESH_TOKEN_TTL", default_value_t = 2_592_000)]
     pub refresh_token_ttl: i64,
+    /// Seconds a rotated refresh token still yields the same successor (two tabs refreshing at
+    /// once); presented later, it ends the session as a stolen token would.
+    #[arg(long, env = "GUILDHALL_REFRESH_REUSE_INTERVAL", default_value_t = 5)]
+    pub refresh_reuse_interval: i64,
     /// Lifetime of invitations, in hours.
     #[arg(long, env = "GUILDHALL_INVITATION_TTL_HOURS", default_value_t = 72)]
     pub invitation_ttl_hours: i64,

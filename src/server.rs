@@ -112,6 +112,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         public_url: args.public_url.trim_end_matches('/').to_owned(),
         access_token_ttl: Duration::seconds(args.access_token_ttl),
         refresh_token_ttl: Duration::seconds(args.refresh_token_ttl),
+        refresh_reuse_interval: Duration::seconds(args.refresh_reuse_interval.max(0)),
         invitation_ttl: Duration::hours(args.invitation_ttl_hours),
         login_max_failures_per_email: args.login_max_failures_per_email,
         login_max_failures_per_address: args.login_max_failures_per_address,

@@ -293,7 +293,26 @@ async fn issue_credentials<C: ConnectionTrait>(
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> DomainResult<Credentials> {
-    let refresh_token = secrets::generate(REFRESH_TOKEN_PREFIX);
+    issue_credentials_with(
+        conn,
+        app,
+        user,
+        session_id,
+        now,
+        secrets::generate(REFRESH_TOKEN_PREFIX),
+    )
+    .await
+}
+
+/// A new access token, and the given refresh token stored (hashed) for the session.
+async fn issue_credentials_with<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: users::Model,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+    refresh_token: String,
+) -> DomainResult<Credentials> {
     refresh_tokens::ActiveModel {
         id: Set(new_id()),
         session_id: Set(session_id),
@@ -468,6 +487,37 @@ pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> 
         .exec(&tx)
         .await?;
     if rotated.rows_affected != 1 {
+        // Two tabs refreshing at once: within the reuse interval the same successor is handed
+        // out again (with a new access token); past it, a used token means theft.
+        let successor = app.tokens.successor(REFRESH_TOKEN_PREFIX, presented);
+        let within_interval = token
+            .rotated_at
+            .is_some_and(|at| now - at <= app.settings.refresh_reuse_interval);
+        if within_interval
+            && refresh_tokens::Entity::find()
+                .filter(refresh_tokens::Column::TokenHash.eq(secrets::digest(&successor)))
+                .filter(refresh_tokens::Column::SessionId.eq(session.id))
+                .filter(refresh_tokens::Column::RotatedAt.is_null())
+                .count(&tx)
+                .await?
+                > 0
+        {
+            let user = users::Entity::find_by_id(session.user_id)
+                .one(&tx)
+                .await?
+                .ok_or_else(invalid)?;
+            let expires_at = now + app.settings.access_token_ttl;
+            let access_token = app
+                .tokens
+                .issue(user.id, session.id, user.token_version, now, expires_at)?;
+            tx.commit().await?;
+            return Ok(Credentials {
+                access_token,
+                refresh_token: successor,
+                expires_at,
+                user,
+            });
+        }
         revoke_sessions(&tx, &[session.id], now, "refresh token reused").await?;
         audit::record(
             &tx,
@@ -497,7 +547,8 @@ pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> 
         .filter(sessions::Column::Id.eq(session.id))
         .exec(&tx)
         .await?;
-    let credentials = issue_credentials(&tx, app, user, session.id, now).await?;
+    let successor = app.tokens.successor(REFRESH_TOKEN_PREFIX, presented);
+    let credentials = issue_credentials_with(&tx, app, user, session.id, now, successor).await?;
     audit::record(
         &tx,
         meta,

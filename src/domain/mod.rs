@@ -41,6 +41,9 @@ pub struct Settings {
     pub public_url: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long a rotated refresh token still yields its (same) successor: two tabs refreshing
+    /// at once both stay signed in.
+    pub refresh_reuse_interval: Duration,
     pub invitation_ttl: Duration,
     pub login_max_failures_per_email: u64,
     pub login_max_failures_per_address: u64,
@@ -62,6 +65,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
+            refresh_reuse_interval: Duration::seconds(5),
             invitation_ttl: Duration::hours(72),
             login_max_failures_per_email: 5,
             login_max_failures_per_address: 50,

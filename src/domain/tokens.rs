@@ -34,6 +34,8 @@ pub struct AccessTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Keys the derivation of a refresh token's successor (see [`AccessTokens::successor`]).
+    successor_key: Vec<u8>,
 }
 
 /// What a verified access token says.
@@ -45,6 +47,22 @@ pub struct VerifiedAccess {
 }
 
 impl AccessTokens {
+    /// The refresh token that replaces `presented` when it is rotated: a keyed hash of it, so
+    /// the same successor can be handed out again when two tabs refresh at once, and nobody
+    /// without the server's secret can compute it.
+    pub fn successor(&self, prefix: &str, presented: &str) -> String {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.successor_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(presented.as_bytes());
+        let bytes = mac.finalize().into_bytes();
+        format!(
+            "{prefix}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
+    }
+
     pub fn new(secret: &[u8]) -> AccessTokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
@@ -58,6 +76,7 @@ impl AccessTokens {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            successor_key: [b"refresh-successor:".as_slice(), secret].concat(),
         }
     }
 

@@ -274,7 +274,9 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         "Ada"
     );
 
-    // The old token is presented again: refused, and the family is revoked.
+    // The old token is presented again after the reuse interval: refused, and the family is
+    // revoked.
+    app.app.clock.advance(chrono::Duration::seconds(6));
     assert_eq!(error_code(&refresh(&app, &ada.refresh_token).await), "UNAUTHENTICATED");
     assert_eq!(error_code(&refresh(&app, &rotated).await), "UNAUTHENTICATED");
     assert_eq!(
@@ -323,5 +325,36 @@ async fn restarting_keeps_data_and_sessions() {
     assert_eq!(body["data"]["viewer"]["email"], "ada@example.com", "{body}");
     assert_eq!(body["data"]["organization"]["slug"], "kept-org");
     assert!(refresh(&app, &ada.refresh_token).await["data"]["refreshSession"].is_object());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_both_stay_signed_in_with_the_same_successor() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let (first, second) = tokio::join!(refresh(&app, &ada.refresh_token), refresh(&app, &ada.refresh_token));
+    let successor = |body: &Value| {
+        body["data"]["refreshSession"]["refreshToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("refresh failed: {body}"))
+            .to_owned()
+    };
+    let (a, b) = (successor(&first), successor(&second));
+    assert_eq!(a, b, "both tabs hold the same successor");
+    for body in [&first, &second] {
+        let access = body["data"]["refreshSession"]["accessToken"].as_str().expect("access");
+        assert_eq!(
+            app.gql(Some(access), VIEWER, json!({})).await["data"]["viewer"]["name"],
+            "Ada"
+        );
+    }
+    // The successor rotates as usual, and the first token, presented after the interval, still
+    // means theft: the whole family ends.
+    let next = refresh(&app, &a).await;
+    assert!(next["errors"].is_null(), "{next}");
+    app.app.clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(error_code(&refresh(&app, &ada.refresh_token).await), "UNAUTHENTICATED");
+    let latest = next["data"]["refreshSession"]["refreshToken"].as_str().expect("latest");
+    assert_eq!(error_code(&refresh(&app, latest).await), "UNAUTHENTICATED");
     app.stop().await;
 }
