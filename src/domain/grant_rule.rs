@@ -95,7 +95,7 @@ pub fn check_definition_change(
     change: &DefinitionChange,
 ) -> DomainResult<()> {
     let touched = change.before.union(&change.after);
-    if let Some(missing) = touched.difference(&editor.keys_at(app, None)).iter().next() {
+    if let Some(missing) = authz::first_missing(&editor.keys_at(app, None), &touched) {
         let key = app.catalog.key(missing).id.clone();
         return Err(editor.deny(DomainError::Forbidden {
             message: format!(

@@ -355,6 +355,12 @@ async fn finding_5_a_role_or_keychain_is_changed_only_by_holders_of_all_its_keys
     assert!(ok(&app
         .change_role(&owner, true, &editor_membership, &editors, None)
         .await));
+    // Without `roles.assign` nothing is granted, however small.
+    let granted = app
+        .change_role(&editor, true, &editor_membership, &builtin_role("member"), None)
+        .await;
+    assert_eq!(error_code(&granted), "FORBIDDEN", "{granted}");
+    assert_eq!(granted["errors"][0]["extensions"]["key"], "roles.assign");
     let rich = mutate(
         &app,
         &owner.access_token,
