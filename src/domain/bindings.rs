@@ -227,19 +227,14 @@ pub(crate) async fn bind<C: ConnectionTrait>(
             replaced.push(binding);
         }
     }
-    let admin_roles = grant_rule::admin_role_ids(conn, app, target.organization.id).await?;
-    if target.workspace_id.is_none() && admin_roles.contains(&target.role.id) {
-        let current = holders(conn, target.organization.id, &admin_roles).await?;
-        if !current.contains(&target.membership.id) {
-            limits::ensure_room(
-                conn,
-                app,
-                target.organization.id,
-                &target.organization.plan,
-                Limit::Admins,
-                1,
-            )
-            .await?;
+    if target.workspace_id.is_none() {
+        let admin_roles = grant_rule::admin_role_ids(conn, app, target.organization.id).await?;
+        if admin_roles.contains(&target.role.id) {
+            // Counted here once: the holders just read are the admin limit's use.
+            let current = holders(conn, target.organization.id, &admin_roles).await?;
+            if !current.contains(&target.membership.id) {
+                limits::check_room(app, &target.organization.plan, Limit::Admins, current.len() as u64, 1)?;
+            }
         }
     }
     if !replaced.is_empty() {

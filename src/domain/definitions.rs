@@ -150,40 +150,38 @@ async fn effective<C: ConnectionTrait>(
 }
 
 /// FORBIDDEN unless the editor holds every key the role has: changing or deleting it takes them
-/// from (or gives them to) its holders.
+/// from (or gives them to) its holders. Returns the role's effective keys.
 async fn require_every_key_of_role<C: ConnectionTrait>(
     conn: &C,
     app: &App,
     editor: &MemberAccess,
     role: &roles::Model,
     current: &RoleDefinition,
-) -> DomainResult<()> {
-    let before = effective(conn, app, &current.keys, &current.keychain_ids).await?;
-    grant_rule::check_definition_change(
-        app,
-        editor,
-        &described("role", &role.name),
-        &DefinitionChange {
-            before,
-            after: KeySet::EMPTY,
-            reaches_holders: false,
-        },
-    )
+) -> DomainResult<KeySet> {
+    let keys = effective(conn, app, &current.keys, &current.keychain_ids).await?;
+    require_every_key(app, editor, &described("role", &role.name), keys)?;
+    Ok(keys)
 }
 
-/// FORBIDDEN unless the editor holds every key the keychain has.
+/// FORBIDDEN unless the editor holds every key the keychain has. Returns them (closed).
 async fn require_every_key_of_keychain<C: ConnectionTrait>(
     conn: &C,
     app: &App,
     editor: &MemberAccess,
     keychain: &keychains::Model,
-) -> DomainResult<()> {
+) -> DomainResult<KeySet> {
+    let keys = keychain_keys_closed(conn, app, keychain.id).await?;
+    require_every_key(app, editor, &described("keychain", &keychain.name), keys)?;
+    Ok(keys)
+}
+
+fn require_every_key(app: &App, editor: &MemberAccess, what: &str, keys: KeySet) -> DomainResult<()> {
     grant_rule::check_definition_change(
         app,
         editor,
-        &described("keychain", &keychain.name),
+        what,
         &DefinitionChange {
-            before: keychain_keys_closed(conn, app, keychain.id).await?,
+            before: keys,
             after: KeySet::EMPTY,
             reaches_holders: false,
         },
@@ -400,14 +398,13 @@ pub(crate) async fn update_role_in<C: ConnectionTrait>(
     let organization_id = role.organization_id.ok_or_else(|| built_in_refused("role"))?;
     let current = role_definition(conn, role.id, app).await?;
     // Any change of a role (a rename, its scope) needs every key it holds, as its keys' change does.
-    require_every_key_of_role(conn, app, access, &role, &current).await?;
+    let before = require_every_key_of_role(conn, app, access, &role, &current).await?;
     let mut changes = serde_json::Map::new();
     if keys.is_some() || input.keychain_ids.is_some() {
         let new_keys = keys.unwrap_or(current.keys);
         let new_chains = input.keychain_ids.clone().unwrap_or(current.keychain_ids.clone());
         usable_keychains(conn, organization_id, &new_chains).await?;
         refuse_owner_only_parts(conn, app, &new_keys, &new_chains).await?;
-        let before = effective(conn, app, &current.keys, &current.keychain_ids).await?;
         let after = effective(conn, app, &new_keys, &new_chains).await?;
         grant_rule::check_definition_change(
             app,
@@ -685,12 +682,11 @@ pub(crate) async fn update_keychain_in<C: ConnectionTrait>(
     let keys = input.keys.as_deref().map(|k| parse_keys(app, "keys", k)).transpose()?;
     access.require(app, "keychains.manage", None)?;
     // Any change of a keychain (a rename too) needs every key it holds.
-    require_every_key_of_keychain(conn, app, access, &keychain).await?;
+    let before = require_every_key_of_keychain(conn, app, access, &keychain).await?;
     let mut changes = serde_json::Map::new();
     if let Some(keys) = keys {
         grant_rule::refuse_owner_only(app, "keys", &app.catalog.close(&keys))?;
         let organization_id = keychain.organization_id.ok_or_else(|| built_in_refused("keychain"))?;
-        let before = keychain_keys_closed(conn, app, keychain.id).await?;
         let users = grant_rule::roles_using_keychain(conn, keychain.id).await?;
         grant_rule::check_definition_change(
             app,

@@ -158,8 +158,14 @@ pub async fn ensure_room<C: ConnectionTrait>(
     limit: Limit,
     adding: u64,
 ) -> DomainResult<()> {
-    let max = limit_for(app, plan, limit);
     let current = used(conn, app, organization_id, limit).await?;
+    check_room(app, plan, limit, current, adding)
+}
+
+/// LIMIT_EXCEEDED naming the limit unless `adding` more fit beside `current` (counted by the
+/// caller, inside its transaction).
+pub fn check_room(app: &App, plan: &str, limit: Limit, current: u64, adding: u64) -> DomainResult<()> {
+    let max = limit_for(app, plan, limit);
     if current + adding > max {
         return Err(DomainError::LimitExceeded {
             limit: limit.name().to_owned(),
