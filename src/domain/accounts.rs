@@ -323,6 +323,17 @@ async fn issue_credentials_with<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
+    with_access_token(app, user, session_id, now, refresh_token)
+}
+
+/// Credentials of a session: a new access token beside the given refresh token.
+fn with_access_token(
+    app: &App,
+    user: users::Model,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+    refresh_token: String,
+) -> DomainResult<Credentials> {
     let expires_at = now + app.settings.access_token_ttl;
     let access_token = app
         .tokens
@@ -506,17 +517,9 @@ pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> 
                 .one(&tx)
                 .await?
                 .ok_or_else(invalid)?;
-            let expires_at = now + app.settings.access_token_ttl;
-            let access_token = app
-                .tokens
-                .issue(user.id, session.id, user.token_version, now, expires_at)?;
+            let credentials = with_access_token(app, user, session.id, now, successor)?;
             tx.commit().await?;
-            return Ok(Credentials {
-                access_token,
-                refresh_token: successor,
-                expires_at,
-                user,
-            });
+            return Ok(credentials);
         }
         revoke_sessions(&tx, &[session.id], now, "refresh token reused").await?;
         audit::record(
