@@ -501,9 +501,13 @@ pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> 
         // Two tabs refreshing at once: within the reuse interval the same successor is handed
         // out again (with a new access token); past it, a used token means theft.
         let successor = app.tokens.successor(REFRESH_TOKEN_PREFIX, presented);
-        let within_interval = token
-            .rotated_at
-            .is_some_and(|at| now - at <= app.settings.refresh_reuse_interval);
+        // Read again: the copy above may predate a rotation that committed while this waited
+        // for the row (two tabs at once on PostgreSQL).
+        let rotated_at = refresh_tokens::Entity::find_by_id(token.id)
+            .one(&tx)
+            .await?
+            .and_then(|t| t.rotated_at);
+        let within_interval = rotated_at.is_some_and(|at| now - at <= app.settings.refresh_reuse_interval);
         if within_interval
             && refresh_tokens::Entity::find()
                 .filter(refresh_tokens::Column::TokenHash.eq(secrets::digest(&successor)))
