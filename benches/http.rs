@@ -33,8 +33,8 @@ fn worst_accepted() -> &'static str {
         .collect();
     Box::leak(format!("{{ organization(slug: \"big\") {{ {aliases} }} }}").into_boxed_str())
 }
-const GRANT: &str = "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }";
-const REVOKE: &str = "mutation($i: RoleBindingChangeInput!) { revokeRole(input: $i) { membership { id } } }";
+const GRANT: &str = "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }";
+const REVOKE: &str = "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { membership { id } } }";
 const AUTHORIZE: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"members.invite\") { allowed reason } }";
 
 struct Server {
@@ -382,7 +382,7 @@ fn write_step(url: &str, token: &str, organization: &str) -> Step {
             };
             let granted = post(
                 Some(token),
-                "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }",
+                "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }",
                 json!({ "i": { "membershipId": membership, "roleId": guildhall::graphql::ids::encode(guildhall::graphql::ids::NodeKind::Role, guildhall::domain::builtins::role_id("viewer")).0 } }),
             )
             .await;

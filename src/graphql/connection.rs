@@ -11,9 +11,14 @@ use crate::domain::page::{Page, PageRequest, encode_cursor};
 /// Where a page sits in its list.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct PageInfo {
+    /// Whether more items follow this page; pass `endCursor` as `after` to get them.
     pub has_next_page: bool,
+    /// Whether this page was asked for with `after`, so items come before it.
     pub has_previous_page: bool,
+    /// The cursor of the first edge of this page; `null` when the page is empty.
     pub start_cursor: Option<String>,
+    /// The cursor of the last edge of this page, to pass as `after` for the next page; `null`
+    /// when the page is empty.
     pub end_cursor: Option<String>,
 }
 
@@ -62,8 +67,10 @@ macro_rules! connection {
             }
         }
 
+        #[doc = $doc]
         #[async_graphql::Object]
         impl $connection {
+            /// The items of this page, each with its cursor, in list order.
             async fn edges(&self) -> &[$edge] {
                 &self.edges
             }
@@ -73,6 +80,7 @@ macro_rules! connection {
                 self.edges.iter().map(|e| &e.node).collect()
             }
 
+            /// Where this page sits in the list, and the cursor to continue from.
             async fn page_info(&self) -> &$crate::graphql::connection::PageInfo {
                 &self.page_info
             }
@@ -86,7 +94,9 @@ macro_rules! connection {
         #[doc = "An edge of a connection."]
         #[derive(async_graphql::SimpleObject)]
         pub struct $edge {
+            /// An opaque position in the list; pass it as `after` to get the items that follow.
             pub cursor: String,
+            /// The item at this position.
             pub node: $node,
         }
     };

@@ -11,6 +11,14 @@
 //! operation above the limit before anything runs, makes the operations of one batch share one
 //! budget, and reports what each cost in `extensions.cost` (`requested`, `limit`).
 //!
+//! Depth is measured here too, over ordinary fields only: introspection (`__schema`, `__type`)
+//! is exempt, so the standard introspection query of every tool (15 levels of `ofType`) runs
+//! under the default limit. Introspection is priced instead, at the schema's own averages
+//! (`types` by the number of types, `fields` by the mean fields per type, and so on, all at a
+//! quarter since nothing of it reads the database), and its
+//! lists that lead back to types (`fields`, `inputFields`, `interfaces`, `possibleTypes`) may not
+//! nest three deep: graphql-js's rule, which bounds what a few aliases of it could build.
+//!
 //! The model reads the schema's own SDL once, so a field added later is priced by the same
 //! rules without anyone remembering to (and no async-graphql extension is needed: one would box
 //! every field's resolution).
@@ -73,10 +81,66 @@ struct FieldShape {
     paged: bool,
 }
 
+/// Introspection lists that lead back to types; graphql-js refuses them nested three deep.
+const INTROSPECTION_NESTING: usize = 3;
+
+/// Introspection nodes per unit of cost: they are answered from memory.
+const INTROSPECTION_DISCOUNT: usize = 4;
+
+/// What an operation asks for, measured before it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measure {
+    /// Its cost in the model's terms.
+    pub cost: usize,
+    /// Nesting of ordinary fields (introspection is not counted).
+    pub depth: usize,
+    /// Deepest nesting of introspection lists that lead back to types.
+    pub introspection_nesting: usize,
+}
+
+impl Measure {
+    /// Why the operation may not run under `limit` and `max_depth`, if it may not.
+    pub fn refusal(&self, limit: usize, max_depth: usize) -> Option<String> {
+        if self.depth > max_depth {
+            return Some(format!(
+                "this operation nests fields {} levels deep, more than the limit of {max_depth}",
+                self.depth
+            ));
+        }
+        if self.introspection_nesting >= INTROSPECTION_NESTING {
+            return Some(
+                "this introspection nests `fields`, `inputFields`, `interfaces` or `possibleTypes` three deep; \
+                 ask for the schema once and follow type names instead"
+                    .to_owned(),
+            );
+        }
+        if self.cost > limit {
+            return Some(format!(
+                "this operation costs {}, more than the limit of {limit}: ask for smaller pages or fewer fields",
+                self.cost
+            ));
+        }
+        None
+    }
+}
+
+/// What introspection lists are priced at: the schema's own averages.
+#[derive(Clone, Copy, Debug)]
+struct SchemaSizes {
+    types: usize,
+    fields_per_type: usize,
+    args_per_field: usize,
+    input_fields_per_type: usize,
+    values_per_type: usize,
+}
+
 /// The cost model of one schema.
 #[derive(Clone, Debug)]
 pub struct CostModel {
     pub limit: usize,
+    /// Deepest nesting of ordinary fields.
+    pub max_depth: usize,
+    sizes: SchemaSizes,
     fields: HashMap<String, HashMap<String, FieldShape>>,
     query_root: String,
     mutation_root: String,
@@ -92,9 +156,17 @@ fn named(ty: &Type) -> (String, bool) {
 
 impl CostModel {
     /// Reads the schema's SDL.
-    pub fn from_sdl(sdl: &str, limit: usize) -> CostModel {
+    pub fn from_sdl(sdl: &str, limit: usize, max_depth: usize) -> CostModel {
         let mut model = CostModel {
             limit,
+            max_depth,
+            sizes: SchemaSizes {
+                types: 1,
+                fields_per_type: 1,
+                args_per_field: 1,
+                input_fields_per_type: 1,
+                values_per_type: 1,
+            },
             fields: HashMap::new(),
             query_root: "Query".to_owned(),
             mutation_root: "Mutation".to_owned(),
@@ -102,6 +174,33 @@ impl CostModel {
         };
         let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
             return model;
+        };
+        // The built-in scalars and the introspection types are listed by `__schema` too.
+        let (mut types, mut fields, mut args, mut input_fields, mut values) = (13usize, 0usize, 0usize, 0usize, 0usize);
+        for definition in &document.definitions {
+            if let TypeSystemDefinition::Type(ty) = definition {
+                types += 1;
+                match &ty.node.kind {
+                    TypeKind::Object(o) => {
+                        fields += o.fields.len();
+                        args += o.fields.iter().map(|f| f.node.arguments.len()).sum::<usize>();
+                    }
+                    TypeKind::Interface(i) => {
+                        fields += i.fields.len();
+                        args += i.fields.iter().map(|f| f.node.arguments.len()).sum::<usize>();
+                    }
+                    TypeKind::InputObject(i) => input_fields += i.fields.len(),
+                    TypeKind::Enum(e) => values += e.values.len(),
+                    _ => {}
+                }
+            }
+        }
+        model.sizes = SchemaSizes {
+            types,
+            fields_per_type: fields.div_ceil(types).max(1),
+            args_per_field: args.div_ceil(fields.max(1)).max(1),
+            input_fields_per_type: input_fields.div_ceil(types).max(1),
+            values_per_type: values.div_ceil(types).max(1),
         };
         for definition in document.definitions {
             match definition {
@@ -149,6 +248,17 @@ impl CostModel {
         operation_name: Option<&str>,
         variables: &Variables,
     ) -> Option<usize> {
+        self.measure(document, operation_name, variables).map(|m| m.cost)
+    }
+
+    /// What the operation a request runs asks for (`None` when the document names no single
+    /// operation to run: execution reports that).
+    pub fn measure(
+        &self,
+        document: &ExecutableDocument,
+        operation_name: Option<&str>,
+        variables: &Variables,
+    ) -> Option<Measure> {
         let operation = match (&document.operations, operation_name) {
             (DocumentOperations::Single(operation), _) => &operation.node,
             (DocumentOperations::Multiple(operations), Some(name)) => &operations.get(name)?.node,
@@ -176,16 +286,15 @@ impl CostModel {
             fragments: RefCell::new(HashMap::new()),
             visits: Cell::new(0),
         };
-        let mut cost = walk.selection_set(root, &operation.selection_set.node);
+        let mut measure = walk.selection_set(root, &operation.selection_set.node);
         if operation.ty == OperationType::Mutation {
             let fields = operation.selection_set.node.items.len();
-            cost = cost.saturating_add(fields.saturating_mul(MUTATION));
+            measure.cost = measure.cost.saturating_add(fields.saturating_mul(MUTATION));
         }
-        Some(if walk.visits.get() > MAX_VISITS {
-            usize::MAX
-        } else {
-            cost
-        })
+        if walk.visits.get() > MAX_VISITS {
+            measure.cost = usize::MAX;
+        }
+        Some(measure)
     }
 }
 
@@ -194,31 +303,59 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
     defaults: &'a HashMap<Name, Value>,
-    /// Each fragment priced once (`None` while being priced: a spread of it inside itself is a
-    /// cycle, which validation refuses, and is priced at nothing here).
-    fragments: RefCell<HashMap<Name, Option<usize>>>,
+    /// Each fragment measured once (`None` while being measured: a spread of it inside itself
+    /// is a cycle, which validation refuses, and is measured as nothing here).
+    fragments: RefCell<HashMap<Name, Option<Measure>>>,
     visits: Cell<usize>,
 }
 
+const NOTHING: Measure = Measure {
+    cost: 0,
+    depth: 0,
+    introspection_nesting: 0,
+};
+
+/// Sibling selections: costs add up, depths and nestings take the deepest.
+fn beside(a: Measure, b: Measure) -> Measure {
+    Measure {
+        cost: a.cost.saturating_add(b.cost),
+        depth: a.depth.max(b.depth),
+        introspection_nesting: a.introspection_nesting.max(b.introspection_nesting),
+    }
+}
+
+/// What an introspection field returns, and how many of it on average.
+fn introspection_field(sizes: &SchemaSizes, type_name: &str, field: &str) -> Option<(&'static str, usize)> {
+    Some(match (type_name, field) {
+        (_, "__schema") => ("__Schema", 1),
+        (_, "__type") => ("__Type", 1),
+        ("__Schema", "types") => ("__Type", sizes.types),
+        ("__Schema", "directives") => ("__Directive", 8),
+        ("__Schema", _) => ("__Type", 1),
+        ("__Type", "fields") => ("__Field", sizes.fields_per_type),
+        ("__Type", "inputFields") => ("__InputValue", sizes.input_fields_per_type),
+        ("__Type", "enumValues") => ("__EnumValue", sizes.values_per_type),
+        ("__Type", "interfaces" | "possibleTypes") => ("__Type", 1),
+        ("__Type", "ofType") => ("__Type", 1),
+        ("__Field" | "__Directive", "args") => ("__InputValue", sizes.args_per_field),
+        ("__Field" | "__InputValue", "type") => ("__Type", 1),
+        _ => return None,
+    })
+}
+
 impl Walk<'_> {
-    fn selection_set(&self, type_name: &str, set: &SelectionSet) -> usize {
-        let mut total: usize = 0;
+    fn selection_set(&self, type_name: &str, set: &SelectionSet) -> Measure {
+        let mut total = NOTHING;
         for item in &set.items {
             self.visits.set(self.visits.get() + 1);
             if self.visits.get() > MAX_VISITS {
-                return usize::MAX;
+                return Measure {
+                    cost: usize::MAX,
+                    ..total
+                };
             }
-            let cost = match &item.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    let name = field.name.node.as_str();
-                    let shape = self.model.fields.get(type_name).and_then(|f| f.get(name));
-                    let child = match shape {
-                        Some(shape) => self.selection_set(&shape.returns, &field.selection_set.node),
-                        None => self.selection_set("", &field.selection_set.node),
-                    };
-                    self.field(type_name, name, shape, field, child)
-                }
+            let measure = match &item.node {
+                Selection::Field(field) => self.field(type_name, &field.node),
                 Selection::InlineFragment(fragment) => {
                     let fragment = &fragment.node;
                     let on = fragment
@@ -230,29 +367,63 @@ impl Walk<'_> {
                 }
                 Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
             };
-            total = total.saturating_add(cost);
+            total = beside(total, measure);
         }
         total
     }
 
-    /// A fragment's cost, priced once per operation however often it is spread.
-    fn fragment(&self, name: &Name) -> usize {
+    /// A fragment's measure, taken once per operation however often it is spread.
+    fn fragment(&self, name: &Name) -> Measure {
         if let Some(known) = self.fragments.borrow().get(name) {
-            return known.unwrap_or(0);
+            return known.unwrap_or(NOTHING);
         }
         let Some(fragment) = self.document.fragments.get(name) else {
-            return 0;
+            return NOTHING;
         };
         self.fragments.borrow_mut().insert(name.clone(), None);
-        let cost = self.selection_set(
+        let measure = self.selection_set(
             fragment.node.type_condition.node.on.node.as_str(),
             &fragment.node.selection_set.node,
         );
-        self.fragments.borrow_mut().insert(name.clone(), Some(cost));
-        cost
+        self.fragments.borrow_mut().insert(name.clone(), Some(measure));
+        measure
     }
 
-    fn field(
+    fn field(&self, type_name: &str, field: &async_graphql::parser::types::Field) -> Measure {
+        let name = field.name.node.as_str();
+        if let Some((returns, rows)) = introspection_field(&self.model.sizes, type_name, name) {
+            let child = self.selection_set(returns, &field.selection_set.node);
+            let leads_to_types = matches!(name, "fields" | "inputFields" | "interfaces" | "possibleTypes");
+            let mut cost = 1usize.saturating_add(rows.saturating_mul(child.cost));
+            if !type_name.starts_with("__") {
+                // The entry into introspection: it is answered from memory, without a statement,
+                // so its nodes count a quarter of what the database's do.
+                cost = cost.div_ceil(INTROSPECTION_DISCOUNT);
+            }
+            return Measure {
+                cost,
+                // Introspection does not count towards depth.
+                depth: 0,
+                introspection_nesting: child.introspection_nesting + usize::from(leads_to_types),
+            };
+        }
+        if type_name.starts_with("__") {
+            // A leaf of an introspection type (`name`, `kind`, `description`, ...).
+            return Measure { cost: 1, ..NOTHING };
+        }
+        let shape = self.model.fields.get(type_name).and_then(|f| f.get(name));
+        let child = match shape {
+            Some(shape) => self.selection_set(&shape.returns, &field.selection_set.node),
+            None => self.selection_set("", &field.selection_set.node),
+        };
+        Measure {
+            cost: self.price(type_name, name, shape, field, child.cost),
+            depth: child.depth + 1,
+            introspection_nesting: child.introspection_nesting,
+        }
+    }
+
+    fn price(
         &self,
         type_name: &str,
         name: &str,
@@ -309,8 +480,8 @@ impl Walk<'_> {
 mod tests {
     use super::*;
 
-    const SDL: &str = "schema { query: QueryRoot }
-        type QueryRoot { organization(slug: String!): Organization nodes(ids: [ID!]!): [Node]! viewer: User! }
+    const SDL: &str = "schema { query: Query }
+        type Query { organization(slug: String!): Organization nodes(ids: [ID!]!): [Node]! viewer: User! }
         interface Node { id: ID! }
         type User { organizations(first: Int, after: String): OrganizationConnection! apiTokens: [ApiToken!]! }
         type ApiToken { id: ID! name: String! }
@@ -323,7 +494,7 @@ mod tests {
         type RoleBinding { grantedAt: String! }";
 
     fn cost(query: &str, variables: serde_json::Value) -> usize {
-        let model = CostModel::from_sdl(SDL, 50_000);
+        let model = CostModel::from_sdl(SDL, 50_000, 12);
         let document = async_graphql::parser::parse_query(query).expect("query");
         model
             .cost(&document, None, &Variables::from_json(variables))
@@ -355,9 +526,9 @@ mod tests {
         // Each fragment spreads the next twice: 2^40 fields if expanded, priced once each.
         let mut document = String::from("{ ...F0 }");
         for i in 0..40 {
-            document.push_str(&format!(" fragment F{i} on QueryRoot {{ ...F{n} ...F{n} }}", n = i + 1));
+            document.push_str(&format!(" fragment F{i} on Query {{ ...F{n} ...F{n} }}", n = i + 1));
         }
-        document.push_str(" fragment F40 on QueryRoot { viewer { apiTokens { id } } }");
+        document.push_str(" fragment F40 on Query { viewer { apiTokens { id } } }");
         let started = std::time::Instant::now();
         let priced = cost(&document, serde_json::json!({}));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
@@ -365,7 +536,7 @@ mod tests {
             priced > 50_000,
             "a fragment bomb is priced as what it expands to: {priced}"
         );
-        let cycle = "query { ...F } fragment F on QueryRoot { ...F ...F viewer { apiTokens { id } } }";
+        let cycle = "query { ...F } fragment F on Query { ...F ...F viewer { apiTokens { id } } }";
         let started = std::time::Instant::now();
         cost(cycle, serde_json::json!({}));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));

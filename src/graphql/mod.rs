@@ -1,4 +1,30 @@
 //! The GraphQL schema: objects, guards, loaders; the transport lives in `http`.
+
+/// Declares one type per mutation (`<Mutation>Input`, `<Mutation>Payload`) for mutations that
+/// take or return the same fields, as the contract asks, plus the one plain struct the shared
+/// code works with and conversions between them. Each named type can grow on its own later
+/// without breaking the others' clients.
+macro_rules! per_mutation {
+    (@common $(#[$common_meta:meta])* $common:ident { $( $(#[$field_meta:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        $(#[$common_meta])*
+        pub struct $common { $( pub $field: $ty ),* }
+    };
+    (@named $derive:ident $common:ident, $(#[$meta:meta])* $name:ident { $( $(#[$field_meta:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(async_graphql::$derive)]
+        pub struct $name { $( $(#[$field_meta])* pub $field: $ty ),* }
+        impl From<$name> for $common {
+            fn from(one: $name) -> Self { $common { $( $field: one.$field ),* } }
+        }
+        impl From<$common> for $name {
+            fn from(one: $common) -> Self { $name { $( $field: one.$field ),* } }
+        }
+    };
+    ($derive:ident, $(#[$common_meta:meta])* $common:ident $fields:tt $( $(#[$meta:meta])* $name:ident ),+ $(,)?) => {
+        per_mutation!(@common $(#[$common_meta])* $common $fields);
+        $( per_mutation!(@named $derive $common, $(#[$meta])* $name $fields); )+
+    };
+}
 pub mod batch;
 pub mod connection;
 pub mod context;
@@ -23,6 +49,7 @@ use crate::domain::App;
 
 /// Every mutation, grouped by area.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     mutation::AccountMutations,
     mutation_access::AccessMutations,
@@ -53,13 +80,17 @@ impl Default for QueryLimits {
 
 fn builder() -> SchemaBuilder<query::QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(query::QueryRoot, MutationRoot::default(), EmptySubscription)
+        .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+            "A point in time: an RFC 3339 date and time with its offset, e.g. `2026-11-25T09:30:00Z`. \
+         Answers are always in UTC.",
+        )
 }
 
 /// The schema served to clients.
 pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
     let mut builder = builder()
         .data(app)
-        .limit_depth(limits.max_depth)
+        // Depth is measured with the cost (see `cost`), where introspection is exempt from it.
         .limit_recursive_depth(32)
         .limit_directives(8);
     if !limits.introspection {
@@ -70,7 +101,7 @@ pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
 
 /// The cost model of the schema served to clients.
 pub fn cost_model(limits: QueryLimits) -> cost::CostModel {
-    cost::CostModel::from_sdl(&builder().finish().sdl(), limits.max_cost)
+    cost::CostModel::from_sdl(&builder().finish().sdl(), limits.max_cost, limits.max_depth)
 }
 
 /// The SDL of the schema, sorted, as committed in `schema.graphql`.
@@ -107,5 +138,64 @@ impl Default for cost::CostModel {
     /// The served schema's model at the default limit.
     fn default() -> Self {
         cost_model(QueryLimits::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Everything a client's tools show (types, fields, arguments, input fields, enum values)
+    /// carries a description.
+    #[tokio::test]
+    async fn every_type_field_argument_and_enum_value_is_described() {
+        let query = "{ __schema { types { name description
+            fields { name description args { name description } }
+            inputFields { name description }
+            enumValues { name description } } } }";
+        let response = super::builder().finish().execute(query).await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let data = response.data.into_json().expect("json");
+        let described = |v: &serde_json::Value| v["description"].as_str().is_some_and(|d| !d.trim().is_empty());
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for ty in data["__schema"]["types"].as_array().expect("types") {
+            let name = ty["name"].as_str().expect("name");
+            if name.starts_with("__") || ["String", "Int", "Float", "Boolean", "ID"].contains(&name) {
+                continue;
+            }
+            checked += 1;
+            if !described(ty) {
+                missing.push(name.to_owned());
+            }
+            for field in ty["fields"].as_array().into_iter().flatten() {
+                checked += 1;
+                if !described(field) {
+                    missing.push(format!("{name}.{}", field["name"]));
+                }
+                for arg in field["args"].as_array().into_iter().flatten() {
+                    checked += 1;
+                    if !described(arg) {
+                        missing.push(format!("{name}.{}({})", field["name"], arg["name"]));
+                    }
+                }
+            }
+            for list in ["inputFields", "enumValues"] {
+                for item in ty[list].as_array().into_iter().flatten() {
+                    checked += 1;
+                    if !described(item) {
+                        missing.push(format!("{name}.{}", item["name"]));
+                    }
+                }
+            }
+        }
+        assert!(checked > 400, "{checked}");
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
+
+    #[test]
+    fn roots_are_named_as_the_specification_names_them() {
+        let sdl = super::sdl();
+        assert!(sdl.contains("type Query {"), "query root");
+        assert!(sdl.contains("type Mutation {"), "mutation root");
+        assert!(!sdl.contains("QueryRoot") && !sdl.contains("MutationRoot"));
     }
 }

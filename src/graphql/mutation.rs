@@ -14,25 +14,35 @@ use super::objects::{Membership, Organization, Plan, User};
 #[derive(Default)]
 pub struct AccountMutations;
 
+/// A new account's email, password and name.
 #[derive(InputObject)]
 pub struct SignUpInput {
+    /// The account's email; no other account may have it, ignoring case and surrounding spaces.
     pub email: String,
     /// At least 10 characters.
     pub password: String,
+    /// The display name, 1 to 100 characters.
     pub name: String,
 }
 
+/// Credentials to sign in with.
 #[derive(InputObject)]
 pub struct LogInInput {
+    /// The account's email; case does not matter.
     pub email: String,
+    /// The account's password.
     pub password: String,
 }
 
+/// The refresh token to exchange.
 #[derive(InputObject)]
 pub struct RefreshSessionInput {
+    /// The session's latest refresh token; presenting one already used, after a few seconds' grace,
+    /// ends the session.
     pub refresh_token: String,
 }
 
+/// What to sign out of.
 #[derive(InputObject)]
 pub struct LogOutInput {
     /// End every session of the viewer and invalidate all their access tokens.
@@ -43,10 +53,13 @@ pub struct LogOutInput {
 /// A session's credentials. The refresh token is shown once.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
+    /// A short-lived JWT to send as `Authorization: Bearer <accessToken>`; valid until `expiresAt`.
     pub access_token: String,
+    /// Exchanges once for new credentials through `refreshSession`.
     pub refresh_token: String,
     /// When the access token expires.
     pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
     pub user: User,
 }
 
@@ -61,56 +74,75 @@ impl From<Credentials> for AuthPayload {
     }
 }
 
+/// The result of `logOut`.
 #[derive(SimpleObject)]
 pub struct LogOutPayload {
     /// How many sessions were ended.
     pub ended_sessions: i32,
 }
 
+/// A new organization's name and slug.
 #[derive(InputObject)]
 pub struct CreateOrganizationInput {
+    /// The display name, 1 to 100 characters.
     pub name: String,
     /// `[a-z0-9-]{3,40}`, unique.
     pub slug: String,
 }
 
+/// The new organization and its creator's membership.
 #[derive(SimpleObject)]
 pub struct CreateOrganizationPayload {
+    /// The new organization, on the FREE plan.
     pub organization: Organization,
     /// The creator's membership, bound to `owner`.
     pub membership: Membership,
 }
 
+/// Changes to an organization; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateOrganizationInput {
+    /// The organization to change.
     pub organization_id: ID,
+    /// A new display name, 1 to 100 characters; needs `organization.update`.
     pub name: Option<String>,
+    /// A new slug, `[a-z0-9-]{3,40}` and unique; needs `organization.update`.
     pub slug: Option<String>,
     /// Needs `billing.manage`.
     pub plan: Option<Plan>,
 }
 
+/// The changed organization.
 #[derive(SimpleObject)]
 pub struct UpdateOrganizationPayload {
+    /// The organization after the change.
     pub organization: Organization,
 }
 
+/// The organization to delete, confirmed by its slug.
 #[derive(InputObject)]
 pub struct DeleteOrganizationInput {
+    /// The organization to delete.
     pub organization_id: ID,
     /// Must equal the organization's slug.
     pub confirm_slug: String,
 }
 
+/// The result of `deleteOrganization`.
 #[derive(SimpleObject)]
 pub struct DeleteOrganizationPayload {
+    /// The global ID the deleted organization had.
     pub deleted_organization_id: ID,
 }
 
 #[Object]
 impl AccountMutations {
     /// Creates an account and signs it in.
-    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account.")] input: SignUpInput,
+    ) -> ApiResult<AuthPayload> {
         let credentials = accounts::sign_up(
             app(ctx),
             &state(ctx).meta,
@@ -125,7 +157,11 @@ impl AccountMutations {
     }
 
     /// Signs in with email and password.
-    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> ApiResult<AuthPayload> {
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The email and password.")] input: LogInInput,
+    ) -> ApiResult<AuthPayload> {
         Ok(
             accounts::log_in(app(ctx), &state(ctx).meta, &input.email, input.password)
                 .await?
@@ -134,7 +170,11 @@ impl AccountMutations {
     }
 
     /// Exchanges a refresh token for new credentials; each refresh token works once.
-    async fn refresh_session(&self, ctx: &Context<'_>, input: RefreshSessionInput) -> ApiResult<AuthPayload> {
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token to exchange.")] input: RefreshSessionInput,
+    ) -> ApiResult<AuthPayload> {
         Ok(
             accounts::refresh_session(app(ctx), &state(ctx).meta, &input.refresh_token)
                 .await?
@@ -143,7 +183,11 @@ impl AccountMutations {
     }
 
     /// Ends this session, or every session of the viewer.
-    async fn log_out(&self, ctx: &Context<'_>, input: LogOutInput) -> ApiResult<LogOutPayload> {
+    async fn log_out(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Whether to end every session.")] input: LogOutInput,
+    ) -> ApiResult<LogOutPayload> {
         let ended = accounts::log_out(app(ctx), &state(ctx).meta, principal(ctx)?, input.everywhere).await?;
         Ok(LogOutPayload {
             ended_sessions: ended as i32,
@@ -154,7 +198,7 @@ impl AccountMutations {
     async fn create_organization(
         &self,
         ctx: &Context<'_>,
-        input: CreateOrganizationInput,
+        #[graphql(desc = "The new organization's name and slug.")] input: CreateOrganizationInput,
     ) -> ApiResult<CreateOrganizationPayload> {
         let (organization, membership) = org_service::create(
             app(ctx),
@@ -177,7 +221,7 @@ impl AccountMutations {
     async fn update_organization(
         &self,
         ctx: &Context<'_>,
-        input: UpdateOrganizationInput,
+        #[graphql(desc = "The organization and what to change.")] input: UpdateOrganizationInput,
     ) -> ApiResult<UpdateOrganizationPayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let organization = org_service::update(
@@ -202,7 +246,7 @@ impl AccountMutations {
     async fn delete_organization(
         &self,
         ctx: &Context<'_>,
-        input: DeleteOrganizationInput,
+        #[graphql(desc = "The organization and its slug, as confirmation.")] input: DeleteOrganizationInput,
     ) -> ApiResult<DeleteOrganizationPayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         org_service::delete(

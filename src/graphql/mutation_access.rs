@@ -35,42 +35,67 @@ fn decode_opt(field: &str, kind: NodeKind, id: &Option<ID>) -> ApiResult<Option<
     Ok(id.as_ref().map(|id| ids::decode(field, kind, id)).transpose()?)
 }
 
+/// A new workspace of an organization.
 #[derive(InputObject)]
 pub struct CreateWorkspaceInput {
+    /// The organization to create it in.
     pub organization_id: ID,
+    /// The display name, 1 to 100 characters.
     pub name: String,
     /// `[a-z0-9-]{3,40}`, unique in the organization.
     pub slug: String,
+    /// What it is for, at most 1,000 characters; empty when omitted.
     pub description: Option<String>,
 }
 
+/// Changes to a workspace; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateWorkspaceInput {
+    /// The workspace to change.
     pub workspace_id: ID,
+    /// A new display name, 1 to 100 characters.
     pub name: Option<String>,
+    /// A new slug, `[a-z0-9-]{3,40}`, unique in the organization.
     pub slug: Option<String>,
+    /// A new description, at most 1,000 characters.
     pub description: Option<String>,
 }
 
+/// The workspace to delete.
 #[derive(InputObject)]
 pub struct DeleteWorkspaceInput {
+    /// The workspace to delete.
     pub workspace_id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct WorkspacePayload {
-    pub workspace: Workspace,
+per_mutation! {
+    SimpleObject,
+    /// A created or changed workspace.
+    WorkspacePayload {
+        /// The workspace after the change.
+        workspace: Workspace,
+    }
+    /// The result of `createWorkspace`.
+    CreateWorkspacePayload,
+    /// The result of `updateWorkspace`.
+    UpdateWorkspacePayload,
 }
 
+/// The result of `deleteWorkspace`.
 #[derive(SimpleObject)]
 pub struct DeleteWorkspacePayload {
+    /// The global ID the deleted workspace had.
     pub deleted_workspace_id: ID,
 }
 
+/// A new custom role of an organization.
 #[derive(InputObject)]
 pub struct CreateRoleInput {
+    /// The organization the role belongs to.
     pub organization_id: ID,
+    /// 1 to 100 characters, unique in the organization and not the name of a built-in role.
     pub name: String,
+    /// What the role is for, at most 1,000 characters; empty when omitted.
     pub description: Option<String>,
     /// Built-in keychains or the organization's own.
     #[graphql(default)]
@@ -82,103 +107,183 @@ pub struct CreateRoleInput {
     pub scope: Option<RoleScope>,
 }
 
+/// Changes to a custom role; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateRoleInput {
+    /// The custom role to change.
     pub role_id: ID,
+    /// A new name, 1 to 100 characters, unique in the organization.
     pub name: Option<String>,
+    /// A new description, at most 1,000 characters.
     pub description: Option<String>,
     /// Replaces the role's keychains when given.
     pub keychain_ids: Option<Vec<ID>>,
     /// Replaces the role's direct keys when given.
     pub keys: Option<Vec<String>>,
+    /// Where the role may be bound from now on.
     pub scope: Option<RoleScope>,
 }
 
+/// The custom role to delete.
 #[derive(InputObject)]
 pub struct DeleteRoleInput {
+    /// The custom role to delete.
     pub role_id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct RolePayload {
-    pub role: Role,
+per_mutation! {
+    SimpleObject,
+    /// A created or changed role.
+    RolePayload {
+        /// The role after the change.
+        role: Role,
+    }
+    /// The result of `createRole`.
+    CreateRolePayload,
+    /// The result of `updateRole`.
+    UpdateRolePayload,
 }
 
+/// The result of `deleteRole`.
 #[derive(SimpleObject)]
 pub struct DeleteRolePayload {
+    /// The global ID the deleted role had.
     pub deleted_role_id: ID,
 }
 
+/// A new custom keychain of an organization.
 #[derive(InputObject)]
 pub struct CreateKeychainInput {
+    /// The organization the keychain belongs to.
     pub organization_id: ID,
+    /// 1 to 100 characters, unique in the organization and not the name of a built-in keychain.
     pub name: String,
+    /// What the keychain is for, at most 1,000 characters; empty when omitted.
     pub description: Option<String>,
+    /// The keys it holds; the caller must hold each of them.
     #[graphql(default)]
     pub keys: Vec<String>,
 }
 
+/// Changes to a custom keychain; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateKeychainInput {
+    /// The custom keychain to change.
     pub keychain_id: ID,
+    /// A new name, 1 to 100 characters, unique in the organization.
     pub name: Option<String>,
+    /// A new description, at most 1,000 characters.
     pub description: Option<String>,
     /// Replaces the keychain's keys when given.
     pub keys: Option<Vec<String>>,
 }
 
+/// The custom keychain to delete.
 #[derive(InputObject)]
 pub struct DeleteKeychainInput {
+    /// The custom keychain to delete.
     pub keychain_id: ID,
 }
 
-#[derive(SimpleObject)]
-pub struct KeychainPayload {
-    pub keychain: Keychain,
+per_mutation! {
+    SimpleObject,
+    /// A created or changed keychain.
+    KeychainPayload {
+        /// The keychain after the change.
+        keychain: Keychain,
+    }
+    /// The result of `createKeychain`.
+    CreateKeychainPayload,
+    /// The result of `updateKeychain`.
+    UpdateKeychainPayload,
 }
 
+/// The result of `deleteKeychain`.
 #[derive(SimpleObject)]
 pub struct DeleteKeychainPayload {
+    /// The global ID the deleted keychain had.
     pub deleted_keychain_id: ID,
 }
 
-#[derive(InputObject)]
-pub struct KeychainAssignmentInput {
-    pub keychain_id: ID,
-    pub role_id: ID,
+per_mutation! {
+    InputObject,
+    /// A keychain and a custom role.
+    KeychainAssignmentInput {
+        /// A built-in keychain or a custom keychain of the role's organization.
+        keychain_id: ID,
+        /// A custom role.
+        role_id: ID,
+    }
+    /// A keychain and the custom role to add it to.
+    AssignKeychainToRoleInput,
+    /// A keychain and the custom role to remove it from.
+    UnassignKeychainFromRoleInput,
 }
 
-#[derive(SimpleObject)]
-pub struct KeychainAssignmentPayload {
-    pub keychain: Keychain,
-    pub role: Role,
+per_mutation! {
+    SimpleObject,
+    /// The keychain and the role after the change.
+    KeychainAssignmentPayload {
+        /// The keychain added or removed.
+        keychain: Keychain,
+        /// The role after the change.
+        role: Role,
+    }
+    /// The result of `assignKeychainToRole`.
+    AssignKeychainToRolePayload,
+    /// The result of `unassignKeychainFromRole`.
+    UnassignKeychainFromRolePayload,
 }
 
-#[derive(InputObject)]
-pub struct RoleBindingChangeInput {
-    pub membership_id: ID,
-    pub role_id: ID,
-    /// `null` for organization-wide.
-    pub workspace_id: Option<ID>,
+per_mutation! {
+    InputObject,
+    /// A role binding: a member, a role and a scope.
+    RoleBindingChangeInput {
+        /// The member whose roles change.
+        membership_id: ID,
+        /// A built-in role or a custom role of the member's organization.
+        role_id: ID,
+        /// `null` for organization-wide.
+        workspace_id: Option<ID>,
+    }
+    /// The role binding to grant: a member, a role and a scope.
+    GrantRoleInput,
+    /// The role binding to revoke: a member, a role and the scope it was granted at.
+    RevokeRoleInput,
 }
 
-#[derive(SimpleObject)]
-pub struct RoleBindingChangePayload {
-    pub membership: Membership,
+per_mutation! {
+    SimpleObject,
+    /// The member after a grant or revoke.
+    RoleBindingChangePayload {
+        /// The member, with their role bindings after the change.
+        membership: Membership,
+    }
+    /// The result of `grantRole`.
+    GrantRolePayload,
+    /// The result of `revokeRole`.
+    RevokeRolePayload,
 }
 
 /// MERGE creates and updates what the document names; REPLACE also deletes what it does not.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ImportMode {
+    /// Create and update the custom roles and keychains the document names; keep the others.
     Merge,
+    /// Like MERGE, and also delete the custom roles and keychains the document does not name.
     Replace,
 }
 
+/// A roles document to import into an organization.
 #[derive(InputObject)]
 pub struct ImportRolesInput {
+    /// The organization whose custom roles and keychains change.
     pub organization_id: ID,
+    /// The document, in the form `Organization.rolesDocument` exports.
     pub document: String,
+    /// How `document` is written.
     pub format: DocumentFormat,
+    /// Whether to keep (MERGE) or delete (REPLACE) what the document does not name.
     #[graphql(default_with = "ImportMode::Merge")]
     pub mode: ImportMode,
     /// Run every check and report the changes without keeping them.
@@ -189,22 +294,31 @@ pub struct ImportRolesInput {
 /// What a roles document entry is.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum RolesDocumentItemKind {
+    /// A custom role.
     Role,
+    /// A custom keychain.
     Keychain,
 }
 
 /// One role or keychain named in an import report.
 #[derive(SimpleObject)]
 pub struct RolesDocumentItem {
+    /// Whether it is a role or a keychain.
     pub kind: RolesDocumentItemKind,
+    /// Its name.
     pub name: String,
 }
 
+/// What an import changed, or would change in a dry run.
 #[derive(SimpleObject)]
 pub struct ImportRolesPayload {
+    /// Roles and keychains created.
     pub created: Vec<RolesDocumentItem>,
+    /// Roles and keychains changed.
     pub updated: Vec<RolesDocumentItem>,
+    /// Roles and keychains deleted (REPLACE only).
     pub deleted: Vec<RolesDocumentItem>,
+    /// Roles and keychains the document names that already matched it.
     pub unchanged: Vec<RolesDocumentItem>,
     /// True when nothing was written.
     pub dry_run: bool,
@@ -225,7 +339,11 @@ fn items(list: Vec<(ItemKind, String)>) -> Vec<RolesDocumentItem> {
 #[Object]
 impl AccessMutations {
     /// Creates a workspace (`workspaces.manage`).
-    async fn create_workspace(&self, ctx: &Context<'_>, input: CreateWorkspaceInput) -> ApiResult<WorkspacePayload> {
+    async fn create_workspace(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization, name, slug and description.")] input: CreateWorkspaceInput,
+    ) -> ApiResult<CreateWorkspacePayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let workspace = workspace_service::create(
             app(ctx),
@@ -241,11 +359,16 @@ impl AccessMutations {
         .await?;
         Ok(WorkspacePayload {
             workspace: Workspace(workspace),
-        })
+        }
+        .into())
     }
 
     /// Changes a workspace (`workspaces.manage` in it).
-    async fn update_workspace(&self, ctx: &Context<'_>, input: UpdateWorkspaceInput) -> ApiResult<WorkspacePayload> {
+    async fn update_workspace(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The workspace and what to change.")] input: UpdateWorkspaceInput,
+    ) -> ApiResult<UpdateWorkspacePayload> {
         let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &input.workspace_id)?;
         let workspace = workspace_service::update(
             app(ctx),
@@ -261,14 +384,15 @@ impl AccessMutations {
         .await?;
         Ok(WorkspacePayload {
             workspace: Workspace(workspace),
-        })
+        }
+        .into())
     }
 
     /// Deletes a workspace and the role bindings inside it (`workspaces.manage` in it).
     async fn delete_workspace(
         &self,
         ctx: &Context<'_>,
-        input: DeleteWorkspaceInput,
+        #[graphql(desc = "The workspace to delete.")] input: DeleteWorkspaceInput,
     ) -> ApiResult<DeleteWorkspacePayload> {
         let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &input.workspace_id)?;
         workspace_service::delete(app(ctx), &state(ctx).meta, principal(ctx)?, workspace_id).await?;
@@ -279,7 +403,11 @@ impl AccessMutations {
     }
 
     /// Creates a custom role (`roles.manage`), holding only keys the caller holds.
-    async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> ApiResult<RolePayload> {
+    async fn create_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization and the new role.")] input: CreateRoleInput,
+    ) -> ApiResult<CreateRolePayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let keychain_ids = decode_many("keychainIds", NodeKind::Keychain, &input.keychain_ids)?;
         let role = definitions::create_role(
@@ -296,11 +424,15 @@ impl AccessMutations {
             },
         )
         .await?;
-        Ok(RolePayload { role: Role::of(role) })
+        Ok(RolePayload { role: Role::of(role) }.into())
     }
 
     /// Changes a custom role (`roles.manage`); built-in roles cannot change.
-    async fn update_role(&self, ctx: &Context<'_>, input: UpdateRoleInput) -> ApiResult<RolePayload> {
+    async fn update_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The role and what to change.")] input: UpdateRoleInput,
+    ) -> ApiResult<UpdateRolePayload> {
         let role_id = ids::decode("roleId", NodeKind::Role, &input.role_id)?;
         let keychain_ids = input
             .keychain_ids
@@ -322,11 +454,15 @@ impl AccessMutations {
         )
         .await?;
         state(ctx).invalidate_access();
-        Ok(RolePayload { role: Role::of(role) })
+        Ok(RolePayload { role: Role::of(role) }.into())
     }
 
     /// Deletes a custom role nobody holds and no pending invitation offers (`roles.manage`).
-    async fn delete_role(&self, ctx: &Context<'_>, input: DeleteRoleInput) -> ApiResult<DeleteRolePayload> {
+    async fn delete_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The role to delete.")] input: DeleteRoleInput,
+    ) -> ApiResult<DeleteRolePayload> {
         let role_id = ids::decode("roleId", NodeKind::Role, &input.role_id)?;
         definitions::delete_role(app(ctx), &state(ctx).meta, principal(ctx)?, role_id).await?;
         Ok(DeleteRolePayload {
@@ -335,7 +471,11 @@ impl AccessMutations {
     }
 
     /// Imports a roles document atomically (`roles.manage` and `keychains.manage`).
-    async fn import_roles(&self, ctx: &Context<'_>, input: ImportRolesInput) -> ApiResult<ImportRolesPayload> {
+    async fn import_roles(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization, the document and how to apply it.")] input: ImportRolesInput,
+    ) -> ApiResult<ImportRolesPayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let document = documents::parse(&input.document, input.format.into())?;
         let mode = match input.mode {
@@ -363,7 +503,11 @@ impl AccessMutations {
     }
 
     /// Creates a custom keychain (`keychains.manage`), holding only keys the caller holds.
-    async fn create_keychain(&self, ctx: &Context<'_>, input: CreateKeychainInput) -> ApiResult<KeychainPayload> {
+    async fn create_keychain(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization and the new keychain.")] input: CreateKeychainInput,
+    ) -> ApiResult<CreateKeychainPayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let keychain = definitions::create_keychain(
             app(ctx),
@@ -379,11 +523,16 @@ impl AccessMutations {
         .await?;
         Ok(KeychainPayload {
             keychain: Keychain(keychain),
-        })
+        }
+        .into())
     }
 
     /// Changes a custom keychain (`keychains.manage`); built-in keychains cannot change.
-    async fn update_keychain(&self, ctx: &Context<'_>, input: UpdateKeychainInput) -> ApiResult<KeychainPayload> {
+    async fn update_keychain(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The keychain and what to change.")] input: UpdateKeychainInput,
+    ) -> ApiResult<UpdateKeychainPayload> {
         let keychain_id = ids::decode("keychainId", NodeKind::Keychain, &input.keychain_id)?;
         let keychain = definitions::update_keychain(
             app(ctx),
@@ -400,11 +549,16 @@ impl AccessMutations {
         state(ctx).invalidate_access();
         Ok(KeychainPayload {
             keychain: Keychain(keychain),
-        })
+        }
+        .into())
     }
 
     /// Deletes a custom keychain no role uses (`keychains.manage`).
-    async fn delete_keychain(&self, ctx: &Context<'_>, input: DeleteKeychainInput) -> ApiResult<DeleteKeychainPayload> {
+    async fn delete_keychain(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The keychain to delete.")] input: DeleteKeychainInput,
+    ) -> ApiResult<DeleteKeychainPayload> {
         let keychain_id = ids::decode("keychainId", NodeKind::Keychain, &input.keychain_id)?;
         definitions::delete_keychain(app(ctx), &state(ctx).meta, principal(ctx)?, keychain_id).await?;
         Ok(DeleteKeychainPayload {
@@ -416,36 +570,36 @@ impl AccessMutations {
     async fn assign_keychain_to_role(
         &self,
         ctx: &Context<'_>,
-        input: KeychainAssignmentInput,
-    ) -> ApiResult<KeychainAssignmentPayload> {
-        assignment(ctx, input, true).await
+        #[graphql(desc = "The keychain and the role to add it to.")] input: AssignKeychainToRoleInput,
+    ) -> ApiResult<AssignKeychainToRolePayload> {
+        assignment(ctx, input.into(), true).await.map(Into::into)
     }
 
     /// Removes a keychain from a custom role (`keychains.assign`, holding every key of the keychain).
     async fn unassign_keychain_from_role(
         &self,
         ctx: &Context<'_>,
-        input: KeychainAssignmentInput,
-    ) -> ApiResult<KeychainAssignmentPayload> {
-        assignment(ctx, input, false).await
+        #[graphql(desc = "The keychain and the role to remove it from.")] input: UnassignKeychainFromRoleInput,
+    ) -> ApiResult<UnassignKeychainFromRolePayload> {
+        assignment(ctx, input.into(), false).await.map(Into::into)
     }
 
     /// Grants a role (`roles.assign` and every key of the role at that scope).
     async fn grant_role(
         &self,
         ctx: &Context<'_>,
-        input: RoleBindingChangeInput,
-    ) -> ApiResult<RoleBindingChangePayload> {
-        binding_change(ctx, input, true).await
+        #[graphql(desc = "The member, the role and where it applies.")] input: GrantRoleInput,
+    ) -> ApiResult<GrantRolePayload> {
+        binding_change(ctx, input.into(), true).await.map(Into::into)
     }
 
     /// Revokes a role (`roles.assign` and every key of the role at that scope).
     async fn revoke_role(
         &self,
         ctx: &Context<'_>,
-        input: RoleBindingChangeInput,
-    ) -> ApiResult<RoleBindingChangePayload> {
-        binding_change(ctx, input, false).await
+        #[graphql(desc = "The member, the role and where it was granted.")] input: RevokeRoleInput,
+    ) -> ApiResult<RevokeRolePayload> {
+        binding_change(ctx, input.into(), false).await.map(Into::into)
     }
 }
 

@@ -15,52 +15,78 @@ use super::objects::{ApiToken, Membership};
 #[derive(Default)]
 pub struct TokenMutations;
 
+/// A new personal API token of the viewer.
 #[derive(InputObject)]
 pub struct CreateApiTokenInput {
+    /// A label to recognise the token by, 1 to 100 characters.
     pub name: String,
     /// Restrict the token to one organization.
     pub organization_id: Option<ID>,
     /// Restrict the token's keys to one keychain reachable through the caller's roles there.
     pub keychain_id: Option<ID>,
+    /// When the token stops working, in the future; `null` for never.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject)]
-pub struct CreateApiTokenPayload {
-    pub api_token: ApiToken,
-    /// The secret, shown this once.
-    pub token: String,
+per_mutation! {
+    SimpleObject,
+    /// A new API token and its secret.
+    NewApiToken {
+        /// The new token.
+        api_token: ApiToken,
+        /// The secret, shown this once.
+        token: String,
+    }
+    /// The result of `createApiToken`: the new personal token and its secret.
+    CreateApiTokenPayload,
+    /// The result of `createServiceAccountToken`: the service account's new token and its secret.
+    CreateServiceAccountTokenPayload,
 }
 
+/// The API token to revoke.
 #[derive(InputObject)]
 pub struct RevokeApiTokenInput {
+    /// The token to revoke.
     pub api_token_id: ID,
 }
 
+/// The revoked API token.
 #[derive(SimpleObject)]
 pub struct RevokeApiTokenPayload {
+    /// The token, with `revokedAt` set; it no longer works.
     pub api_token: ApiToken,
 }
 
+/// A new service account of an organization.
 #[derive(InputObject)]
 pub struct CreateServiceAccountInput {
+    /// The organization the service account belongs to; a service account acts in no other.
     pub organization_id: ID,
+    /// The service account's display name, 1 to 100 characters.
     pub name: String,
+    /// Roles to grant it, at most 20 (none by default); the caller must be allowed to grant each.
     #[graphql(default)]
     pub role_bindings: Vec<RoleBindingInput>,
 }
 
+/// The new service account.
 #[derive(SimpleObject)]
 pub struct CreateServiceAccountPayload {
+    /// The service account's membership; its `user` is the account.
     pub membership: Membership,
 }
 
+/// A new API token for a service account.
 #[derive(InputObject)]
 pub struct CreateServiceAccountTokenInput {
     /// The service account's membership.
     pub membership_id: ID,
+    /// A label to recognise the token by, 1 to 100 characters.
     pub name: String,
+    /// Restrict the token's keys to one keychain reachable through the service account's roles.
     pub keychain_id: Option<ID>,
+    /// When the token stops working, in the future; `null` for never. Minted through an API
+    /// token, it cannot outlive that token and defaults to its expiry.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -77,7 +103,7 @@ impl TokenMutations {
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
-        input: CreateApiTokenInput,
+        #[graphql(desc = "The token's name, and what restricts it.")] input: CreateApiTokenInput,
     ) -> ApiResult<CreateApiTokenPayload> {
         let spec = TokenSpec {
             name: input.name,
@@ -90,17 +116,18 @@ impl TokenMutations {
             expires_at: input.expires_at,
         };
         let (token, secret) = token_service::create(app(ctx), &state(ctx).meta, principal(ctx)?, spec).await?;
-        Ok(CreateApiTokenPayload {
+        Ok(NewApiToken {
             api_token: ApiToken(token),
             token: secret,
-        })
+        }
+        .into())
     }
 
     /// Revokes a token: one's own, or one of an organization where the viewer holds `tokens.manage`.
     async fn revoke_api_token(
         &self,
         ctx: &Context<'_>,
-        input: RevokeApiTokenInput,
+        #[graphql(desc = "The token to revoke.")] input: RevokeApiTokenInput,
     ) -> ApiResult<RevokeApiTokenPayload> {
         let id = ids::decode("apiTokenId", NodeKind::ApiToken, &input.api_token_id)?;
         let token = token_service::revoke(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?;
@@ -113,7 +140,7 @@ impl TokenMutations {
     async fn create_service_account(
         &self,
         ctx: &Context<'_>,
-        input: CreateServiceAccountInput,
+        #[graphql(desc = "The organization, name and roles of the service account.")] input: CreateServiceAccountInput,
     ) -> ApiResult<CreateServiceAccountPayload> {
         let organization_id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         let mut offers = Vec::new();
@@ -145,8 +172,9 @@ impl TokenMutations {
     async fn create_service_account_token(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The service account and the token's name and restrictions.")]
         input: CreateServiceAccountTokenInput,
-    ) -> ApiResult<CreateApiTokenPayload> {
+    ) -> ApiResult<CreateServiceAccountTokenPayload> {
         let membership_id = ids::decode("membershipId", NodeKind::Membership, &input.membership_id)?;
         let spec = TokenSpec {
             name: input.name,
@@ -162,9 +190,10 @@ impl TokenMutations {
             spec,
         )
         .await?;
-        Ok(CreateApiTokenPayload {
+        Ok(NewApiToken {
             api_token: ApiToken(token),
             token: secret,
-        })
+        }
+        .into())
     }
 }

@@ -33,7 +33,11 @@ use super::loaders::{loader_error, loaders};
 
 /// Anything with a global ID.
 #[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID"))]
+#[graphql(field(
+    name = "id",
+    ty = "ID",
+    desc = "The object's global ID: opaque, and accepted by `node(id:)`."
+))]
 pub enum Node {
     User(User),
     Organization(Organization),
@@ -49,19 +53,26 @@ pub enum Node {
 /// HUMAN accounts sign in; SERVICE accounts act only through API tokens.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum UserKind {
+    /// A person, who signs in with email and password.
     Human,
+    /// A service account of one organization: no email or password, it acts only through API
+    /// tokens.
     Service,
 }
 
 /// A person or service account.
 pub struct User(pub users::Model);
 
+/// A person or service account. Visible only to the user themself and to members of an
+/// organization they share.
 #[Object]
 impl User {
+    /// The user's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::User, self.0.id)
     }
 
+    /// The display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -71,6 +82,7 @@ impl User {
         self.0.email.as_deref()
     }
 
+    /// Whether this is a person or a service account; it never changes.
     async fn kind(&self) -> UserKind {
         if self.0.kind == "SERVICE" {
             UserKind::Service
@@ -79,6 +91,7 @@ impl User {
         }
     }
 
+    /// When the account was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -124,8 +137,8 @@ impl User {
     async fn organizations(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
     ) -> ApiResult<OrganizationConnection> {
         let result: ApiResult<OrganizationConnection> = Box::pin(async move {
             let viewer = principal(ctx)?;
@@ -185,8 +198,11 @@ impl User {
 /// Billing plan of an organization.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
+    /// The free plan, which every new organization starts on; it has the smallest limits.
     Free,
+    /// The plan for teams, with higher limits than FREE.
     Team,
+    /// The plan with the highest limits.
     Enterprise,
 }
 
@@ -225,24 +241,31 @@ async fn workspace_in(ctx: &Context<'_>, organization_id: Uuid, id: Option<ID>) 
     }
 }
 
+/// A tenant: its members, roles, keychains, workspaces, invitations and audit log. Visible only
+/// to its members; fields that need a key name it.
 #[Object]
 impl Organization {
+    /// The organization's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::Organization, self.0.id)
     }
 
+    /// Unique, URL-safe name: 3 to 40 lower-case letters, digits and hyphens.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
 
+    /// The display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// The billing plan, which sets the limits in `limits`.
     async fn plan(&self) -> Plan {
         Plan::parse(&self.0.plan)
     }
 
+    /// When the organization was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -255,7 +278,12 @@ impl Organization {
     }
 
     /// Every key the viewer holds here (in a workspace when given): what the app may show.
-    async fn viewer_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
+    async fn viewer_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A workspace of this organization; omit it for the keys held organization-wide.")]
+        workspace_id: Option<ID>,
+    ) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
             let Some(access) = access(ctx, self.0.id).await? else {
@@ -269,7 +297,13 @@ impl Organization {
     }
 
     /// Whether the viewer holds a key here (in a workspace when given).
-    async fn viewer_can(&self, ctx: &Context<'_>, key: String, workspace_id: Option<ID>) -> ApiResult<bool> {
+    async fn viewer_can(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A key of the catalog, e.g. `members.invite`.")] key: String,
+        #[graphql(desc = "A workspace of this organization to check inside; omit it for organization-wide.")]
+        workspace_id: Option<ID>,
+    ) -> ApiResult<bool> {
         let result: ApiResult<bool> = Box::pin(async move {
             let app = app(ctx);
             let index = app.catalog.lookup(&key).ok_or_else(|| {
@@ -293,9 +327,9 @@ impl Organization {
     async fn members(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<MemberFilter>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Only members meeting these conditions; all when omitted.")] filter: Option<MemberFilter>,
     ) -> ApiResult<Resolved<MembershipConnection>> {
         let result: ApiResult<Resolved<MembershipConnection>> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
@@ -363,9 +397,9 @@ impl Organization {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<AuditFilter>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Only events meeting these conditions; all when omitted.")] filter: Option<AuditFilter>,
     ) -> ApiResult<AuditEventConnection> {
         let result: ApiResult<AuditEventConnection> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
@@ -392,9 +426,9 @@ impl Organization {
     async fn invitations(
         &self,
         ctx: &Context<'_>,
-        status: Option<InvitationStatus>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Only invitations with this status; all when omitted.")] status: Option<InvitationStatus>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
     ) -> ApiResult<InvitationConnection> {
         let result: ApiResult<InvitationConnection> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
@@ -443,8 +477,8 @@ impl Organization {
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
     ) -> ApiResult<WorkspaceConnection> {
         let result: ApiResult<WorkspaceConnection> = Box::pin(async move {
             let access = member_access(ctx, self.0.id).await?;
@@ -484,7 +518,11 @@ impl Organization {
     /// The organization's custom keychains and roles as a document (`roles.read` and
     /// `keychains.read`); `importRoles` reads the same form.
     #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))")]
-    async fn roles_document(&self, ctx: &Context<'_>, format: DocumentFormat) -> ApiResult<String> {
+    async fn roles_document(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Whether to write the document as JSON or YAML.")] format: DocumentFormat,
+    ) -> ApiResult<String> {
         let result: ApiResult<String> = Box::pin(async move {
             let app = app(ctx);
             let document = documents::export(&app.store.conn, app, self.0.id).await?;
@@ -648,10 +686,15 @@ impl MemberFilter {
 /// Where an invitation stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum InvitationStatus {
+    /// Sent and not answered yet; it can be accepted until `expiresAt`.
     Pending,
+    /// Accepted: the invitee became a member with the offered roles.
     Accepted,
+    /// Withdrawn by a member of the organization before it was answered.
     Revoked,
+    /// Declined by the invitee.
     Declined,
+    /// Not answered before `expiresAt`; it can no longer be accepted, but it can be resent.
     Expired,
 }
 
@@ -680,12 +723,17 @@ impl InvitationStatus {
 /// An invitation to join an organization with some role bindings.
 pub struct Invitation(pub invitations::Model);
 
+/// An invitation to join an organization with some role bindings. Seen by members holding
+/// `members.invite` and by the invitee.
 #[Object]
 impl Invitation {
+    /// The invitation's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::Invitation, self.0.id)
     }
 
+    /// The address invited, as entered; only an account with this email (ignoring case) can
+    /// accept.
     async fn email(&self) -> &str {
         &self.0.email
     }
@@ -695,10 +743,12 @@ impl Invitation {
         InvitationStatus::parse(invitation_service::effective_status(&self.0, app(ctx).now()))
     }
 
+    /// When it can no longer be accepted (72 hours after it was last sent, by default).
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
 
+    /// When it was first sent.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -796,8 +846,10 @@ impl Invitation {
 /// A role binding an invitation offers.
 pub struct InvitationRoleBinding(pub invitation_service::Offer, pub Uuid);
 
+/// A role binding an invitation offers.
 #[Object]
 impl InvitationRoleBinding {
+    /// The role accepting grants.
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
         loaders(ctx)
             .roles
@@ -824,27 +876,35 @@ connection!(WorkspaceConnection, WorkspaceEdge, Workspace, "A page of workspaces
 /// How much of one plan limit is used.
 #[derive(SimpleObject, Clone, Copy)]
 pub struct LimitUsage {
+    /// How many there are now.
     pub used: i64,
+    /// The most the plan allows; going past it fails with `LIMIT_EXCEEDED`.
     pub limit: i64,
 }
 
 /// An organization's plan limits and their use.
 #[derive(SimpleObject)]
 pub struct OrganizationLimits {
+    /// The plan these limits come from.
     pub plan: Plan,
     /// Holders of `owner` and `admin` together.
     pub admins: LimitUsage,
     /// Members plus pending invitations.
     pub members: LimitUsage,
+    /// Custom roles of the organization.
     pub custom_roles: LimitUsage,
+    /// Custom keychains of the organization.
     pub custom_keychains: LimitUsage,
+    /// Workspaces of the organization.
     pub workspaces: LimitUsage,
 }
 
 /// Serialization of a roles document.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DocumentFormat {
+    /// A JSON document.
     Json,
+    /// A YAML document.
     Yaml,
 }
 
@@ -860,6 +920,8 @@ impl From<DocumentFormat> for documents::Format {
 /// A capability of the key catalog.
 pub struct Key(pub crate::authz::KeyIndex);
 
+/// A capability of the key catalog, named `area.action` (e.g. `members.invite`). Roles and
+/// keychains are made of keys.
 #[Object]
 impl Key {
     /// E.g. `members.invite`.
@@ -867,10 +929,12 @@ impl Key {
         app(ctx).catalog.key(self.0).id.clone()
     }
 
+    /// The group the key belongs to, e.g. `people` or `resources`.
     async fn category(&self, ctx: &Context<'_>) -> String {
         app(ctx).catalog.key(self.0).category.clone()
     }
 
+    /// What holding the key allows, in words.
     async fn description(&self, ctx: &Context<'_>) -> String {
         app(ctx).catalog.key(self.0).description.clone()
     }
@@ -900,6 +964,7 @@ impl Key {
 /// The answer to "may the caller use this key here?".
 #[derive(SimpleObject)]
 pub struct Authorization {
+    /// Whether the caller holds the key there.
     pub allowed: bool,
     /// Why, in words.
     pub reason: String,
@@ -910,8 +975,10 @@ pub struct Authorization {
 /// One binding that grants a key, and through which keychain.
 pub struct Grant(pub crate::domain::authorize::GrantSource, pub Uuid);
 
+/// One of the caller's role bindings that grants the asked key, and through which keychain.
 #[Object]
 impl Grant {
+    /// The role of the binding.
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
         loaders(ctx)
             .roles
@@ -949,12 +1016,15 @@ impl Grant {
 /// A user's membership of an organization.
 pub struct Membership(pub memberships::Model);
 
+/// A user's membership of an organization, with the roles it holds there.
 #[Object]
 impl Membership {
+    /// The membership's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::Membership, self.0.id)
     }
 
+    /// The member: a person or a service account.
     async fn user(&self, ctx: &Context<'_>) -> ApiResult<User> {
         loaders(ctx)
             .users
@@ -965,6 +1035,7 @@ impl Membership {
             .ok_or(ApiError(DomainError::NotFound("user")))
     }
 
+    /// The organization the membership is in.
     async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Organization> {
         loaders(ctx)
             .organizations
@@ -1001,12 +1072,18 @@ impl Membership {
         Ok(rows.is_none_or(|r| r.is_empty()))
     }
 
+    /// When the user became a member.
     async fn joined_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
     /// The member's keys at the organization, or inside one workspace.
-    async fn effective_keys(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> ApiResult<Vec<String>> {
+    async fn effective_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A workspace of the organization; omit it for the keys held organization-wide.")]
+        workspace_id: Option<ID>,
+    ) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             if principal(ctx)?.user.id != self.0.user_id {
                 require_key(ctx, self.0.organization_id, "members.read", None).await?;
@@ -1047,8 +1124,10 @@ impl Membership {
 /// role row comes along when it was loaded with the binding.
 pub struct RoleBinding(pub role_bindings::Model, pub Uuid, pub Option<roles::Model>);
 
+/// A role held by a member, organization-wide or inside one workspace.
 #[Object]
 impl RoleBinding {
+    /// The role held.
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
         let organization_id = self.1;
         if let Some(role) = &self.2 {
@@ -1063,6 +1142,7 @@ impl RoleBinding {
             .ok_or(ApiError(DomainError::NotFound("role")))
     }
 
+    /// The workspace the role is held in; `null` for organization-wide.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
         let Some(id) = self.0.workspace_id else {
             return Ok(None);
@@ -1088,6 +1168,7 @@ impl RoleBinding {
             .map(|user| User((*user).clone())))
     }
 
+    /// When the role was granted.
     async fn granted_at(&self) -> DateTime<Utc> {
         self.0.granted_at
     }
@@ -1096,7 +1177,9 @@ impl RoleBinding {
 /// BUILT_IN roles and keychains are global and immutable; CUSTOM ones belong to an organization.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DefinitionKind {
+    /// Part of the catalog, the same in every organization; it cannot be changed or deleted.
     BuiltIn,
+    /// Created by one organization and belonging to it.
     Custom,
 }
 
@@ -1111,8 +1194,11 @@ fn kind_of(value: &str) -> DefinitionKind {
 /// Where a role may be bound.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum RoleScope {
+    /// Only organization-wide.
     Organization,
+    /// Only inside a workspace.
     Workspace,
+    /// Organization-wide or inside a workspace.
     Any,
 }
 
@@ -1127,24 +1213,31 @@ impl Role {
     }
 }
 
+/// A named set of keychains and direct keys that members are granted, organization-wide or
+/// inside a workspace.
 #[Object]
 impl Role {
+    /// The role's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::Role, self.0.id)
     }
 
+    /// The role's name, e.g. `admin`; a custom role's is unique in its organization.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// What the role is for; may be empty.
     async fn description(&self) -> &str {
         &self.0.description
     }
 
+    /// Whether the role is built in or the organization's own.
     async fn kind(&self) -> DefinitionKind {
         kind_of(&self.0.kind)
     }
 
+    /// Where the role may be bound.
     async fn scope(&self) -> RoleScope {
         match self.0.scope.as_str() {
             "ORGANIZATION" => RoleScope::Organization,
@@ -1153,6 +1246,8 @@ impl Role {
         }
     }
 
+    /// Fewest members that must hold the role organization-wide (1 for `owner`); a revoke or
+    /// removal below it fails with `LAST_OWNER`.
     async fn min_holders(&self) -> i32 {
         self.0.min_holders
     }
@@ -1162,6 +1257,7 @@ impl Role {
         self.0.max_holders
     }
 
+    /// The keychains the role is made of.
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
         // A built-in role's keychains are fixed by the catalog: no loader round trip.
         if let Some(list) = super::loaders::builtin_role_keychains(app(ctx), &self.0.id) {
@@ -1230,24 +1326,30 @@ impl Role {
 /// A named set of keys.
 pub struct Keychain(pub keychains::Model);
 
+/// A named set of keys that roles are built from.
 #[Object]
 impl Keychain {
+    /// The keychain's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::Keychain, self.0.id)
     }
 
+    /// The keychain's name; a custom keychain's is unique in its organization.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// What the keychain is for; may be empty.
     async fn description(&self) -> &str {
         &self.0.description
     }
 
+    /// Whether the keychain is built in or the organization's own.
     async fn kind(&self) -> DefinitionKind {
         kind_of(&self.0.kind)
     }
 
+    /// The keys it holds, in catalog order.
     async fn keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         let result: ApiResult<Vec<String>> = Box::pin(async move {
             let keys = loaders(ctx)
@@ -1291,24 +1393,30 @@ impl Keychain {
 /// A project inside an organization.
 pub struct Workspace(pub workspaces::Model);
 
+/// A project inside an organization; roles can be granted inside it.
 #[Object]
 impl Workspace {
+    /// The workspace's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::Workspace, self.0.id)
     }
 
+    /// Unique in its organization: 3 to 40 lower-case letters, digits and hyphens.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
 
+    /// The display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// What the workspace is for; may be empty.
     async fn description(&self) -> &str {
         &self.0.description
     }
 
+    /// The organization it belongs to.
     async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Organization> {
         member_access(ctx, self.0.organization_id).await?;
         loaders(ctx)
@@ -1320,6 +1428,7 @@ impl Workspace {
             .ok_or(ApiError(DomainError::NotFound("organization")))
     }
 
+    /// When the workspace was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -1389,8 +1498,10 @@ impl AuditFilter {
 /// One append-only record of a change, or of a refused one.
 pub struct AuditEvent(pub crate::store::entities::audit_events::Model);
 
+/// One append-only record of a change in an organization, or of a refused attempt.
 #[Object]
 impl AuditEvent {
+    /// The event's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::AuditEvent, self.0.id)
     }
@@ -1429,6 +1540,7 @@ impl AuditEvent {
         self.0.target_id.map(|id| ids::encode(kind, id))
     }
 
+    /// When it happened.
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
     }
@@ -1443,10 +1555,13 @@ impl AuditEvent {
         self.0.client_address.as_deref()
     }
 
+    /// The `User-Agent` header of the request, when it sent one.
     async fn user_agent(&self) -> Option<&str> {
         self.0.user_agent.as_deref()
     }
 
+    /// The id of the request that caused it, as errors of that request report it in
+    /// `extensions.requestId`.
     async fn request_id(&self) -> Option<&str> {
         self.0.request_id.as_deref()
     }
@@ -1455,12 +1570,16 @@ impl AuditEvent {
 /// A bearer token for integrations; its secret is shown only when created.
 pub struct ApiToken(pub crate::store::entities::api_tokens::Model);
 
+/// A bearer token for integrations; its secret is shown only when it is created. It acts with
+/// its user's current keys, narrowed to its organization and keychain when those are set.
 #[Object]
 impl ApiToken {
+    /// The token's global ID.
     async fn id(&self) -> ID {
         ids::encode(NodeKind::ApiToken, self.0.id)
     }
 
+    /// The label given when it was created.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -1492,6 +1611,7 @@ impl ApiToken {
             .map(Keychain))
     }
 
+    /// When it stops working; `null` for never.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at
     }
@@ -1501,10 +1621,12 @@ impl ApiToken {
         self.0.last_used_at
     }
 
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When it was revoked; `null` while it is not.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }

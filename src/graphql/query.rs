@@ -19,16 +19,26 @@ pub struct QueryRoot;
 /// Largest `nodes(ids:)` request.
 const MAX_NODES: usize = 100;
 
-#[Object]
+/// Entry points for reading: the signed-in user, their organizations, any object by global
+/// ID, the key catalog and permission checks.
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Any object by global ID; `null` when it does not exist or the viewer may not see it.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global ID, as returned in any object's `id`.")] id: ID,
+    ) -> ApiResult<Option<Node>> {
         principal(ctx)?;
         resolve_node(ctx, &id).await
     }
 
     /// Several objects by global ID, in the order asked; `null` for each one not visible.
-    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> ApiResult<Vec<Option<Node>>> {
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global IDs to look up, at most 100.")] ids: Vec<ID>,
+    ) -> ApiResult<Vec<Option<Node>>> {
         principal(ctx)?;
         if ids.len() > MAX_NODES {
             return Err(
@@ -63,8 +73,9 @@ impl QueryRoot {
     async fn authorize(
         &self,
         ctx: &Context<'_>,
-        organization_id: ID,
-        key: String,
+        #[graphql(desc = "The organization to check in; the caller must be a member of it.")] organization_id: ID,
+        #[graphql(desc = "A key of the catalog, e.g. `members.invite`.")] key: String,
+        #[graphql(desc = "A workspace of the organization to check inside; omit it for the organization as a whole.")]
         workspace_id: Option<ID>,
     ) -> ApiResult<Authorization> {
         principal(ctx)?;
@@ -97,7 +108,11 @@ impl QueryRoot {
     }
 
     /// An organization the viewer belongs to; `null` otherwise.
-    async fn organization(&self, ctx: &Context<'_>, slug: String) -> ApiResult<Option<Organization>> {
+    async fn organization(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization's slug, e.g. `acme`.")] slug: String,
+    ) -> ApiResult<Option<Organization>> {
         principal(ctx)?;
         let Some(organization) = super::loaders::loaders(ctx)
             .organizations_by_slug

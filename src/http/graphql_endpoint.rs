@@ -1,18 +1,24 @@
-//! `POST /graphql`: JSON only (a browser cannot send it cross-site without a preflight), at most
-//! a few operations per batch, credentials checked before anything executes.
+//! `/graphql` over HTTP: POST with a JSON body (one operation or a batch), and GET for queries
+//! only. Nothing else runs an operation: a `text/plain` or form POST is refused (a browser sends
+//! those cross-site without a preflight), a GET must carry a header a browser cannot add
+//! cross-site without asking first, and a mutation is never run over GET. Credentials are checked
+//! before anything executes, and each operation is priced before it runs.
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchResponse, Request, ServerError};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{HttpState, MAX_BATCH, RequestId};
+use super::parsed::{self, WireBody, WireRequest};
+use super::{HttpState, RequestId};
 use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens, audit};
 use crate::graphql::batch::{self, Batcher};
 use crate::graphql::context::RequestState;
@@ -24,18 +30,84 @@ fn error_body(status: StatusCode, code: &str, message: &str, request_id: &str) -
     (status, Json(body)).into_response()
 }
 
-/// Operations are never run over GET, so no link or image tag can trigger one.
-pub async fn get_refused(Extension(RequestId(id)): Extension<RequestId>) -> Response {
-    let mut response = error_body(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "BAD_USER_INPUT",
-        "send GraphQL operations as POST with Content-Type: application/json",
-        &id,
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-    response
+/// Headers that show a GET was not sent by a page on another site: a browser adds none of them
+/// cross-site without a preflight the CORS policy answers (Apollo Router's rule, and any
+/// credential header, which would need a preflight too).
+const PREFLIGHTED_HEADERS: [&str; 4] = [
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+    "graphql-preflight",
+    "authorization",
+];
+
+fn preflighted(headers: &HeaderMap) -> bool {
+    PREFLIGHTED_HEADERS.iter().any(|name| headers.contains_key(*name)) || is_json(headers)
+}
+
+/// `GET /graphql?query=...`: queries only, and only with a header that needed a preflight.
+pub async fn get(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    params: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if !preflighted(&headers) {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "a GET request must carry a header that needs a preflight (`apollo-require-preflight: true`, `graphql-preflight: 1` or `Authorization`), so that no other site can send it; or send POST with Content-Type: application/json",
+            &request_id,
+        );
+    }
+    let Ok(Query(mut params)) = params else {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the query string is not a GraphQL request",
+            &request_id,
+        );
+    };
+    // `variables` and `extensions` travel as JSON text in the query string.
+    let mut json_param = |name: &str| -> Result<Option<serde_json::Value>, String> {
+        match params.remove(name) {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|_| format!("`{name}` must be JSON")),
+        }
+    };
+    let (variables, extensions) = match (json_param("variables"), json_param("extensions")) {
+        (Ok(v), Ok(e)) => (v, e),
+        (Err(message), _) | (_, Err(message)) => {
+            return error_body(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message, &request_id);
+        }
+    };
+    let wire = WireRequest {
+        query: params.remove("query"),
+        operation_name: params.remove("operationName"),
+        variables,
+        extensions,
+    };
+    let mut prepared = state.parsed.prepare(wire);
+    if let Ok(request) = &mut prepared
+        && matches!(
+            parsed::operation_type(request),
+            Some(OperationType::Mutation | OperationType::Subscription)
+        )
+    {
+        let mut response = error_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "only queries may be sent with GET: send mutations as POST with Content-Type: application/json, and subscriptions over a websocket",
+            &request_id,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
+        return response;
+    }
+    execute(&state, peer, request_id, &headers, vec![prepared], true).await
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -43,7 +115,11 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || mime.eq_ignore_ascii_case("application/graphql-response+json")
+        })
 }
 
 fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> String {
@@ -61,11 +137,14 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
     peer.ip().to_string()
 }
 
-async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Option<Principal>, DomainError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+/// The caller a bearer credential names (`None` without one).
+pub(super) async fn authenticate_bearer(
+    state: &HttpState,
+    value: Option<&str>,
+) -> Result<Option<Principal>, DomainError> {
+    let Some(value) = value else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| DomainError::unauthenticated())?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -79,6 +158,15 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Option<P
     }
 }
 
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Option<Principal>, DomainError> {
+    let value = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| DomainError::unauthenticated())?),
+    };
+    authenticate_bearer(state, value).await
+}
+
+/// `POST /graphql` with a JSON body.
 pub async fn post(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -94,27 +182,9 @@ pub async fn post(
             &request_id,
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => {
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                "the body is not a GraphQL request",
-                &request_id,
-            );
-        }
-    };
-    if let BatchRequest::Batch(items) = &batch {
-        if items.len() > MAX_BATCH {
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                &format!("a batch may hold at most {MAX_BATCH} operations"),
-                &request_id,
-            );
-        }
-        if items.is_empty() {
+    let (items, single) = match serde_json::from_slice::<WireBody>(&body) {
+        Ok(WireBody::Single(item)) => (vec![item], true),
+        Ok(WireBody::Batch(items)) if items.is_empty() => {
             return error_body(
                 StatusCode::BAD_REQUEST,
                 "BAD_USER_INPUT",
@@ -122,7 +192,29 @@ pub async fn post(
                 &request_id,
             );
         }
-    }
+        Ok(WireBody::Batch(items)) => (items, false),
+        Err(_) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "the body is not a GraphQL request: send {\"query\": \"...\", \"variables\": {...}} or a list of them",
+                &request_id,
+            );
+        }
+    };
+    let prepared = items.into_iter().map(|item| state.parsed.prepare(item)).collect();
+    execute(&state, peer, request_id, &headers, prepared, single).await
+}
+
+/// Runs prepared operations (or answers why each could not be prepared) as one request.
+async fn execute(
+    state: &HttpState,
+    peer: SocketAddr,
+    request_id: String,
+    headers: &HeaderMap,
+    prepared: Vec<Result<Request, ServerError>>,
+    single: bool,
+) -> Response {
     // Freshness: whatever any process committed before this request started is seen by it. The
     // database's change clock is read before anything kept between requests is trusted.
     // If the database cannot answer in time (a connection that stopped forwarding without
@@ -140,7 +232,7 @@ pub async fn post(
             &request_id,
         );
     }
-    let principal = match authenticate(&state, &headers).await {
+    let principal = match authenticate(state, headers).await {
         Ok(principal) => principal,
         Err(DomainError::Internal(detail)) => {
             tracing::error!(detail = %detail, "authenticating");
@@ -161,7 +253,7 @@ pub async fn post(
     };
     let meta = RequestMeta {
         request_id: request_id.clone(),
-        client_address: Some(client_address(&headers, peer, state.config.trust_forwarded_for)),
+        client_address: Some(client_address(headers, peer, state.config.trust_forwarded_for)),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -180,40 +272,43 @@ pub async fn post(
         meta,
         state.config.cost.limit,
     ));
-    let batch = state.parsed.prepare(batch).data(request_state.clone()).data(loaders);
-    let (requests, single) = match batch {
-        BatchRequest::Single(request) => (vec![request], true),
-        BatchRequest::Batch(requests) => (requests, false),
-    };
     // Priced before anything runs; the operations of one request share one budget.
     let model = &state.config.cost;
     let mut budget = model.limit;
-    let mut costs = Vec::with_capacity(requests.len());
-    let mut admitted = Vec::with_capacity(requests.len());
-    for mut request in requests {
+    let mut costs = Vec::with_capacity(prepared.len());
+    let mut admitted = Vec::with_capacity(prepared.len());
+    for item in prepared {
+        let mut request = match item {
+            Ok(request) => request,
+            Err(refused) => {
+                costs.push(None);
+                admitted.push(Err(async_graphql::Response::from_errors(vec![refused])));
+                continue;
+            }
+        };
         let (operation, variables) = (request.operation_name.clone(), request.variables.clone());
-        let cost = request
+        let measure = request
             .parsed_query()
             .ok()
-            .and_then(|document| model.cost(document, operation.as_deref(), &variables));
-        let refusal = match cost {
-            Some(cost) if cost > model.limit => Some(format!(
-                "this operation costs {cost}, more than the limit of {}: ask for smaller pages or fewer fields",
-                model.limit
-            )),
-            Some(cost) if cost > budget => Some(format!(
-                "the operations of this request together cost more than the limit of {}",
-                model.limit
-            )),
-            Some(cost) => {
-                budget -= cost;
-                None
-            }
+            .and_then(|document| model.measure(document, operation.as_deref(), &variables));
+        let cost = measure.map(|m| m.cost);
+        let refusal = match measure {
+            Some(measure) => match measure.refusal(model.limit, model.max_depth) {
+                Some(refusal) => Some(refusal),
+                None if measure.cost > budget => Some(format!(
+                    "the operations of this request together cost more than the limit of {}",
+                    model.limit
+                )),
+                None => {
+                    budget -= measure.cost;
+                    None
+                }
+            },
             None => None,
         };
         costs.push(cost);
         admitted.push(match refusal {
-            None => Ok(request),
+            None => Ok(request.data(request_state.clone()).data(loaders.clone())),
             Some(message) => Err(too_costly(message, cost.unwrap_or_default(), model.limit)),
         });
     }
@@ -270,7 +365,7 @@ pub async fn post(
         BatchResponse::Batch(items) => items.iter_mut().map(|r| &mut r.errors).collect(),
     };
     for list in errors {
-        record_denials(&state, &request_state, list).await;
+        record_denials(state, &request_state, list).await;
         sanitize(list, &request_id);
     }
     match serde_json::to_vec(&response) {
@@ -353,8 +448,11 @@ fn sanitize(errors: &mut [ServerError], request_id: &str) {
     for error in errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
-            if error.path.is_empty() {
+            if error.path.is_empty() || is_coercion_failure(&error.message) {
                 extensions.set("code", "BAD_USER_INPUT");
+                if error.message.contains('\n') {
+                    error.message = error.message.split_whitespace().collect::<Vec<_>>().join(" ");
+                }
             } else {
                 tracing::error!(detail = %error.message, "uncoded resolver error");
                 error.message = INTERNAL_MESSAGE.to_owned();
@@ -363,6 +461,14 @@ fn sanitize(errors: &mut [ServerError], request_id: &str) {
         }
         extensions.set("requestId", request_id);
     }
+}
+
+/// Whether an uncoded error is an argument that did not coerce to its type (a `DateTime` that is
+/// not RFC 3339, an `Int` out of range): the client's mistake, found as the field resolved.
+fn is_coercion_failure(message: &str) -> bool {
+    message.starts_with("Failed to parse \"")
+        || message.starts_with("Expected input type \"")
+        || message.starts_with("Invalid value for argument")
 }
 
 /// A panic becomes a plain INTERNAL error; its text goes only to the log.

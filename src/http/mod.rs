@@ -21,8 +21,6 @@ pub use request_id::RequestId;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most operations in one batched request.
-pub const MAX_BATCH: usize = 10;
 
 /// Transport settings.
 #[derive(Clone, Debug, Default)]
@@ -68,10 +66,7 @@ pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Rou
         config,
     };
     let mut router = Router::new()
-        .route(
-            "/graphql",
-            get(graphql_endpoint::get_refused).post(graphql_endpoint::post),
-        )
+        .route("/graphql", get(graphql_endpoint::get).post(graphql_endpoint::post))
         .route("/graphiql", get(graphiql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -97,7 +92,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(origins)
-            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
             // Tracing and correlation headers that browser clients add (W3C trace context, and
             // a request id of their own) must pass the preflight too.
             .allow_headers([
@@ -106,6 +101,9 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 header::HeaderName::from_static("traceparent"),
                 header::HeaderName::from_static("tracestate"),
                 header::HeaderName::from_static(request_id::HEADER),
+                header::HeaderName::from_static("apollo-require-preflight"),
+                header::HeaderName::from_static("x-apollo-operation-name"),
+                header::HeaderName::from_static("graphql-preflight"),
             ])
             .expose_headers([header::HeaderName::from_static(request_id::HEADER)])
             .max_age(Duration::from_secs(600)),

@@ -1,4 +1,4 @@
-//! Transport and error conventions: JSON-only POSTs, batch limits, codes, request ids.
+//! Transport and error conventions: JSON-only POSTs, codes, request ids.
 use serde_json::json;
 
 use crate::helpers::{error_code, spawn_app};
@@ -47,36 +47,6 @@ async fn mutations_by_get_text_plain_or_form_are_refused_and_change_nothing() {
         "{ok}"
     );
     assert_eq!(app.count_rows("organizations").await, 1);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn batches_are_limited_to_ten_operations() {
-    let app = spawn_app().await;
-    let ok: Vec<_> = (0..10).map(|_| json!({ "query": "{ __typename }" })).collect();
-    let response = app
-        .client
-        .post(app.graphql_url())
-        .json(&ok)
-        .send()
-        .await
-        .expect("batch");
-    assert_eq!(response.status().as_u16(), 200);
-    let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(body.as_array().expect("array").len(), 10);
-    assert_eq!(body[9]["data"]["__typename"], "QueryRoot");
-
-    let too_many: Vec<_> = (0..11).map(|_| json!({ "query": "{ __typename }" })).collect();
-    let response = app
-        .client
-        .post(app.graphql_url())
-        .json(&too_many)
-        .send()
-        .await
-        .expect("batch");
-    assert_eq!(response.status().as_u16(), 400);
-    let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
     app.stop().await;
 }
 

@@ -248,12 +248,14 @@ impl TestApp {
         role: &str,
         workspace: Option<&str>,
     ) -> Value {
-        let field = if grant { "grantRole" } else { "revokeRole" };
+        let (field, input) = if grant {
+            ("grantRole", "GrantRoleInput")
+        } else {
+            ("revokeRole", "RevokeRoleInput")
+        };
         self.gql(
             Some(&actor.access_token),
-            &format!(
-                "mutation($input: RoleBindingChangeInput!) {{ {field}(input: $input) {{ membership {{ id }} }} }}"
-            ),
+            &format!("mutation($input: {input}!) {{ {field}(input: $input) {{ membership {{ id }} }} }}"),
             json!({ "input": { "membershipId": membership, "roleId": role, "workspaceId": workspace } }),
         )
         .await

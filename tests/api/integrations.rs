@@ -84,7 +84,7 @@ async fn a_ci_job_works_with_nothing_but_its_service_account_token() {
     gql_ok(
         &app,
         &ada.access_token,
-        "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { id } } }",
+        "mutation($i: AssignKeychainToRoleInput!) { assignKeychainToRole(input: $i) { role { id } } }",
         json!({ "i": { "keychainId": ci_keys, "roleId": role } }),
     )
     .await;
@@ -127,7 +127,7 @@ async fn a_ci_job_works_with_nothing_but_its_service_account_token() {
     );
     let extra = create_keychain(&app, &ada, &org, "extra", json!(["servers.power"])).await;
     let assign =
-        "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { keychains { name } } } }";
+        "mutation($i: AssignKeychainToRoleInput!) { assignKeychainToRole(input: $i) { role { keychains { name } } } }";
     let body = app
         .gql(
             Some(&token),
@@ -521,14 +521,14 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     walk.run(
         "assignKeychainToRole",
         t,
-        "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { id } } }",
+        "mutation($i: AssignKeychainToRoleInput!) { assignKeychainToRole(input: $i) { role { id } } }",
         json!({ "i": { "keychainId": kc_id, "roleId": role_id } }),
     )
     .await;
     walk.run(
         "unassignKeychainFromRole",
         t,
-        "mutation($i: KeychainAssignmentInput!) { unassignKeychainFromRole(input: $i) { role { id } } }",
+        "mutation($i: UnassignKeychainFromRoleInput!) { unassignKeychainFromRole(input: $i) { role { id } } }",
         json!({ "i": { "keychainId": kc_id, "roleId": role_id } }),
     )
     .await;
@@ -550,7 +550,7 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     walk.run(
         "declineInvitation",
         Some(&bob.access_token),
-        "mutation($i: InvitationIdInput!) { declineInvitation(input: $i) { invitation { status } } }",
+        "mutation($i: DeclineInvitationInput!) { declineInvitation(input: $i) { invitation { status } } }",
         json!({ "i": { "invitationId": inv_id } }),
     )
     .await;
@@ -566,14 +566,14 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     walk.run(
         "resendInvitation",
         t,
-        "mutation($i: InvitationIdInput!) { resendInvitation(input: $i) { acceptUrl } }",
+        "mutation($i: ResendInvitationInput!) { resendInvitation(input: $i) { acceptUrl } }",
         json!({ "i": { "invitationId": cy_inv } }),
     )
     .await;
     walk.run(
         "revokeInvitation",
         t,
-        "mutation($i: InvitationIdInput!) { revokeInvitation(input: $i) { invitation { status } } }",
+        "mutation($i: RevokeInvitationInput!) { revokeInvitation(input: $i) { invitation { status } } }",
         json!({ "i": { "invitationId": cy_inv } }),
     )
     .await;
@@ -622,14 +622,14 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     walk.run(
         "grantRole",
         t,
-        "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }",
+        "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }",
         json!({ "i": { "membershipId": bob_membership, "roleId": builtin_role("viewer") } }),
     )
     .await;
     walk.run(
         "revokeRole",
         t,
-        "mutation($i: RoleBindingChangeInput!) { revokeRole(input: $i) { membership { id } } }",
+        "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { membership { id } } }",
         json!({ "i": { "membershipId": bob_membership, "roleId": builtin_role("viewer") } }),
     )
     .await;

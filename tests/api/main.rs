@@ -17,3 +17,4 @@ mod processes;
 mod rule;
 mod schema;
 mod security;
+mod transport;

@@ -69,7 +69,7 @@ async fn the_invitation_story_with_sign_up_resend_reuse_and_expiry() {
     let resent = app
         .gql(
             Some(&ada.access_token),
-            "mutation($input: InvitationIdInput!) { resendInvitation(input: $input) { acceptUrl } }",
+            "mutation($input: ResendInvitationInput!) { resendInvitation(input: $input) { acceptUrl } }",
             json!({ "input": { "invitationId": invitation_id } }),
         )
         .await;
@@ -279,7 +279,8 @@ async fn concurrent_accept_and_revoke_never_both_succeed() {
     for i in 0..10 {
         users.push(app.sign_up(&format!("u{i}@example.com"), "U").await);
     }
-    let revoke = "mutation($input: InvitationIdInput!) { revokeInvitation(input: $input) { invitation { status } } }";
+    let revoke =
+        "mutation($input: RevokeInvitationInput!) { revokeInvitation(input: $input) { invitation { status } } }";
     for user in &users {
         let body = invite(&app, &ada, &org, &user.email, json!([])).await;
         let token = token_of(body["data"]["inviteMember"]["acceptUrl"].as_str().expect("url"));
@@ -496,7 +497,7 @@ async fn invitation_tokens_are_stored_hashed_and_mail_is_queued() {
     let resent = app
         .gql(
             Some(&ada.access_token),
-            "mutation($input: InvitationIdInput!) { resendInvitation(input: $input) { acceptUrl } }",
+            "mutation($input: ResendInvitationInput!) { resendInvitation(input: $input) { acceptUrl } }",
             json!({ "input": { "invitationId": id } }),
         )
         .await;
@@ -611,7 +612,8 @@ async fn invitees_can_decline_and_members_filter_by_workspace() {
         .expect("id")
         .to_owned();
     let token = token_of(body["data"]["inviteMember"]["acceptUrl"].as_str().expect("url"));
-    let decline = "mutation($input: InvitationIdInput!) { declineInvitation(input: $input) { invitation { status } } }";
+    let decline =
+        "mutation($input: DeclineInvitationInput!) { declineInvitation(input: $input) { invitation { status } } }";
     // Only the addressee may decline; to anyone else it does not exist.
     let body = app
         .gql(

@@ -417,7 +417,7 @@ async fn definitions_in_use_cannot_be_deleted_and_built_ins_never() {
     let unassign = app
         .gql(
             Some(&ada.access_token),
-            "mutation($input: KeychainAssignmentInput!) { unassignKeychainFromRole(input: $input) { role { effectiveKeys } } }",
+            "mutation($input: UnassignKeychainFromRoleInput!) { unassignKeychainFromRole(input: $input) { role { effectiveKeys } } }",
             json!({ "input": { "keychainId": keychain_id, "roleId": role_id } }),
         )
         .await;
@@ -472,7 +472,8 @@ async fn revocations_take_effect_on_the_next_authorize() {
         .to_owned();
     assert!(ok(&app.change_role(&ada, true, &bob_membership, &role, None).await));
     assert!(!app.authorize(&bob, &org, "servers.power", None).await.0);
-    let assign = "mutation($input: KeychainAssignmentInput!) { assignKeychainToRole(input: $input) { role { name } } }";
+    let assign =
+        "mutation($input: AssignKeychainToRoleInput!) { assignKeychainToRole(input: $input) { role { name } } }";
     assert!(ok(&app
         .gql(
             Some(&ada.access_token),
@@ -483,8 +484,7 @@ async fn revocations_take_effect_on_the_next_authorize() {
     let (allowed, answer) = app.authorize(&bob, &org, "servers.power", None).await;
     assert!(allowed, "{answer}");
     assert_eq!(answer["grants"][0]["keychain"]["name"], "Power");
-    let unassign =
-        "mutation($input: KeychainAssignmentInput!) { unassignKeychainFromRole(input: $input) { role { name } } }";
+    let unassign = "mutation($input: UnassignKeychainFromRoleInput!) { unassignKeychainFromRole(input: $input) { role { name } } }";
     assert!(ok(&app
         .gql(
             Some(&ada.access_token),
@@ -886,15 +886,15 @@ async fn nothing_of_another_organization_can_be_changed() {
             json!({ "keychainId": keychain }),
         ),
         (
-            "mutation($i: KeychainAssignmentInput!) { assignKeychainToRole(input: $i) { role { id } } }",
+            "mutation($i: AssignKeychainToRoleInput!) { assignKeychainToRole(input: $i) { role { id } } }",
             json!({ "keychainId": keychain, "roleId": role }),
         ),
         (
-            "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }",
+            "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }",
             json!({ "membershipId": ada_membership, "roleId": builtin_role("viewer") }),
         ),
         (
-            "mutation($i: RoleBindingChangeInput!) { revokeRole(input: $i) { membership { id } } }",
+            "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { membership { id } } }",
             json!({ "membershipId": ada_membership, "roleId": builtin_role("owner") }),
         ),
         (

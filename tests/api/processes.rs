@@ -82,8 +82,8 @@ impl Process {
     }
 }
 
-const GRANT: &str = "mutation($i: RoleBindingChangeInput!) { grantRole(input: $i) { membership { id } } }";
-const REVOKE: &str = "mutation($i: RoleBindingChangeInput!) { revokeRole(input: $i) { membership { id } } }";
+const GRANT: &str = "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }";
+const REVOKE: &str = "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { membership { id } } }";
 const MAY_READ: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"members.read\") { allowed } }";
 
 async fn allowed(server: &Process, bearer: &str, organization: &str) -> Option<bool> {
