@@ -102,6 +102,13 @@ pub struct ServeArgs {
     /// Longest an operation may run, in milliseconds; then it is stopped with an error.
     #[arg(long, env = "GUILDHALL_MAX_EXECUTION_MS", default_value_t = 10_000)]
     pub max_execution_ms: u64,
+    /// How often, in milliseconds, live subscriptions look for changes made by other processes
+    /// (a change made through this process reaches them at once).
+    #[arg(long, env = "GUILDHALL_CHANGE_POLL_MS", default_value_t = 500)]
+    pub change_poll_ms: u64,
+    /// Operations one websocket connection may run at once.
+    #[arg(long, env = "GUILDHALL_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 50)]
+    pub max_subscriptions_per_connection: usize,
     /// A key catalog file (JSON) replacing the built-in one.
     #[arg(long, env = "GUILDHALL_CATALOG")]
     pub catalog: Option<PathBuf>,

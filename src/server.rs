@@ -83,6 +83,26 @@ fn load_catalog(args: &ServeArgs) -> Result<Catalog, StartError> {
     }
 }
 
+/// Reads the database's change clock every `interval` while a live subscription waits on the
+/// write clock (and not at all otherwise), so subscribers learn of commits made by other
+/// processes within about `interval`. Stops once the app is gone.
+fn spawn_change_watch(app: &Arc<App>, interval: std::time::Duration) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if app.store.writes.watched()
+                && let Err(err) = app.store.observe_changes().await
+            {
+                tracing::warn!(error = %err, "reading the change clock for live subscriptions");
+            }
+        }
+    });
+}
+
 /// Connects, migrates, synchronises built-ins and builds the router.
 pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
     let catalog = load_catalog(args)?;
@@ -152,12 +172,14 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             cost: Arc::new(graphql::cost_model(limits)),
             max_response_bytes: args.max_response_bytes,
             max_execution: std::time::Duration::from_millis(args.max_execution_ms.max(1)),
+            max_subscriptions_per_connection: args.max_subscriptions_per_connection,
             max_concurrent_operations: match args.max_concurrent_operations {
                 0 => 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
                 n => n,
             },
         },
     );
+    spawn_change_watch(&app, std::time::Duration::from_millis(args.change_poll_ms.max(10)));
     if let Some(url) = &args.smtp_url {
         mailer::spawn_worker(
             app.clone(),

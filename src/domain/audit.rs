@@ -101,6 +101,26 @@ pub async fn page(
     ))
 }
 
+/// Events of an organization that occurred at or after `since`, oldest first, at most `limit`
+/// (live subscriptions read the recent past again on each change and skip what they sent: an
+/// event's id is taken before its transaction commits, so ids alone could skip a late commit).
+pub async fn occurred_since(
+    app: &super::App,
+    organization_id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+    limit: u64,
+) -> DomainResult<Vec<audit_events::Model>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    Ok(audit_events::Entity::find()
+        .filter(audit_events::Column::OrganizationId.eq(organization_id))
+        .filter(audit_events::Column::OccurredAt.gte(since))
+        .order_by_asc(audit_events::Column::OccurredAt)
+        .order_by_asc(audit_events::Column::Id)
+        .limit(limit)
+        .all(&app.store.conn)
+        .await?)
+}
+
 pub async fn count(app: &super::App, organization_id: Uuid, filter: &AuditFilter) -> DomainResult<u64> {
     use sea_orm::PaginatorTrait;
     Ok(filtered(organization_id, filter).count(&app.store.conn).await?)

@@ -130,6 +130,15 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
+/// The caller a bearer credential names: an API token (by its prefix) or a session's access token.
+pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
+    if api_tokens::is_api_token(bearer) {
+        api_tokens::authenticate(app, bearer).await
+    } else {
+        accounts::authenticate(app, bearer).await
+    }
+}
+
 /// Who is calling: a signed-in user (with their session), or a user through an API token.
 #[derive(Clone, Debug)]
 pub struct Principal {

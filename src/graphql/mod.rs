@@ -40,10 +40,11 @@ pub mod mutation_members;
 pub mod mutation_tokens;
 pub mod objects;
 pub mod query;
+pub mod subscription;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
 use crate::domain::App;
 
@@ -57,7 +58,7 @@ pub struct MutationRoot(
     mutation_tokens::TokenMutations,
 );
 
-pub type GuildhallSchema = Schema<query::QueryRoot, MutationRoot, EmptySubscription>;
+pub type GuildhallSchema = Schema<query::QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
 
 /// Limits on what one operation may ask for.
 #[derive(Clone, Copy, Debug)]
@@ -78,12 +79,16 @@ impl Default for QueryLimits {
     }
 }
 
-fn builder() -> SchemaBuilder<query::QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(query::QueryRoot, MutationRoot::default(), EmptySubscription)
-        .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
-            "A point in time: an RFC 3339 date and time with its offset, e.g. `2026-11-25T09:30:00Z`. \
+fn builder() -> SchemaBuilder<query::QueryRoot, MutationRoot, subscription::SubscriptionRoot> {
+    Schema::build(
+        query::QueryRoot,
+        MutationRoot::default(),
+        subscription::SubscriptionRoot,
+    )
+    .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+        "A point in time: an RFC 3339 date and time with its offset, e.g. `2026-11-25T09:30:00Z`. \
          Answers are always in UTC.",
-        )
+    )
 }
 
 /// The schema served to clients.
@@ -196,6 +201,7 @@ mod tests {
         let sdl = super::sdl();
         assert!(sdl.contains("type Query {"), "query root");
         assert!(sdl.contains("type Mutation {"), "mutation root");
+        assert!(sdl.contains("type Subscription {"), "subscription root");
         assert!(!sdl.contains("QueryRoot") && !sdl.contains("MutationRoot"));
     }
 }

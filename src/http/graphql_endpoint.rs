@@ -19,13 +19,13 @@ use tracing::Instrument;
 
 use super::parsed::{self, WireBody, WireRequest};
 use super::{HttpState, RequestId};
-use crate::domain::{DomainError, Principal, RequestMeta, accounts, api_tokens, audit};
+use crate::domain::{DomainError, Principal, RequestMeta, audit};
 use crate::graphql::batch::{self, Batcher};
 use crate::graphql::context::RequestState;
 use crate::graphql::error::INTERNAL_MESSAGE;
 use crate::graphql::loaders::Loaders;
 
-fn error_body(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+pub(super) fn error_body(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code, "requestId": request_id } }] });
     (status, Json(body)).into_response()
 }
@@ -44,14 +44,21 @@ fn preflighted(headers: &HeaderMap) -> bool {
     PREFLIGHTED_HEADERS.iter().any(|name| headers.contains_key(*name)) || is_json(headers)
 }
 
-/// `GET /graphql?query=...`: queries only, and only with a header that needed a preflight.
+/// `GET /graphql?query=...`: queries only, and only with a header that needed a preflight; or
+/// the upgrade to a websocket for subscriptions.
 pub async fn get(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    headers: HeaderMap,
-    params: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, _body) = request.into_parts();
+    if super::socket::is_upgrade(&parts.headers) {
+        let meta = request_meta(&state, &parts.headers, peer, &request_id);
+        return super::socket::upgrade(state, meta, parts).await;
+    }
+    let headers = parts.headers;
+    let params = Query::<HashMap<String, String>>::try_from_uri(&parts.uri);
     if !preflighted(&headers) {
         return error_body(
             StatusCode::BAD_REQUEST,
@@ -137,6 +144,18 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
     peer.ip().to_string()
 }
 
+/// Facts about a request kept with what it does (audit events).
+fn request_meta(state: &HttpState, headers: &HeaderMap, peer: SocketAddr, request_id: &str) -> RequestMeta {
+    RequestMeta {
+        request_id: request_id.to_owned(),
+        client_address: Some(client_address(headers, peer, state.config.trust_forwarded_for)),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    }
+}
+
 /// The caller a bearer credential names (`None` without one).
 pub(super) async fn authenticate_bearer(
     state: &HttpState,
@@ -151,11 +170,7 @@ pub(super) async fn authenticate_bearer(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| DomainError::Unauthenticated("use Authorization: Bearer <token>".to_owned()))?;
-    if api_tokens::is_api_token(token) {
-        api_tokens::authenticate(&state.app, token).await.map(Some)
-    } else {
-        accounts::authenticate(&state.app, token).await.map(Some)
-    }
+    crate::domain::authenticate(&state.app, token).await.map(Some)
 }
 
 async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Option<Principal>, DomainError> {
@@ -251,14 +266,7 @@ async fn execute(
             return response;
         }
     };
-    let meta = RequestMeta {
-        request_id: request_id.clone(),
-        client_address: Some(client_address(headers, peer, state.config.trust_forwarded_for)),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
-    };
+    let meta = request_meta(state, headers, peer, &request_id);
     let batcher = Batcher::new();
     let loaders = Arc::new(Loaders::new(
         &state.app,
@@ -444,7 +452,7 @@ async fn record_denials(state: &HttpState, request: &RequestState, errors: &[Ser
 /// Gives every error a code and the request id. Errors raised before execution (syntax,
 /// validation, limits) are the client's; an uncoded error from inside execution is treated as
 /// internal and its text replaced, so nothing internal can reach the client by accident.
-fn sanitize(errors: &mut [ServerError], request_id: &str) {
+pub(super) fn sanitize(errors: &mut [ServerError], request_id: &str) {
     for error in errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {

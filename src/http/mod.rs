@@ -2,6 +2,7 @@
 mod graphql_endpoint;
 mod parsed;
 mod request_id;
+mod socket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
@@ -37,6 +38,8 @@ pub struct HttpConfig {
     pub max_response_bytes: usize,
     /// Longest a request's operations may run.
     pub max_execution: std::time::Duration,
+    /// Operations one websocket connection may run at once.
+    pub max_subscriptions_per_connection: usize,
 }
 
 #[derive(Clone)]
@@ -68,6 +71,7 @@ pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Rou
     let mut router = Router::new()
         .route("/graphql", get(graphql_endpoint::get).post(graphql_endpoint::post))
         .route("/graphiql", get(graphiql))
+        .route("/graphiql/{name}", get(graphiql_asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -110,13 +114,85 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Guildhall")
-            .finish(),
+/// GraphiQL's files, built into the binary: pinned production builds from npm (see
+/// `assets/graphiql/VERSIONS` and `scripts/refresh-graphiql-assets`) and a page of our own with
+/// no inline script, so it works offline and under a strict Content-Security-Policy.
+const GRAPHIQL_FILES: [(&str, &str, &[u8]); 7] = [
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../assets/graphiql/index.html"),
+    ),
+    (
+        "init.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/init.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/graphiql/style.css"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/graphiql/graphiql.min.css"),
+    ),
+    (
+        "graphiql.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/graphiql.min.js"),
+    ),
+    (
+        "react.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/react.production.min.js"),
+    ),
+    (
+        "react-dom.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    ),
+];
+
+/// The policy GraphiQL's page is served under: nothing but this origin, with two exceptions
+/// GraphiQL's own build needs: its stylesheet embeds its fonts as `data:` URIs, and its settings
+/// dialog inserts one fixed `<style>` element, allowed by its hash (the browser test opens the
+/// dialog, so an upgrade that changes it fails there first).
+pub const GRAPHIQL_CSP: &str =
+    "default-src 'self'; font-src data:; style-src 'self' 'sha256-Y/huXlwoYkVyQlxwSVcCi1RCDGDCSVBzDt0hYP9qlTc='";
+
+fn graphiql_file(name: &str) -> Response {
+    let found = GRAPHIQL_FILES
+        .iter()
+        .find(|(file, _, _)| *file == name)
+        .map(|(_, mime, body)| (*mime, *body));
+    let Some((mime, body)) = found else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let cache = if name == "index.html" {
+        "no-cache"
+    } else {
+        "public, max-age=3600"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, cache),
+            (header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
     )
+        .into_response()
+}
+
+async fn graphiql() -> Response {
+    graphiql_file("index.html")
+}
+
+async fn graphiql_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    graphiql_file(&name)
 }
 
 async fn healthz() -> Response {

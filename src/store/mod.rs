@@ -70,6 +70,8 @@ impl Default for ClockReads {
 #[derive(Debug)]
 pub struct WriteClock {
     generation: AtomicU64,
+    /// The generation, for those who wait for it to move (live subscriptions).
+    moved: tokio::sync::watch::Sender<u64>,
     /// The highest database clock seen; moved only under `observing`, after the generation.
     seen: AtomicI64,
     observing: Mutex<()>,
@@ -85,6 +87,7 @@ impl WriteClock {
     pub fn new() -> WriteClock {
         WriteClock {
             generation: AtomicU64::new(1),
+            moved: tokio::sync::watch::channel(1).0,
             seen: AtomicI64::new(i64::MIN),
             observing: Mutex::new(()),
         }
@@ -98,7 +101,20 @@ impl WriteClock {
 
     /// Records that the database changed: every value read before is stale.
     pub fn tick(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.moved.send_replace(generation);
+    }
+
+    /// A receiver told each time the generation moves: by a commit of this process at once, by
+    /// any other writer once the database's clock is read (the server reads it every
+    /// `--change-poll-ms` while anyone watches).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.moved.subscribe()
+    }
+
+    /// Whether anyone waits for the generation to move.
+    pub fn watched(&self) -> bool {
+        self.moved.receiver_count() > 0
     }
 
     /// Takes note of the database's change clock. Returns only once the generation reflects

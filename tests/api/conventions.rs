@@ -155,3 +155,57 @@ async fn health_and_readiness_and_graphiql_answer() {
     }
     app.stop().await;
 }
+
+/// GraphiQL is served whole by the binary: the page names only files of this origin, each of them
+/// is served, and nothing runs inline (the page works under `default-src 'self'`).
+#[tokio::test]
+async fn graphiql_is_served_whole_from_this_origin_under_a_strict_policy() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(format!("{}/graphiql", app.address))
+        .send()
+        .await
+        .expect("page");
+    let policy = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
+    let html = page.text().await.expect("html");
+    assert!(!html.contains("http://") && !html.contains("https://"), "{html}");
+    let mut referenced = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (index, _) in html.match_indices(attribute) {
+            let rest = &html[index + attribute.len()..];
+            referenced.push(rest[..rest.find('"').expect("closing quote")].to_owned());
+        }
+    }
+    assert!(referenced.len() >= 5, "{referenced:?}");
+    assert_eq!(
+        html.matches("<script").count(),
+        html.matches("<script src=").count(),
+        "no inline script: {html}"
+    );
+    for path in referenced {
+        assert!(path.starts_with("/graphiql/"), "{path}");
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        assert!(response.bytes().await.expect("body").len() > 10, "{path}");
+    }
+    let missing = app
+        .client
+        .get(format!("{}/graphiql/../Cargo.toml", app.address))
+        .send()
+        .await
+        .expect("missing");
+    assert_eq!(missing.status().as_u16(), 404);
+    app.stop().await;
+}

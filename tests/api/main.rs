@@ -2,6 +2,7 @@
 mod helpers;
 
 mod integrations;
+mod live;
 
 mod accounts;
 mod cli;

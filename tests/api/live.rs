@@ -1,0 +1,354 @@
+//! Live updates over a real websocket (`graphql-transport-ws`): access changes and audit events
+//! arrive as they happen, from this process or another, and a subscription ends when its
+//! subscriber loses the access or the credential it was opened with.
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{
+    TestApp, TestUser, builtin_role, error_code, fresh_database_url, spawn_app, spawn_with, test_args,
+};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const ACCESS: &str = "subscription($id: ID!) { viewerAccessChanged(organizationId: $id) { organizationId member keys workspaces { workspaceId keys } } }";
+const EVENTS: &str = "subscription($id: ID!) { organizationEvents(organizationId: $id) { action actor { name } } }";
+/// Longest a message may take to arrive: far above the change poll interval.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Opens a connection and sends `connection_init` with the bearer token (if any).
+async fn connect(app: &TestApp, token: Option<&str>) -> Socket {
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("graphql-transport-ws")
+    );
+    let payload = match token {
+        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+        None => json!({}),
+    };
+    send(&mut socket, json!({ "type": "connection_init", "payload": payload })).await;
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::text(message.to_string())).await.expect("send");
+}
+
+/// The next protocol message (pings answered), or `None` when the connection closed; the
+/// close code comes as `{"type": "closed", "code": ...}`.
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")?;
+        match message.expect("message") {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("json");
+                if value["type"] == "ping" {
+                    send(socket, json!({ "type": "pong" })).await;
+                    continue;
+                }
+                return Some(value);
+            }
+            Message::Close(frame) => {
+                return Some(json!({ "type": "closed", "code": frame.map(|f| u16::from(f.code)) }));
+            }
+            _ => continue,
+        }
+    }
+}
+
+async fn signed_in(app: &TestApp, user: &TestUser) -> Socket {
+    let mut socket = connect(app, Some(&user.access_token)).await;
+    assert_eq!(next(&mut socket).await.expect("ack")["type"], "connection_ack");
+    socket
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+    send(
+        socket,
+        json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }),
+    )
+    .await;
+}
+
+/// The next `next` payload of subscription `id` (other messages must not come first).
+async fn data(socket: &mut Socket, id: &str) -> Value {
+    let message = next(socket).await.expect("open");
+    assert_eq!(message["id"], id, "{message}");
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"].clone()
+}
+
+/// Makes changes through `through` until subscription `id` reports one: a subscription has no
+/// acknowledgement of its own, so this is how a test knows it is listening. Returns the event.
+async fn until_listening(
+    through: &TestApp,
+    actor: &TestUser,
+    organization: &str,
+    socket: &mut Socket,
+    id: &str,
+) -> Value {
+    for attempt in 0..20 {
+        through
+            .create_workspace(actor, organization, &format!("probe-{id}-{attempt}"))
+            .await;
+        if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(500), next(socket)).await {
+            assert_eq!(message["type"], "next", "{message}");
+            return message["payload"].clone();
+        }
+    }
+    panic!("subscription {id} never reported a change");
+}
+
+fn keys(payload: &Value) -> Vec<String> {
+    payload["data"]["viewerAccessChanged"]["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("key").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn access_changes_arrive_as_grants_and_revokes_happen_and_removal_ends_the_stream() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    let membership = app.add_member(&organization, &bob).await;
+
+    let mut socket = signed_in(&app, &bob).await;
+    subscribe(&mut socket, "a", ACCESS, json!({ "id": organization })).await;
+    let first = data(&mut socket, "a").await;
+    assert_eq!(first["data"]["viewerAccessChanged"]["member"], true, "{first}");
+    assert!(!keys(&first).contains(&"members.invite".to_owned()), "{first}");
+
+    let granted = app
+        .change_role(&ada, true, &membership, &builtin_role("admin"), None)
+        .await;
+    assert!(granted["errors"].is_null(), "{granted}");
+    let after_grant = data(&mut socket, "a").await;
+    assert!(
+        keys(&after_grant).contains(&"members.invite".to_owned()),
+        "{after_grant}"
+    );
+
+    // A change that leaves Bob's keys as they are sends nothing; the revoke that follows does.
+    app.create_workspace(&ada, &organization, "web").await;
+    app.change_role(&ada, false, &membership, &builtin_role("admin"), None)
+        .await;
+    let after_revoke = data(&mut socket, "a").await;
+    assert_eq!(keys(&after_revoke), keys(&first), "{after_revoke}");
+
+    let removed = app
+        .gql(
+            Some(&ada.access_token),
+            "mutation($input: RemoveMemberInput!) { removeMember(input: $input) { __typename } }",
+            json!({ "input": { "membershipId": membership } }),
+        )
+        .await;
+    assert!(removed["errors"].is_null(), "{removed}");
+    let last = data(&mut socket, "a").await;
+    assert_eq!(last["data"]["viewerAccessChanged"]["member"], false, "{last}");
+    assert_eq!(keys(&last), Vec::<String>::new());
+    let complete = next(&mut socket).await.expect("complete");
+    assert_eq!(complete["type"], "complete", "{complete}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn audit_events_stream_to_holders_of_audit_read_until_they_lose_it() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let eve = app.sign_up("eve@example.com", "Eve").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    let membership = app.add_member(&organization, &bob).await;
+
+    // A member without `audit.read`, and someone who is not a member, are refused at once.
+    let mut plain = signed_in(&app, &bob).await;
+    subscribe(&mut plain, "e", EVENTS, json!({ "id": organization })).await;
+    let refused = data(&mut plain, "e").await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    assert!(refused["data"].is_null(), "{refused}");
+    assert_eq!(next(&mut plain).await.expect("complete")["type"], "complete");
+    let mut stranger = signed_in(&app, &eve).await;
+    subscribe(&mut stranger, "e", EVENTS, json!({ "id": organization })).await;
+    let refused = data(&mut stranger, "e").await;
+    assert_eq!(error_code(&refused), "NOT_FOUND", "{refused}");
+
+    app.change_role(&ada, true, &membership, &builtin_role("admin"), None)
+        .await;
+    let mut socket = signed_in(&app, &bob).await;
+    subscribe(&mut socket, "e", EVENTS, json!({ "id": organization })).await;
+    let event = until_listening(&app, &ada, &organization, &mut socket, "e").await;
+    assert_eq!(
+        event["data"]["organizationEvents"]["action"], "workspace.create",
+        "{event}"
+    );
+    assert_eq!(event["data"]["organizationEvents"]["actor"]["name"], "Ada", "{event}");
+
+    // Losing the key ends the stream with FORBIDDEN (after the revoke's own event).
+    app.change_role(&ada, false, &membership, &builtin_role("admin"), None)
+        .await;
+    let mut ended = None;
+    for _ in 0..25 {
+        let message = next(&mut socket).await.expect("message");
+        if message["type"] == "next" && message["payload"]["errors"].is_array() {
+            ended = Some(message);
+            break;
+        }
+    }
+    let ended = ended.expect("the stream ends with an error");
+    assert_eq!(error_code(&ended["payload"]), "FORBIDDEN", "{ended}");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_websocket_refuses_bad_credentials_mutations_and_costly_operations() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let organization = app.create_organization(&ada, "acme").await;
+
+    let mut forged = connect(&app, Some("not-a-token")).await;
+    // No acknowledgement: the connection is closed instead.
+    let closed = next(&mut forged).await;
+    assert!(closed.as_ref().is_none_or(|m| m["type"] == "closed"), "{closed:?}");
+
+    // Anonymous connections may open but subscribe to nothing.
+    let mut anonymous = connect(&app, None).await;
+    assert_eq!(next(&mut anonymous).await.expect("ack")["type"], "connection_ack");
+    subscribe(&mut anonymous, "a", ACCESS, json!({ "id": organization })).await;
+    let refused = data(&mut anonymous, "a").await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED", "{refused}");
+
+    let mut socket = signed_in(&app, &ada).await;
+    subscribe(
+        &mut socket,
+        "m",
+        r#"mutation { createOrganization(input: { name: "Via socket", slug: "via-socket" }) { organization { id } } }"#,
+        json!({}),
+    )
+    .await;
+    let refused = data(&mut socket, "m").await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    assert_eq!(app.count_rows("organizations").await, 1);
+
+    let nested = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    subscribe(&mut socket, "q", nested, json!({})).await;
+    let refused = data(&mut socket, "q").await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+
+    // Queries are answered once, then completed.
+    subscribe(&mut socket, "v", "{ viewer { name } }", json!({})).await;
+    assert_eq!(data(&mut socket, "v").await["data"]["viewer"]["name"], "Ada");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_api_token_ends_its_subscriptions() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    let created = app
+        .gql(
+            Some(&ada.access_token),
+            "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { token apiToken { id } } }",
+            json!({ "input": { "name": "live", "organizationId": organization } }),
+        )
+        .await;
+    let token = created["data"]["createApiToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let token_id = created["data"]["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let mut socket = connect(&app, Some(&token)).await;
+    assert_eq!(next(&mut socket).await.expect("ack")["type"], "connection_ack");
+    subscribe(&mut socket, "a", ACCESS, json!({ "id": organization })).await;
+    assert_eq!(
+        data(&mut socket, "a").await["data"]["viewerAccessChanged"]["member"],
+        true
+    );
+
+    let revoked = app
+        .gql(
+            Some(&ada.access_token),
+            "mutation($input: RevokeApiTokenInput!) { revokeApiToken(input: $input) { __typename } }",
+            json!({ "input": { "apiTokenId": token_id } }),
+        )
+        .await;
+    assert!(revoked["errors"].is_null(), "{revoked}");
+    let ended = data(&mut socket, "a").await;
+    assert_eq!(error_code(&ended), "UNAUTHENTICATED", "{ended}");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    app.stop().await;
+}
+
+/// Two server processes over one database: a change made through one reaches a subscriber of
+/// the other (on SQLite through the shared file, on PostgreSQL through the change clock).
+#[tokio::test]
+async fn changes_made_through_another_process_reach_subscribers() {
+    let database_url = fresh_database_url().await;
+    let one = spawn_with(test_args(&database_url)).await;
+    let two = spawn_with(test_args(&database_url)).await;
+    let ada = one.sign_up("ada@example.com", "Ada").await;
+    let bob = one.sign_up("bob@example.com", "Bob").await;
+    let organization = one.create_organization(&ada, "acme").await;
+    let membership = one.add_member(&organization, &bob).await;
+
+    let mut access = signed_in(&two, &bob).await;
+    subscribe(&mut access, "a", ACCESS, json!({ "id": organization })).await;
+    let first = data(&mut access, "a").await;
+    let mut events = signed_in(&two, &ada).await;
+    subscribe(&mut events, "e", EVENTS, json!({ "id": organization })).await;
+    until_listening(&one, &ada, &organization, &mut events, "e").await;
+    // Each probe was a change, but not to Bob's keys: nothing came for him.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), next(&mut access))
+            .await
+            .is_err()
+    );
+
+    let granted = one
+        .change_role(&ada, true, &membership, &builtin_role("admin"), None)
+        .await;
+    assert!(granted["errors"].is_null(), "{granted}");
+    let changed = data(&mut access, "a").await;
+    assert_ne!(keys(&changed), keys(&first), "{changed}");
+    // Late probe events may come first.
+    let mut actions = Vec::new();
+    while !actions.contains(&"role.grant".to_owned()) {
+        let event = data(&mut events, "e").await;
+        actions.push(
+            event["data"]["organizationEvents"]["action"]
+                .as_str()
+                .expect("action")
+                .to_owned(),
+        );
+        assert!(actions.len() < 25, "{actions:?}");
+    }
+    one.stop().await;
+    two.stop().await;
+}
