@@ -170,6 +170,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             trust_forwarded_for: args.trust_forwarded_for,
             mutation_fields: Arc::new(graphql::mutation_field_names().await),
             cost: Arc::new(graphql::cost_model(limits)),
+            shape: Arc::new(graphql::response_shape()),
             max_response_bytes: args.max_response_bytes,
             max_execution: std::time::Duration::from_millis(args.max_execution_ms.max(1)),
             max_subscriptions_per_connection: args.max_subscriptions_per_connection,

@@ -40,6 +40,7 @@ pub mod mutation_members;
 pub mod mutation_tokens;
 pub mod objects;
 pub mod query;
+pub mod shape;
 pub mod subscription;
 
 use std::sync::Arc;
@@ -109,13 +110,19 @@ pub fn cost_model(limits: QueryLimits) -> cost::CostModel {
     cost::CostModel::from_sdl(&builder().finish().sdl(), limits.max_cost, limits.max_depth)
 }
 
+/// How responses of the served schema are put in shape (see [`shape`]).
+pub fn response_shape() -> shape::ResponseShape {
+    shape::ResponseShape::from_sdl(&builder().finish().sdl())
+}
+
 /// The SDL of the schema, sorted, as committed in `schema.graphql`.
 pub fn sdl() -> String {
     builder().finish().sdl_with_options(
         async_graphql::SDLExportOptions::new()
             .sorted_fields()
             .sorted_arguments()
-            .sorted_enum_items(),
+            .sorted_enum_items()
+            .include_specified_by(),
     )
 }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchResponse, Request, ServerError};
+use async_graphql::{BatchResponse, ServerError};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +17,7 @@ use axum::{Extension, Json};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::parsed::{self, WireBody, WireRequest};
+use super::parsed::{self, Prepared, WireBody, WireRequest};
 use super::{HttpState, RequestId};
 use crate::domain::{DomainError, Principal, RequestMeta, audit};
 use crate::graphql::batch::{self, Batcher};
@@ -97,9 +97,9 @@ pub async fn get(
         extensions,
     };
     let mut prepared = state.parsed.prepare(wire);
-    if let Ok(request) = &mut prepared
+    if let Ok(ready) = &mut prepared
         && matches!(
-            parsed::operation_type(request),
+            parsed::operation_type(&mut ready.request),
             Some(OperationType::Mutation | OperationType::Subscription)
         )
     {
@@ -227,7 +227,7 @@ async fn execute(
     peer: SocketAddr,
     request_id: String,
     headers: &HeaderMap,
-    prepared: Vec<Result<Request, ServerError>>,
+    prepared: Vec<Result<Prepared, ServerError>>,
     single: bool,
 ) -> Response {
     // Freshness: whatever any process committed before this request started is seen by it. The
@@ -285,16 +285,20 @@ async fn execute(
     let mut budget = model.limit;
     let mut costs = Vec::with_capacity(prepared.len());
     let mut admitted = Vec::with_capacity(prepared.len());
+    // What each response's shape is checked against: its document, operation and variables.
+    let mut shapes = Vec::with_capacity(prepared.len());
     for item in prepared {
-        let mut request = match item {
-            Ok(request) => request,
+        let Prepared { mut request, document } = match item {
+            Ok(prepared) => prepared,
             Err(refused) => {
                 costs.push(None);
+                shapes.push(None);
                 admitted.push(Err(async_graphql::Response::from_errors(vec![refused])));
                 continue;
             }
         };
         let (operation, variables) = (request.operation_name.clone(), request.variables.clone());
+        shapes.push(Some((document, operation.clone(), variables.clone())));
         let measure = request
             .parsed_query()
             .ok()
@@ -341,6 +345,14 @@ async fn execute(
         let execution = batch::drive(batcher, runs).instrument(tracing::Span::current());
         match tokio::time::timeout(state.config.max_execution, execution).await {
             Ok(mut responses) => {
+                for (response, shape) in responses.iter_mut().zip(&shapes) {
+                    if let Some((document, operation, variables)) = shape {
+                        state
+                            .config
+                            .shape
+                            .conform(document, operation.as_deref(), variables, &mut response.data);
+                    }
+                }
                 for (response, cost) in responses.iter_mut().zip(&costs) {
                     if let Some(cost) = cost {
                         response
@@ -477,6 +489,7 @@ fn is_coercion_failure(message: &str) -> bool {
     message.starts_with("Failed to parse \"")
         || message.starts_with("Expected input type \"")
         || message.starts_with("Invalid value for argument")
+        || (message.starts_with("Variable ") && message.ends_with(" is not defined"))
 }
 
 /// A panic becomes a plain INTERNAL error; its text goes only to the log.

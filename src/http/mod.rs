@@ -34,6 +34,8 @@ pub struct HttpConfig {
     pub max_concurrent_operations: usize,
     /// Prices operations; its limit also bounds the operations of one request together.
     pub cost: Arc<crate::graphql::cost::CostModel>,
+    /// Puts responses in the shape the specification requires (key order, null propagation).
+    pub shape: Arc<crate::graphql::shape::ResponseShape>,
     /// Largest response body.
     pub max_response_bytes: usize,
     /// Longest a request's operations may run.

@@ -20,6 +20,13 @@ const MAX_PERSISTED: usize = 4096;
 /// Longest document accepted for persisting.
 const MAX_PERSISTED_TEXT: usize = 64 * 1024;
 
+/// A request ready to run, with the document it runs (kept to shape its response).
+#[derive(Debug)]
+pub struct Prepared {
+    pub request: Request,
+    pub document: Arc<ExecutableDocument>,
+}
+
 /// One operation as a client sends it, in a JSON body or a GET query string.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,14 +64,14 @@ fn bad_input(message: impl Into<String>) -> ServerError {
 
 #[derive(Clone, Default)]
 pub struct ParsedDocuments {
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
+    documents: Arc<Mutex<HashMap<String, Arc<ExecutableDocument>>>>,
     /// Document texts by the SHA-256 (hex) clients name them by.
     persisted: Arc<Mutex<HashMap<String, Arc<str>>>>,
 }
 
 impl ParsedDocuments {
     /// The request the schema runs, with its document parsed, or why there is none.
-    pub fn prepare(&self, wire: WireRequest) -> Result<Request, ServerError> {
+    pub fn prepare(&self, wire: WireRequest) -> Result<Prepared, ServerError> {
         let variables = match wire.variables {
             None | Some(serde_json::Value::Null) => Variables::default(),
             Some(value @ serde_json::Value::Object(_)) => Variables::from_json(value),
@@ -81,8 +88,8 @@ impl ParsedDocuments {
         if let Some(name) = wire.operation_name.filter(|n| !n.is_empty()) {
             request = request.operation_name(name);
         }
-        request.set_parsed_query(document);
-        Ok(request)
+        request.set_parsed_query(ExecutableDocument::clone(&document));
+        Ok(Prepared { request, document })
     }
 
     /// The document's text: sent, or named by an automatic persisted query's hash.
@@ -141,7 +148,7 @@ impl ParsedDocuments {
     }
 
     /// The parsed document, from memory or parsed now; a syntax error is one line with where.
-    fn parse(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
+    fn parse(&self, query: &str) -> Result<Arc<ExecutableDocument>, ServerError> {
         let known = (query.len() <= MAX_TEXT)
             .then(|| {
                 self.documents
@@ -154,7 +161,7 @@ impl ParsedDocuments {
         if let Some(document) = known {
             return Ok(document);
         }
-        let document = async_graphql::parser::parse_query(query).map_err(syntax_error)?;
+        let document = Arc::new(async_graphql::parser::parse_query(query).map_err(syntax_error)?);
         if query.len() <= MAX_TEXT {
             let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
             if documents.len() >= MAX_DOCUMENTS {
@@ -270,7 +277,7 @@ mod tests {
         assert_eq!(code(&wrong), "\"BAD_USER_INPUT\"");
         assert!(parsed.prepare(apq(Some(text), &hash)).is_ok());
         let known = parsed.prepare(apq(None, &hash)).expect("known by its hash");
-        assert_eq!(known.query, text);
+        assert_eq!(known.request.query, text);
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl SocketExecutor {
             variables: serde_json::to_value(request.variables).ok(),
             extensions: serde_json::to_value(request.extensions).ok(),
         };
-        let mut request = self.state.parsed.prepare(wire).map_err(|e| refused(e, &request_id))?;
+        let parsed::Prepared { mut request, document } =
+            self.state.parsed.prepare(wire).map_err(|e| refused(e, &request_id))?;
         if parsed::operation_type(&mut request) == Some(OperationType::Mutation) {
             return Err(refused(
                 refusal(
@@ -142,8 +143,10 @@ impl SocketExecutor {
             .data(request_state)
             .data(loaders)
             .data(connection.credential.clone());
+        let shape = self.state.config.shape.clone();
         let responses = self.state.schema.execute_stream(request).map(move |mut response| {
             let _running = &running;
+            shape.conform(&document, operation.as_deref(), &variables, &mut response.data);
             sanitize(&mut response.errors, &request_id);
             response
         });

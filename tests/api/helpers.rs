@@ -113,7 +113,7 @@ impl TestApp {
         let mut request = self
             .client
             .post(self.graphql_url())
-            .json(&json!({ "query": query, "variables": variables }));
+            .json(&json!({ "query": query, "variables": &variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -125,7 +125,9 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        (status, response.json().await.expect("JSON body"), request_id)
+        let body: Value = response.json().await.expect("JSON body");
+        crate::conformance::check(query, None, &variables, &body);
+        (status, body, request_id)
     }
 
     pub async fn sign_up(&self, email: &str, name: &str) -> TestUser {

@@ -1,4 +1,5 @@
 //! End-to-end tests over real HTTP against the real server.
+mod conformance;
 mod helpers;
 
 mod integrations;

@@ -27,7 +27,9 @@ async fn post(app: &crate::helpers::TestApp, body: Value) -> (u16, Value) {
         .await
         .expect("post");
     let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
+    let answer: Value = response.json().await.expect("json");
+    crate::conformance::check_body(&body, &answer);
+    (status, answer)
 }
 
 #[tokio::test]
