@@ -19,6 +19,48 @@ use super::limits::{self, Limit};
 use super::page::{Page, PageRequest};
 use super::{App, new_id, organizations};
 
+/// Who may see a user: the user themself, and members of an organization the user belongs to
+/// (through a token confined to one organization, only people of that one). Of `users`, the
+/// ones `viewer` may see, in two statements whatever their number. Every field that returns a
+/// `User` applies it: a former member who granted a role or sent an invitation is no longer the
+/// organization's to show.
+pub async fn visible_users(
+    app: &App,
+    viewer: &Principal,
+    users: &[Uuid],
+) -> DomainResult<std::collections::HashSet<Uuid>> {
+    let mut visible: std::collections::HashSet<Uuid> = users.iter().copied().filter(|u| *u == viewer.user.id).collect();
+    let others: Vec<Uuid> = users.iter().copied().filter(|u| *u != viewer.user.id).collect();
+    if others.is_empty() {
+        return Ok(visible);
+    }
+    let conn = &app.store.conn;
+    let mut shared: Vec<Uuid> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::OrganizationId)
+        .filter(memberships::Column::UserId.eq(viewer.user.id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if let Some(only) = organizations::token_organization(viewer) {
+        shared.retain(|o| *o == only);
+    }
+    if shared.is_empty() {
+        return Ok(visible);
+    }
+    let seen: Vec<Uuid> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::UserId)
+        .distinct()
+        .filter(memberships::Column::UserId.is_in(others))
+        .filter(memberships::Column::OrganizationId.is_in(shared))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    visible.extend(seen);
+    Ok(visible)
+}
+
 /// Makes a user a member (with no role yet) after checking the plan's member limit. Used by
 /// invitation acceptance and service accounts; the caller owns the transaction.
 pub async fn add_member_in<C: ConnectionTrait>(

@@ -55,6 +55,8 @@ pub struct Loaders {
     pub roles: BatchLoader<Uuid, RoleLoader>,
     pub workspaces: BatchLoader<Uuid, WorkspaceLoader>,
     pub access: BatchLoader<Uuid, AccessLoader>,
+    /// Whether the caller may see each user (`domain::members::visible_users`).
+    pub visible_users: BatchLoader<Uuid, VisibleUsersLoader>,
     pub role_bindings: BatchLoader<Uuid, RoleBindingsLoader>,
     pub role_keychains: BatchLoader<Uuid, RoleKeychainsLoader>,
     pub role_keys: BatchLoader<Uuid, RoleKeysLoader>,
@@ -127,7 +129,15 @@ impl Loaders {
             access: BatchLoader::new(
                 AccessLoader {
                     app: app.clone(),
-                    principal,
+                    principal: principal.clone(),
+                },
+                batcher,
+                clock,
+            ),
+            visible_users: BatchLoader::new(
+                VisibleUsersLoader {
+                    app: app.clone(),
+                    principal: principal.clone(),
                 },
                 batcher,
                 clock,
@@ -204,6 +214,27 @@ impl Loader<Uuid> for AccessLoader {
         access::for_principal_many(&self.app, principal, keys)
             .await
             .map_err(Arc::new)
+    }
+}
+
+/// The users the caller may see, of those asked for (`true` for each one).
+pub struct VisibleUsersLoader {
+    pub app: Arc<App>,
+    pub principal: Option<Principal>,
+}
+
+impl Loader<Uuid> for VisibleUsersLoader {
+    type Value = bool;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let Some(principal) = &self.principal else {
+            return Ok(HashMap::new());
+        };
+        let visible = crate::domain::members::visible_users(&self.app, principal, keys)
+            .await
+            .map_err(Arc::new)?;
+        Ok(visible.into_iter().map(|user| (user, true)).collect())
     }
 }
 

@@ -63,6 +63,17 @@ pub enum UserKind {
 /// A person or service account.
 pub struct User(pub users::Model);
 
+/// The user with this id, if the caller may see them (`domain::members::visible_users`):
+/// every field that returns someone other than the viewer goes through here.
+pub async fn visible_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
+    let loaders = loaders(ctx);
+    let (user, visible) = futures_util::join!(loaders.users.load_one(id), loaders.visible_users.load_one(id));
+    if visible.map_err(super::loaders::domain_loader_error)? != Some(true) {
+        return Ok(None);
+    }
+    Ok(user.map_err(loader_error)?.map(|user| User((*user).clone())))
+}
+
 /// A person or service account. Visible only to the user themself and to members of an
 /// organization they share.
 #[Object]
@@ -622,12 +633,20 @@ async fn direct_rows(
         true => direct::referenced(&bindings, |b, _| b.workspace_id),
         false => Vec::new(),
     };
-    let (more_users, workspaces, custom_keychains) = futures_util::join!(
+    let (more_users, visible, workspaces, custom_keychains) = futures_util::join!(
         loaders.users.load_many(&granted_by),
+        loaders.visible_users.load_many(&granted_by),
         loaders.workspaces.load_many(&workspace_ids),
         loaders.role_keychains.load_many(&custom_roles)
     );
-    users.extend(more_users.map_err(loader_error)?);
+    // Granters the viewer may not see (former members) are left out: `grantedBy` is null.
+    let visible = visible.map_err(super::loaders::domain_loader_error)?;
+    users.extend(
+        more_users
+            .map_err(loader_error)?
+            .into_iter()
+            .filter(|(id, _)| visible.get(id) == Some(&true)),
+    );
     keychains.extend(custom_keychains.map_err(loader_error)?);
     Ok(direct::Rows {
         edges,
@@ -762,12 +781,7 @@ impl Invitation {
         if !self.seen_by_member(ctx).await? {
             return Ok(None);
         }
-        Ok(loaders(ctx)
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(|user| User((*user).clone())))
+        visible_user(ctx, id).await
     }
 
     /// The organization; `null` for an invitee who is not a member (they see
@@ -1155,17 +1169,13 @@ impl RoleBinding {
             .map(Workspace))
     }
 
-    /// Who granted it; `null` once that account is gone.
+    /// Who granted it; `null` once that account is gone or no longer shares an organization
+    /// with the viewer.
     async fn granted_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let Some(id) = self.0.granted_by_user_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(|user| User((*user).clone())))
+        visible_user(ctx, id).await
     }
 
     /// When the role was granted.
@@ -1511,17 +1521,19 @@ impl AuditEvent {
         &self.0.action
     }
 
-    /// Who did it; `null` for anonymous attempts or deleted accounts.
+    /// Who did it; `null` for anonymous attempts, deleted accounts and people who no longer
+    /// share an organization with the viewer (`actorId` still names them).
     async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let Some(id) = self.0.actor_user_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(|user| User((*user).clone())))
+        visible_user(ctx, id).await
+    }
+
+    /// The global ID of the user who acted, even when `actor` is `null` (someone the viewer no
+    /// longer shares an organization with).
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor_user_id.map(|id| ids::encode(NodeKind::User, id))
     }
 
     /// The API token used, if any.

@@ -1,10 +1,10 @@
 //! Root query fields.
 use async_graphql::{Context, ID, Object};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::domain::{DomainError, authorize, organizations as org_service};
-use crate::store::entities::{api_tokens, audit_events, invitations, keychains, memberships, roles, users, workspaces};
+use crate::store::entities::{api_tokens, audit_events, invitations, keychains, memberships, roles, workspaces};
 
 use super::context::{access, app, member_access, principal};
 use super::error::ApiResult;
@@ -148,35 +148,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
     let confined = org_service::token_organization(viewer);
     let within = |organization_id: Option<Uuid>| confined.is_none_or(|only| organization_id == Some(only));
     Ok(match kind {
-        NodeKind::User => {
-            let shares = uuid == viewer.user.id || {
-                let mut mine: Vec<Uuid> = memberships::Entity::find()
-                    .select_only()
-                    .column(memberships::Column::OrganizationId)
-                    .filter(memberships::Column::UserId.eq(viewer.user.id))
-                    .into_tuple()
-                    .all(conn)
-                    .await?;
-                // A token restricted to one organization sees only people of that one.
-                if let Some(only) = viewer.token.and_then(|t| t.organization_id) {
-                    mine.retain(|o| *o == only);
-                }
-                memberships::Entity::find()
-                    .filter(memberships::Column::UserId.eq(uuid))
-                    .filter(memberships::Column::OrganizationId.is_in(mine))
-                    .count(conn)
-                    .await?
-                    > 0
-            };
-            if shares {
-                users::Entity::find_by_id(uuid)
-                    .one(conn)
-                    .await?
-                    .map(|u| Node::User(User(u)))
-            } else {
-                None
-            }
-        }
+        NodeKind::User => super::objects::visible_user(ctx, uuid).await?.map(Node::User),
         NodeKind::Organization => org_service::find_by_id_for(app, viewer, uuid)
             .await?
             .map(|o| Node::Organization(Organization(o))),

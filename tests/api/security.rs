@@ -1049,3 +1049,122 @@ async fn review_unpaged_lists_count_their_real_length_against_the_request_budget
     );
     app.stop().await;
 }
+
+/// Who may see a user is one rule, applied wherever a `User` is returned: a former member who
+/// granted a role, sent an invitation or acted in the audit log is no longer shown to the
+/// organization (through the member list, a node, an invitation or the log), only named by ID.
+#[tokio::test]
+async fn a_former_member_is_not_shown_through_grants_invitations_or_the_audit_log() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let carol = app.sign_up("carol@example.com", "Carol").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    let bob_membership = app.add_member(&organization, &bob).await;
+    let carol_membership = app.add_member(&organization, &carol).await;
+    assert!(ok(&app
+        .change_role(&ada, true, &bob_membership, &builtin_role("admin"), None)
+        .await));
+    assert!(ok(&app
+        .change_role(&bob, true, &carol_membership, &builtin_role("member"), None)
+        .await));
+    let invited = mutate(
+        &app,
+        &bob.access_token,
+        "inviteMember",
+        json!({ "organizationId": organization, "email": "dan@example.com", "roleBindings": [] }),
+        "invitation { id }",
+    )
+    .await;
+    let invitation = invited["data"]["inviteMember"]["invitation"]["id"]
+        .as_str()
+        .expect("invited")
+        .to_owned();
+
+    let granters = |body: &Value| -> Vec<Value> {
+        body["data"]["organization"]["members"]["edges"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .flat_map(|e| e["node"]["roleBindings"].as_array().cloned().unwrap_or_default())
+            .map(|b| b["grantedBy"].clone())
+            .collect()
+    };
+    let members = "{ organization(slug: \"acme\") { members(first: 10) { edges { node { roleBindings { grantedBy { name email } } } } } } }";
+    let before = app.gql(Some(&ada.access_token), members, json!({})).await;
+    assert!(granters(&before).iter().any(|g| g["name"] == "Bob"), "{before}");
+
+    let left = mutate(
+        &app,
+        &bob.access_token,
+        "leaveOrganization",
+        json!({ "organizationId": organization }),
+        "__typename",
+    )
+    .await;
+    assert!(ok(&left), "{left}");
+
+    for viewer in [&ada, &carol] {
+        let after = app.gql(Some(&viewer.access_token), members, json!({})).await;
+        assert!(ok(&after), "{after}");
+        assert!(!after.to_string().contains("bob@example.com"), "{after}");
+        assert!(
+            granters(&after).iter().all(|g| g.is_null() || g["name"] != "Bob"),
+            "{after}"
+        );
+        let node = app
+            .gql(
+                Some(&viewer.access_token),
+                "query($id: ID!) { node(id: $id) { ... on Membership { roleBindings { grantedBy { name } } } } }",
+                json!({ "id": carol_membership }),
+            )
+            .await;
+        assert!(!node.to_string().contains("Bob"), "{node}");
+        let user = app
+            .gql(
+                Some(&viewer.access_token),
+                "query($id: ID!) { node(id: $id) { id } }",
+                json!({ "id": bob.id }),
+            )
+            .await;
+        assert!(user["data"]["node"].is_null(), "{user}");
+    }
+    let invitation_view = app
+        .gql(
+            Some(&ada.access_token),
+            "query($id: ID!) { node(id: $id) { ... on Invitation { invitedBy { name } inviterName } } }",
+            json!({ "id": invitation }),
+        )
+        .await;
+    assert!(
+        invitation_view["data"]["node"]["invitedBy"].is_null(),
+        "{invitation_view}"
+    );
+    let log = app
+        .gql(
+            Some(&ada.access_token),
+            "{ organization(slug: \"acme\") { auditLog(first: 50, filter: { actions: [\"role.grant\"] }) { edges { node { actorId actor { name } } } } } }",
+            json!({}),
+        )
+        .await;
+    let events = log["data"]["organization"]["auditLog"]["edges"]
+        .as_array()
+        .expect("events")
+        .clone();
+    let by_bob: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["node"]["actorId"] == bob.id.as_str())
+        .collect();
+    assert_eq!(by_bob.len(), 1, "{log}");
+    assert!(by_bob[0]["node"]["actor"].is_null(), "{log}");
+    // Bob still sees himself.
+    let me = app
+        .gql(
+            Some(&bob.access_token),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": bob.id }),
+        )
+        .await;
+    assert_eq!(me["data"]["node"]["id"], bob.id.as_str(), "{me}");
+    app.stop().await;
+}
