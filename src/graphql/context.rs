@@ -1,9 +1,10 @@
-//! Per-request state: who is calling, request facts, and the caller's access per organization,
-//! looked up at most once per request (across requests, `domain::standing` keeps it while the
-//! database is unchanged).
-use std::collections::HashMap;
+//! Per-request state: who is calling, request facts and the object budget; and the caller's
+//! access per organization, from `domain::standing` (kept across requests while the database is
+//! unchanged) or else the request's access loader (which remembers it for the rest of the
+//! request while the write clock has not moved). Both follow the write clock, so a mutation
+//! needs to forget nothing by hand: its commit moves the clock.
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::Context;
 use uuid::Uuid;
@@ -17,7 +18,6 @@ use super::error::{ApiError, ApiResult};
 pub struct RequestState {
     pub principal: Option<Principal>,
     pub meta: RequestMeta,
-    access: Mutex<HashMap<Uuid, Option<Arc<MemberAccess>>>>,
     /// Objects unpaged lists may still hand out in this request (see [`charge`]).
     objects_left: AtomicUsize,
 }
@@ -32,15 +32,7 @@ impl RequestState {
         RequestState {
             principal,
             meta,
-            access: Mutex::new(HashMap::new()),
             objects_left: AtomicUsize::new(objects),
-        }
-    }
-
-    /// Forgets loaded access; called after each mutation, which may have changed it.
-    pub fn invalidate_access(&self) {
-        if let Ok(mut cache) = self.access.lock() {
-            cache.clear();
         }
     }
 }
@@ -80,29 +72,21 @@ pub fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
         .ok_or_else(|| ApiError(DomainError::unauthenticated()))
 }
 
-/// The caller's access to an organization (`None` when not a member), cached for the request.
+/// The caller's access to an organization (`None` when not a member).
 pub async fn access(ctx: &Context<'_>, organization_id: Uuid) -> ApiResult<Option<Arc<MemberAccess>>> {
-    let state = state(ctx);
-    if let Some(hit) = state.access.lock().ok().and_then(|c| c.get(&organization_id).cloned()) {
-        return Ok(hit);
-    }
-    let Some(principal) = &state.principal else {
+    let Some(principal) = &state(ctx).principal else {
         return Ok(None);
     };
-    let loaded = match crate::domain::access::cached(app(ctx), principal, organization_id) {
+    match crate::domain::access::cached(app(ctx), principal, organization_id) {
         // Current in the shared cache: no statement, and no wait for a loader batch.
-        Some(hit) => hit,
+        Some(hit) => Ok(hit),
         // Batched: guards of many organizations in one response share a few statements.
         None => super::loaders::loaders(ctx)
             .access
             .load_one(organization_id)
             .await
-            .map_err(super::loaders::domain_loader_error)?,
-    };
-    if let Ok(mut cache) = state.access.lock() {
-        cache.insert(organization_id, loaded.clone());
+            .map_err(super::loaders::domain_loader_error),
     }
-    Ok(loaded)
 }
 
 /// The caller's access, or NOT_FOUND when they are not a member (existence never leaks).

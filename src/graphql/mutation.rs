@@ -210,7 +210,6 @@ impl AccountMutations {
             },
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(CreateOrganizationPayload {
             organization: Organization(organization),
             membership: Membership(membership),
@@ -236,7 +235,6 @@ impl AccountMutations {
             },
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(UpdateOrganizationPayload {
             organization: Organization(organization),
         })
@@ -257,7 +255,6 @@ impl AccountMutations {
             &input.confirm_slug,
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(DeleteOrganizationPayload {
             deleted_organization_id: input.organization_id,
         })

@@ -396,7 +396,6 @@ impl AccessMutations {
     ) -> ApiResult<DeleteWorkspacePayload> {
         let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &input.workspace_id)?;
         workspace_service::delete(app(ctx), &state(ctx).meta, principal(ctx)?, workspace_id).await?;
-        state(ctx).invalidate_access();
         Ok(DeleteWorkspacePayload {
             deleted_workspace_id: input.workspace_id,
         })
@@ -453,7 +452,6 @@ impl AccessMutations {
             },
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(RolePayload { role: Role::of(role) }.into())
     }
 
@@ -492,7 +490,6 @@ impl AccessMutations {
             input.dry_run,
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(ImportRolesPayload {
             created: items(report.created),
             updated: items(report.updated),
@@ -546,7 +543,6 @@ impl AccessMutations {
             },
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(KeychainPayload {
             keychain: Keychain(keychain),
         }
@@ -619,7 +615,6 @@ async fn assignment(
         assigned,
     )
     .await?;
-    state(ctx).invalidate_access();
     Ok(KeychainAssignmentPayload {
         keychain: Keychain(keychain),
         role: Role::of(role),
@@ -640,7 +635,6 @@ async fn binding_change(
     } else {
         bindings::revoke_role(app, meta, principal, membership_id, role_id, workspace_id).await?
     };
-    state(ctx).invalidate_access();
     Ok(RoleBindingChangePayload {
         membership: Membership(membership),
     })

@@ -244,7 +244,6 @@ impl MemberMutations {
         #[graphql(desc = "The invitation's token.")] input: AcceptInvitationInput,
     ) -> ApiResult<AcceptInvitationPayload> {
         let membership = invitation_service::accept(app(ctx), &state(ctx).meta, principal(ctx)?, &input.token).await?;
-        state(ctx).invalidate_access();
         Ok(AcceptInvitationPayload {
             membership: Membership(membership),
         })
@@ -279,7 +278,6 @@ impl MemberMutations {
     ) -> ApiResult<RemoveMemberPayload> {
         let id = ids::decode("membershipId", NodeKind::Membership, &input.membership_id)?;
         members::remove(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?;
-        state(ctx).invalidate_access();
         Ok(RemoveMemberPayload {
             removed_membership_id: input.membership_id,
         })
@@ -293,7 +291,6 @@ impl MemberMutations {
     ) -> ApiResult<LeaveOrganizationPayload> {
         let id = ids::decode("organizationId", NodeKind::Organization, &input.organization_id)?;
         members::leave(app(ctx), &state(ctx).meta, principal(ctx)?, id).await?;
-        state(ctx).invalidate_access();
         Ok(LeaveOrganizationPayload {
             left_organization_id: input.organization_id,
         })
@@ -317,7 +314,6 @@ impl MemberMutations {
             input.step_down,
         )
         .await?;
-        state(ctx).invalidate_access();
         Ok(TransferOwnershipPayload {
             membership: Membership(membership),
         })
