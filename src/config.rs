@@ -145,10 +145,6 @@ pub struct ServeArgs {
     /// while the database is unchanged (for measuring what the sharing buys).
     #[arg(long, env = "GUILDHALL_NO_SHARED_LOADS", hide = true)]
     pub no_shared_loads: bool,
-    /// Resolve member lists field by field even when a selection asks only for plain fields
-    /// (for comparing both ways; the direct way returns the same response, faster).
-    #[arg(long, env = "GUILDHALL_GENERIC_MEMBER_LISTS", hide = true)]
-    pub generic_member_lists: bool,
     /// GraphQL operations executed at once; more wait their turn. 0: two per core. Bounds the
     /// memory of simultaneous large responses; on a few cores more at once only adds waiting.
     #[arg(long, env = "GUILDHALL_MAX_CONCURRENT_OPERATIONS", default_value_t = 0)]

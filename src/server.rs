@@ -139,15 +139,12 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         login_failure_window: Duration::seconds(args.login_failure_window),
         sign_ups_per_address: args.sign_ups_per_address,
         sign_up_window: Duration::seconds(args.sign_up_window),
-        direct_member_lists: !args.generic_member_lists,
-        share_loaded_rows: !args.no_shared_loads,
         plan_limits: match &args.plan_limits {
             Some(text) => PlanLimits::from_json(text).map_err(|e| StartError::Setting(format!("plan limits: {e}")))?,
             None => PlanLimits::default(),
         },
     };
     let app = Arc::new(App {
-        direct_member_lists: Default::default(),
         standing: crate::domain::standing::Standing::new(store.writes.clone()),
         store,
         builtins: builtins::Index::new(&catalog),
@@ -171,6 +168,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             mutation_fields: Arc::new(graphql::mutation_field_names().await),
             cost: Arc::new(graphql::cost_model(limits)),
             shape: Arc::new(graphql::response_shape()),
+            share_loaded_rows: !args.no_shared_loads,
             max_response_bytes: args.max_response_bytes,
             max_execution: std::time::Duration::from_millis(args.max_execution_ms.max(1)),
             max_subscriptions_per_connection: args.max_subscriptions_per_connection,

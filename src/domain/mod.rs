@@ -52,11 +52,6 @@ pub struct Settings {
     pub sign_ups_per_address: u64,
     pub sign_up_window: Duration,
     pub plan_limits: limits::PlanLimits,
-    /// Member lists asking only for plain fields are built straight into response values
-    /// (`graphql::direct`); off, every field goes through the generic resolution.
-    pub direct_member_lists: bool,
-    /// Loaded rows are shared between requests while the database is unchanged.
-    pub share_loaded_rows: bool,
 }
 
 impl Default for Settings {
@@ -73,8 +68,6 @@ impl Default for Settings {
             sign_ups_per_address: 20,
             sign_up_window: Duration::hours(1),
             plan_limits: limits::PlanLimits::default(),
-            direct_member_lists: true,
-            share_loaded_rows: true,
         }
     }
 }
@@ -106,8 +99,6 @@ pub struct App {
     pub clock: Clock,
     /// Callers' sessions, tokens and access, kept while the database is unchanged.
     pub standing: standing::Standing,
-    /// Member lists built straight into response values so far (tests and benchmarks read it).
-    pub direct_member_lists: std::sync::atomic::AtomicU64,
 }
 
 impl App {

@@ -3,8 +3,8 @@
 //! unchanged) or else the request's access loader (which remembers it for the rest of the
 //! request while the write clock has not moved). Both follow the write clock, so a mutation
 //! needs to forget nothing by hand: its commit moves the clock.
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_graphql::Context;
 use uuid::Uuid;

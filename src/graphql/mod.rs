@@ -29,7 +29,6 @@ pub mod batch;
 pub mod connection;
 pub mod context;
 pub mod cost;
-pub mod direct;
 pub mod error;
 pub mod guards;
 pub mod ids;

@@ -25,7 +25,6 @@ use crate::store::entities::{
 
 use super::connection::{self, connection};
 use super::context::{access, app, charge, member_access, principal, require_key};
-use super::direct::{self, Resolved};
 use super::error::{ApiError, ApiResult};
 use super::guards::KeyGuard;
 use super::ids::{self, NodeKind};
@@ -341,12 +340,11 @@ impl Organization {
         #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
         #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
         #[graphql(desc = "Only members meeting these conditions; all when omitted.")] filter: Option<MemberFilter>,
-    ) -> ApiResult<Resolved<MembershipConnection>> {
-        let result: ApiResult<Resolved<MembershipConnection>> = Box::pin(async move {
+    ) -> ApiResult<MembershipConnection> {
+        let result: ApiResult<MembershipConnection> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
             let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
             let app = app(ctx).clone();
-            let direct_lists = app.settings.direct_member_lists;
             let organization_id = self.0.id;
             let unfiltered = filter == members::MemberFilter::default();
             let page = if unfiltered {
@@ -380,24 +378,14 @@ impl Organization {
                     async move { members::count(&app, organization_id, &filter).await }.boxed()
                 })
             };
-            let mut parts = connection::parts(page, &request, |m| m);
-            // A selection of plain fields is built straight into the response value.
-            if direct_lists && let Some((plan, needs)) = direct::plan(ctx) {
-                let rows = direct_rows(ctx, parts, &counter, needs).await?;
-                charge(ctx, direct::objects(&rows, needs.keychains))?;
-                if let Some(value) = direct::build(&plan, &rows) {
-                    super::context::app(ctx)
-                        .direct_member_lists
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(Resolved::value(value));
-                }
-                parts = (rows.edges, rows.page_info);
-            }
-            let (edges, info) = parts;
-            Ok(Resolved::Generic(MembershipConnection::new(
+            let (edges, info) = connection::parts(page, &request, |m| m);
+            // What the selection asks of the members is loaded now, for the whole page at once;
+            // their fields then find it in the request's loaders.
+            prefetch_members(ctx, &edges).await?;
+            Ok(MembershipConnection::new(
                 (edges.into_iter().map(|(c, m)| (c, Membership(m))).collect(), info),
                 counter,
-            )))
+            ))
         })
         .await;
         result
@@ -578,85 +566,82 @@ impl Organization {
     }
 }
 
-/// Loads every row a direct plan needs for one page of members: users and role bindings, then
-/// the accounts, workspaces and custom roles' keychains those bindings refer to. Each is one
-/// loader call, so the pages of many organizations in one response still share statements.
-async fn direct_rows(
-    ctx: &Context<'_>,
-    (edges, page_info): (Vec<(String, memberships::Model)>, connection::PageInfo),
-    counter: &connection::Counter,
-    needs: direct::Needs,
-) -> ApiResult<direct::Rows> {
+/// Ids `id` picks from a page's role bindings, each once.
+fn referenced(
+    bindings: &HashMap<Uuid, Arc<Vec<(role_bindings::Model, Option<roles::Model>)>>>,
+    id: impl Fn(&role_bindings::Model, Option<&roles::Model>) -> Option<Uuid>,
+) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = bindings
+        .values()
+        .flat_map(|list| list.iter())
+        .filter_map(|(binding, role)| id(binding, role.as_ref()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Loads, for a page of members, what the selection under it asks for (read with
+/// `look_ahead`): their users and role bindings together, then the bindings' workspaces,
+/// granters (and whether the viewer may see them) and custom roles' keychains together. Two
+/// rounds of batched statements whatever the page size or the nesting; the members' ordinary
+/// resolvers then find every row in the request's loaders.
+async fn prefetch_members(ctx: &Context<'_>, edges: &[(String, memberships::Model)]) -> ApiResult<()> {
+    let look = ctx.look_ahead();
+    let nodes = [look.field("edges").field("node"), look.field("nodes")];
+    let wants = |field: &str| nodes.iter().any(|n| n.field(field).exists());
+    let wants_in_bindings = |path: &[&str]| {
+        nodes.iter().any(|n| {
+            let mut at = n.field("roleBindings");
+            for field in path {
+                at = at.field(field);
+            }
+            at.exists()
+        })
+    };
     let loaders = loaders(ctx);
-    let user_ids: Vec<Uuid> = match needs.users {
+    let user_ids: Vec<Uuid> = match wants("user") {
         true => edges.iter().map(|(_, m)| m.user_id).collect(),
         false => Vec::new(),
     };
-    let member_ids: Vec<Uuid> = match needs.bindings {
+    let member_ids: Vec<Uuid> = match wants("roleBindings") {
         true => edges.iter().map(|(_, m)| m.id).collect(),
         false => Vec::new(),
     };
-    let count = async {
-        match needs.total_count {
-            true => counter().await.map(Some),
-            false => Ok(None),
-        }
-    };
-    let (users, bindings, total_count) = futures_util::join!(
+    let (users, bindings) = futures_util::join!(
         loaders.users.load_many(&user_ids),
-        loaders.role_bindings.load_many(&member_ids),
-        count
+        loaders.role_bindings.load_many(&member_ids)
     );
-    let mut users = users.map_err(loader_error)?;
+    users.map_err(loader_error)?;
     let bindings = bindings.map_err(loader_error)?;
-    let total_count = total_count?;
-    let mut keychains = HashMap::new();
-    let mut custom_roles = Vec::new();
-    if needs.keychains {
-        for role in direct::referenced(&bindings, |_, role| role.map(|r| r.id)) {
-            match super::loaders::builtin_role_keychains(app(ctx), &role) {
-                Some(list) => {
-                    keychains.insert(role, list);
-                }
-                None => custom_roles.push(role),
-            }
-        }
+    if bindings.is_empty() {
+        return Ok(());
     }
-    let granted_by: Vec<Uuid> = match needs.granted_by {
-        true => direct::referenced(&bindings, |b, _| b.granted_by_user_id)
-            .into_iter()
-            .filter(|u| !users.contains_key(u))
-            .collect(),
+    let granters = match wants_in_bindings(&["grantedBy"]) {
+        true => referenced(&bindings, |b, _| b.granted_by_user_id),
         false => Vec::new(),
     };
-    let workspace_ids: Vec<Uuid> = match needs.workspaces {
-        true => direct::referenced(&bindings, |b, _| b.workspace_id),
+    let workspaces = match wants_in_bindings(&["workspace"]) {
+        true => referenced(&bindings, |b, _| b.workspace_id),
         false => Vec::new(),
     };
-    let (more_users, visible, workspaces, custom_keychains) = futures_util::join!(
-        loaders.users.load_many(&granted_by),
-        loaders.visible_users.load_many(&granted_by),
-        loaders.workspaces.load_many(&workspace_ids),
+    let custom_roles = match wants_in_bindings(&["role", "keychains"]) {
+        true => referenced(&bindings, |_, role| {
+            role.filter(|r| r.organization_id.is_some()).map(|r| r.id)
+        }),
+        false => Vec::new(),
+    };
+    let (users, visible, workspaces, keychains) = futures_util::join!(
+        loaders.users.load_many(&granters),
+        loaders.visible_users.load_many(&granters),
+        loaders.workspaces.load_many(&workspaces),
         loaders.role_keychains.load_many(&custom_roles)
     );
-    // Granters the viewer may not see (former members) are left out: `grantedBy` is null.
-    let visible = visible.map_err(super::loaders::domain_loader_error)?;
-    users.extend(
-        more_users
-            .map_err(loader_error)?
-            .into_iter()
-            .filter(|(id, _)| visible.get(id) == Some(&true)),
-    );
-    keychains.extend(custom_keychains.map_err(loader_error)?);
-    Ok(direct::Rows {
-        edges,
-        page_info,
-        total_count,
-        users,
-        bindings,
-        workspaces: workspaces.map_err(loader_error)?,
-        keychains,
-    })
+    users.map_err(loader_error)?;
+    visible.map_err(super::loaders::domain_loader_error)?;
+    workspaces.map_err(loader_error)?;
+    keychains.map_err(loader_error)?;
+    Ok(())
 }
 
 connection!(

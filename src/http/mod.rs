@@ -34,6 +34,8 @@ pub struct HttpConfig {
     pub max_concurrent_operations: usize,
     /// Prices operations; its limit also bounds the operations of one request together.
     pub cost: Arc<crate::graphql::cost::CostModel>,
+    /// Whether loaded rows are shared between requests while the database is unchanged.
+    pub share_loaded_rows: bool,
     /// Puts responses in the shape the specification requires (key order, null propagation).
     pub shape: Arc<crate::graphql::shape::ResponseShape>,
     /// Largest response body.
@@ -59,9 +61,7 @@ pub(crate) struct HttpState {
 /// The whole HTTP surface.
 pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.cors_origins);
-    let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(
-        app.settings.share_loaded_rows,
-    ));
+    let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(config.share_loaded_rows));
     let state = HttpState {
         app,
         schema,

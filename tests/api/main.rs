@@ -8,7 +8,6 @@ mod live;
 mod accounts;
 mod cli;
 mod conventions;
-mod direct;
 mod mail;
 mod membership;
 mod organizations;
