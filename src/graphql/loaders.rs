@@ -377,10 +377,13 @@ impl Loader<(Uuid, Uuid)> for HolderCountLoader {
 }
 
 /// Role bindings per membership, each with its role, in one joined statement.
+/// A member's role bindings, each with its role.
+pub type MemberBindings = Arc<Vec<(role_bindings::Model, Option<roles::Model>)>>;
+
 pub struct RoleBindingsLoader(pub DatabaseConnection);
 
 impl Loader<Uuid> for RoleBindingsLoader {
-    type Value = Arc<Vec<(role_bindings::Model, Option<roles::Model>)>>;
+    type Value = MemberBindings;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {

@@ -568,7 +568,7 @@ impl Organization {
 
 /// Ids `id` picks from a page's role bindings, each once.
 fn referenced(
-    bindings: &HashMap<Uuid, Arc<Vec<(role_bindings::Model, Option<roles::Model>)>>>,
+    bindings: &HashMap<Uuid, super::loaders::MemberBindings>,
     id: impl Fn(&role_bindings::Model, Option<&roles::Model>) -> Option<Uuid>,
 ) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = bindings
