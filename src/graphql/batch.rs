@@ -23,7 +23,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
 
-use crate::store::WriteClock;
+use crate::store::{Shared as SharedValues, WriteClock};
 
 /// The error of a loader, which must also be able to say that its batch never ran.
 pub trait LoadError: Clone + Send + Sync + 'static {
@@ -89,73 +89,6 @@ impl Batcher {
     }
 }
 
-/// A loader's values shared by every request while the database is unchanged: each stored
-/// under the write clock's generation read before it was read, and used only while that
-/// generation is current. At most `capacity` values are kept; a full store starts over.
-pub struct SharedRows<K, V> {
-    capacity: usize,
-    inner: Mutex<SharedInner<K, V>>,
-}
-
-struct SharedInner<K, V> {
-    generation: u64,
-    values: HashMap<K, V>,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> SharedRows<K, V> {
-    pub fn new(capacity: usize) -> Arc<SharedRows<K, V>> {
-        Arc::new(SharedRows {
-            capacity,
-            inner: Mutex::new(SharedInner {
-                generation: 0,
-                values: HashMap::new(),
-            }),
-        })
-    }
-
-    /// The current values of `keys` that are stored; the others are left out.
-    fn get_many<'k>(&self, generation: Option<u64>, keys: impl Iterator<Item = &'k K>) -> HashMap<K, V>
-    where
-        K: 'k,
-    {
-        let Some(generation) = generation else {
-            return HashMap::new();
-        };
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.generation != generation || inner.values.is_empty() {
-            return HashMap::new();
-        }
-        keys.filter_map(|k| inner.values.get(k).map(|v| (k.clone(), v.clone())))
-            .collect()
-    }
-
-    /// The current value of one key, if stored.
-    fn get(&self, generation: Option<u64>, key: &K) -> Option<V> {
-        let generation = generation?;
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.generation != generation {
-            return None;
-        }
-        inner.values.get(key).cloned()
-    }
-
-    /// Stores values read under `generation`, unless the database has changed since.
-    fn put(&self, generation: Option<u64>, values: &HashMap<K, V>) {
-        let Some(generation) = generation else { return };
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if generation < inner.generation {
-            return;
-        }
-        if generation > inner.generation || inner.values.len() + values.len() > self.capacity {
-            inner.values.clear();
-            inner.generation = generation;
-        }
-        if values.len() <= self.capacity {
-            inner.values.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-    }
-}
-
 /// Loads values of type `L::Value` by key, a batch at a time, for one request.
 pub struct BatchLoader<K, L: Loader<K>>
 where
@@ -171,7 +104,7 @@ where
     loader: L,
     batcher: Arc<Batcher>,
     clock: Arc<WriteClock>,
-    shared: Option<Arc<SharedRows<K, L::Value>>>,
+    shared: Option<Arc<SharedValues<K, L::Value>>>,
     state: Mutex<State<K, L::Value, L::Error>>,
 }
 
@@ -213,7 +146,7 @@ where
         loader: L,
         batcher: &Arc<Batcher>,
         clock: &Arc<WriteClock>,
-        shared: &Arc<SharedRows<K, L::Value>>,
+        shared: &Arc<SharedValues<K, L::Value>>,
     ) -> Self {
         Self::build(loader, batcher, clock, Some(shared.clone()))
     }
@@ -222,7 +155,7 @@ where
         loader: L,
         batcher: &Arc<Batcher>,
         clock: &Arc<WriteClock>,
-        shared: Option<Arc<SharedRows<K, L::Value>>>,
+        shared: Option<Arc<SharedValues<K, L::Value>>>,
     ) -> Self {
         BatchLoader {
             inner: Arc::new(Inner {
@@ -242,7 +175,7 @@ where
     /// The value of one key (`None` when the loader found nothing for it).
     pub async fn load_one(&self, key: K) -> Result<Option<L::Value>, L::Error> {
         if let Some(shared) = &self.inner.shared
-            && let Some(value) = shared.get(self.inner.clock.generation(), &key)
+            && let Some(value) = shared.get(&key)
         {
             return Ok(Some(value));
         }
@@ -256,7 +189,7 @@ where
     /// The values of many keys; keys the loader found nothing for are left out.
     pub async fn load_many(&self, keys: &[K]) -> Result<HashMap<K, L::Value>, L::Error> {
         let mut out = match &self.inner.shared {
-            Some(shared) => shared.get_many(self.inner.clock.generation(), keys.iter()),
+            Some(shared) => shared.get_many(keys.iter()),
             None => HashMap::with_capacity(keys.len()),
         };
         if out.len() == keys.len() {
@@ -345,7 +278,7 @@ where
             async move {
                 let outcome = self.loader.load(&batch.keys).await.map(Arc::new);
                 if let (Some(shared), Ok(values)) = (&self.shared, &outcome) {
-                    shared.put(batch.generation, values);
+                    shared.put_many(batch.generation, values);
                 }
                 // Nobody waiting any more is fine: the request went away.
                 let _ = batch.sender.send(outcome);
@@ -531,7 +464,7 @@ mod tests {
     async fn requests_share_rows_until_the_database_changes_and_within_capacity() {
         let squares = Squares::default();
         let clock = Arc::new(WriteClock::new());
-        let shared = SharedRows::new(3);
+        let shared = Arc::new(SharedValues::new(&clock, 3));
         let request = |keys: Vec<u64>| {
             let batcher = Batcher::new();
             let loader = BatchLoader::sharing(squares.clone(), &batcher, &clock, &shared);

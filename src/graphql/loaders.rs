@@ -15,7 +15,8 @@ use crate::store::entities::{
     keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
 };
 
-use super::batch::{BatchLoader, Batcher, SharedRows};
+use super::batch::{BatchLoader, Batcher};
+use crate::store::{Shared, WriteClock};
 use super::error::ApiError;
 
 macro_rules! by_id_loader {
@@ -71,40 +72,43 @@ pub struct Loaders {
     pub member_organization_counts: BatchLoader<(Uuid, Option<Uuid>), MemberOrganizationCountLoader>,
 }
 
-/// Rows every request may reuse while the database is unchanged (see [`SharedRows`]), one store
+/// Rows every request may reuse while the database is unchanged (see [`Shared`]), one store
 /// per kind; bounded so that a large installation keeps only a working set.
 pub struct SharedLoads {
-    users: Arc<SharedRows<Uuid, Arc<users::Model>>>,
-    organizations: Arc<SharedRows<Uuid, organizations::Model>>,
-    roles: Arc<SharedRows<Uuid, roles::Model>>,
-    workspaces: Arc<SharedRows<Uuid, workspaces::Model>>,
-    role_bindings: Arc<SharedRows<Uuid, <RoleBindingsLoader as Loader<Uuid>>::Value>>,
-    role_keychains: Arc<SharedRows<Uuid, Vec<keychains::Model>>>,
-    member_pages: Arc<SharedRows<MemberPageKey, Arc<Vec<memberships::Model>>>>,
-    member_counts: Arc<SharedRows<Uuid, u64>>,
-    organizations_by_slug: Arc<SharedRows<String, organizations::Model>>,
-    member_organizations: Arc<SharedRows<MemberOrganizationsKey, Page<organizations::Model>>>,
-    member_organization_counts: Arc<SharedRows<(Uuid, Option<Uuid>), u64>>,
+    users: Arc<Shared<Uuid, Arc<users::Model>>>,
+    organizations: Arc<Shared<Uuid, organizations::Model>>,
+    roles: Arc<Shared<Uuid, roles::Model>>,
+    workspaces: Arc<Shared<Uuid, workspaces::Model>>,
+    role_bindings: Arc<Shared<Uuid, <RoleBindingsLoader as Loader<Uuid>>::Value>>,
+    role_keychains: Arc<Shared<Uuid, Vec<keychains::Model>>>,
+    member_pages: Arc<Shared<MemberPageKey, Arc<Vec<memberships::Model>>>>,
+    member_counts: Arc<Shared<Uuid, u64>>,
+    organizations_by_slug: Arc<Shared<String, organizations::Model>>,
+    member_organizations: Arc<Shared<MemberOrganizationsKey, Page<organizations::Model>>>,
+    member_organization_counts: Arc<Shared<(Uuid, Option<Uuid>), u64>>,
 }
 
 impl SharedLoads {
     /// The stores of one process; with `share` false they keep nothing, and every request reads
     /// its rows afresh.
-    pub fn new(share: bool) -> SharedLoads {
+    pub fn new(share: bool, writes: &Arc<WriteClock>) -> SharedLoads {
+        fn kept<K: Eq + std::hash::Hash + Clone, V: Clone>(writes: &Arc<WriteClock>, capacity: usize) -> Arc<Shared<K, V>> {
+            Arc::new(Shared::new(writes, capacity))
+        }
         let size = |capacity: usize| if share { capacity } else { 0 };
         SharedLoads {
-            users: SharedRows::new(size(20_000)),
-            organizations: SharedRows::new(size(5_000)),
-            roles: SharedRows::new(size(5_000)),
-            workspaces: SharedRows::new(size(5_000)),
-            role_bindings: SharedRows::new(size(20_000)),
-            role_keychains: SharedRows::new(size(5_000)),
+            users: kept(writes, size(20_000)),
+            organizations: kept(writes, size(5_000)),
+            roles: kept(writes, size(5_000)),
+            workspaces: kept(writes, size(5_000)),
+            role_bindings: kept(writes, size(20_000)),
+            role_keychains: kept(writes, size(5_000)),
             // Pages of up to 101 rows each.
-            member_pages: SharedRows::new(size(1_000)),
-            member_counts: SharedRows::new(size(10_000)),
-            organizations_by_slug: SharedRows::new(size(5_000)),
-            member_organizations: SharedRows::new(size(2_000)),
-            member_organization_counts: SharedRows::new(size(10_000)),
+            member_pages: kept(writes, size(1_000)),
+            member_counts: kept(writes, size(10_000)),
+            organizations_by_slug: kept(writes, size(5_000)),
+            member_organizations: kept(writes, size(2_000)),
+            member_organization_counts: kept(writes, size(10_000)),
         }
     }
 }

@@ -61,7 +61,10 @@ pub(crate) struct HttpState {
 /// The whole HTTP surface.
 pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.cors_origins);
-    let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(config.share_loaded_rows));
+    let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(
+        config.share_loaded_rows,
+        &app.store.writes,
+    ));
     let state = HttpState {
         app,
         schema,

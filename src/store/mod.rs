@@ -1,5 +1,8 @@
 //! Persistence: connecting to SQLite or PostgreSQL, migrations, write transactions, entities.
 pub mod entities;
+pub mod shared;
+
+pub use shared::Shared;
 pub mod fixtures;
 
 use std::ops::Deref;
