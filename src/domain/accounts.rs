@@ -148,7 +148,7 @@ async fn hash_password(password: Password) -> DomainResult<String> {
         .await
         .map_err(|e| DomainError::Internal(format!("hashing permits: {e}")))?;
     tokio::task::spawn_blocking(move || {
-        argon2_hash(password.0.as_bytes()).map_err(|e| DomainError::Internal(format!("hashing a password: {e}")))
+        argon2_hash(password.expose().as_bytes()).map_err(|e| DomainError::Internal(format!("hashing a password: {e}")))
     })
     .await
     .map_err(|e| DomainError::Internal(format!("hashing task: {e}")))?
@@ -189,7 +189,7 @@ pub async fn prepare_sign_up(app: &App, input: SignUp) -> DomainResult<PreparedS
     let password = Password::parse("password", &input.password)?;
     let name = display_name("name", &input.name)?;
     if users::Entity::find()
-        .filter(users::Column::EmailCanonical.eq(email.canonical.clone()))
+        .filter(users::Column::EmailCanonical.eq(email.canonical().to_owned()))
         .count(&app.store.conn)
         .await?
         > 0
@@ -215,8 +215,8 @@ pub async fn sign_up_in<C: ConnectionTrait>(
     let user = users::ActiveModel {
         id: Set(new_id()),
         kind: Set("HUMAN".to_owned()),
-        email: Set(Some(prepared.email.display.clone())),
-        email_canonical: Set(Some(prepared.email.canonical.clone())),
+        email: Set(Some(prepared.email.display().to_owned())),
+        email_canonical: Set(Some(prepared.email.canonical().to_owned())),
         name: Set(prepared.name),
         password_hash: Set(Some(prepared.password_hash)),
         token_version: Set(0),

@@ -331,6 +331,11 @@ pub async fn of_user(app: &App, user_id: Uuid) -> DomainResult<Vec<api_tokens::M
         .await?)
 }
 
+/// A token by id, whoever it belongs to.
+pub async fn find(app: &App, id: Uuid) -> DomainResult<Option<api_tokens::Model>> {
+    Ok(api_tokens::Entity::find_by_id(id).one(&app.store.conn).await?)
+}
+
 /// Creates a SERVICE account in an organization (`service_accounts.manage`) with role bindings
 /// the caller may grant.
 pub async fn create_service_account(

@@ -126,6 +126,12 @@ pub async fn count(app: &super::App, organization_id: Uuid, filter: &AuditFilter
     Ok(filtered(organization_id, filter).count(&app.store.conn).await?)
 }
 
+/// An audit event by id, whichever organization it belongs to.
+pub async fn find(app: &super::App, id: Uuid) -> DomainResult<Option<audit_events::Model>> {
+    use sea_orm::EntityTrait;
+    Ok(audit_events::Entity::find_by_id(id).one(&app.store.conn).await?)
+}
+
 /// Refused mutations recorded per actor and organization per minute.
 pub const DENIALS_RECORDED_PER_MINUTE: u64 = 10;
 

@@ -939,6 +939,16 @@ pub async fn keychains_of<C: ConnectionTrait>(conn: &C, organization_id: Uuid) -
     Ok(builtin)
 }
 
+/// A role by id, built-in or custom, whichever organization it belongs to.
+pub async fn role_by_id(app: &App, id: Uuid) -> DomainResult<Option<roles::Model>> {
+    Ok(roles::Entity::find_by_id(id).one(&app.store.conn).await?)
+}
+
+/// A keychain by id, built-in or custom, whichever organization it belongs to.
+pub async fn keychain_by_id(app: &App, id: Uuid) -> DomainResult<Option<keychains::Model>> {
+    Ok(keychains::Entity::find_by_id(id).one(&app.store.conn).await?)
+}
+
 /// Direct keys and keychains of many custom roles at once.
 pub async fn definitions_of<C: ConnectionTrait>(
     conn: &C,

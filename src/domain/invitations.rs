@@ -152,7 +152,7 @@ pub async fn invite(
     actor.require(app, "members.invite", None)?;
     check_offers(&tx, app, &actor, organization.id, &offers).await?;
     let existing_user = users::Entity::find()
-        .filter(users::Column::EmailCanonical.eq(email.canonical.clone()))
+        .filter(users::Column::EmailCanonical.eq(email.canonical().to_owned()))
         .one(&tx)
         .await?;
     if let Some(user) = &existing_user {
@@ -171,7 +171,7 @@ pub async fn invite(
     }
     let pending = invitations::Entity::find()
         .filter(invitations::Column::OrganizationId.eq(organization.id))
-        .filter(invitations::Column::EmailCanonical.eq(email.canonical.clone()))
+        .filter(invitations::Column::EmailCanonical.eq(email.canonical().to_owned()))
         .filter(invitations::Column::Status.eq(PENDING))
         .all(&tx)
         .await?;
@@ -197,8 +197,8 @@ pub async fn invite(
     let invitation = invitations::ActiveModel {
         id: Set(new_id()),
         organization_id: Set(organization.id),
-        email: Set(email.display.clone()),
-        email_canonical: Set(email.canonical.clone()),
+        email: Set(email.display().to_owned()),
+        email_canonical: Set(email.canonical().to_owned()),
         token_hash: Set(secrets::digest(&token)),
         status: Set(PENDING.to_owned()),
         expires_at: Set(now + app.settings.invitation_ttl),
@@ -626,6 +626,11 @@ pub async fn page(
 pub async fn count(app: &App, organization_id: Uuid, status: Option<&str>) -> DomainResult<u64> {
     let query = invitations::Entity::find().filter(invitations::Column::OrganizationId.eq(organization_id));
     Ok(status_filter(query, status, app.now()).count(&app.store.conn).await?)
+}
+
+/// An invitation by id, whichever organization it belongs to.
+pub async fn find(app: &App, id: Uuid) -> DomainResult<Option<invitations::Model>> {
+    Ok(invitations::Entity::find_by_id(id).one(&app.store.conn).await?)
 }
 
 /// The offered bindings of an invitation.

@@ -196,6 +196,11 @@ pub async fn count(app: &App, organization_id: Uuid, filter: &MemberFilter) -> D
     Ok(filtered(organization_id, filter).count(&app.store.conn).await?)
 }
 
+/// A membership by id, whichever organization it is in.
+pub async fn find(app: &App, id: Uuid) -> DomainResult<Option<memberships::Model>> {
+    Ok(memberships::Entity::find_by_id(id).one(&app.store.conn).await?)
+}
+
 /// Invariant 3: the actor must hold every key the target holds, organization-wide and in every
 /// workspace where the target has a binding.
 pub(crate) fn ensure_covers(app: &App, actor: &MemberAccess, target: &MemberAccess) -> DomainResult<()> {

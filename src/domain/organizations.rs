@@ -63,7 +63,7 @@ pub async fn create(
     let tx = app.store.begin_write().await?;
     let organization = organizations::ActiveModel {
         id: Set(new_id()),
-        slug: Set(slug.0),
+        slug: Set(slug.into_string()),
         name: Set(name),
         plan: Set("FREE".to_owned()),
         created_at: Set(now),
@@ -171,9 +171,9 @@ pub async fn update(
         changes.insert("name".into(), json!({ "from": current.name, "to": name }));
         model.name = Set(name);
     }
-    if let Some(slug) = slug.filter(|s| s.0 != current.slug) {
-        changes.insert("slug".into(), json!({ "from": current.slug, "to": slug.0 }));
-        model.slug = Set(slug.0);
+    if let Some(slug) = slug.filter(|s| s.as_str() != current.slug) {
+        changes.insert("slug".into(), json!({ "from": current.slug, "to": slug.as_str() }));
+        model.slug = Set(slug.into_string());
     }
     if let Some(plan) = input.plan.filter(|p| *p != current.plan) {
         changes.insert("plan".into(), json!({ "from": current.plan, "to": plan }));

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::authz::KeySet;
-use crate::store::{Shared, WriteClock};
 use crate::store::entities::{api_tokens, users};
+use crate::store::{Shared, WriteClock};
 
 use super::access::MemberAccess;
 

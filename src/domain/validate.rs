@@ -4,11 +4,21 @@ use super::error::DomainError;
 /// An email address with its canonical form (trimmed, lower-cased) used for uniqueness.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email {
-    pub display: String,
-    pub canonical: String,
+    display: String,
+    canonical: String,
 }
 
 impl Email {
+    /// As the person typed it (trimmed).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The form compared for uniqueness.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
     pub fn parse(field: &str, raw: &str) -> Result<Email, DomainError> {
         let display = raw.trim().to_owned();
         let bad = || DomainError::bad_input(field, "enter a valid email address such as ada@example.com");
@@ -37,12 +47,17 @@ impl Email {
 }
 
 /// A password meeting the length rules; never logged or displayed.
-pub struct Password(pub String);
+pub struct Password(String);
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 const MAX_PASSWORD_CHARS: usize = 1024;
 
 impl Password {
+    /// The password itself, to hash.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     pub fn parse(field: &str, raw: &str) -> Result<Password, DomainError> {
         let chars = raw.chars().count();
         if chars < MIN_PASSWORD_CHARS {
@@ -69,9 +84,17 @@ impl std::fmt::Debug for Password {
 
 /// A URL-safe identifier: `[a-z0-9-]{3,40}`, not starting or ending with a hyphen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Slug(pub String);
+pub struct Slug(String);
 
 impl Slug {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     pub fn parse(field: &str, raw: &str) -> Result<Slug, DomainError> {
         let ok = (3..=40).contains(&raw.len())
             && raw

@@ -62,7 +62,7 @@ pub async fn create(
     let workspace = workspaces::ActiveModel {
         id: Set(new_id()),
         organization_id: Set(organization.id),
-        slug: Set(slug.0),
+        slug: Set(slug.into_string()),
         name: Set(name),
         description: Set(description),
         created_at: Set(now),
@@ -141,9 +141,9 @@ pub async fn update(
         changes.insert("name".into(), json!({ "from": current.name, "to": name }));
         model.name = Set(name);
     }
-    if let Some(slug) = slug.filter(|s| s.0 != current.slug) {
-        changes.insert("slug".into(), json!({ "from": current.slug, "to": slug.0 }));
-        model.slug = Set(slug.0);
+    if let Some(slug) = slug.filter(|s| s.as_str() != current.slug) {
+        changes.insert("slug".into(), json!({ "from": current.slug, "to": slug.as_str() }));
+        model.slug = Set(slug.into_string());
     }
     if let Some(description) = description.filter(|d| *d != current.description) {
         changes.insert("description".into(), json!({ "changed": true }));
@@ -233,4 +233,9 @@ pub async fn count(app: &App, organization_id: Uuid, only: Option<Vec<Uuid>>) ->
         query = query.filter(workspaces::Column::Id.is_in(only));
     }
     Ok(query.count(&app.store.conn).await?)
+}
+
+/// A workspace by id, whichever organization it belongs to.
+pub async fn find(app: &App, id: Uuid) -> DomainResult<Option<workspaces::Model>> {
+    Ok(workspaces::Entity::find_by_id(id).one(&app.store.conn).await?)
 }

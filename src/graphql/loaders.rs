@@ -16,8 +16,8 @@ use crate::store::entities::{
 };
 
 use super::batch::{BatchLoader, Batcher};
-use crate::store::{Shared, WriteClock};
 use super::error::ApiError;
+use crate::store::{Shared, WriteClock};
 
 macro_rules! by_id_loader {
     ($name:ident, $table:ident) => {
@@ -92,7 +92,10 @@ impl SharedLoads {
     /// The stores of one process; with `share` false they keep nothing, and every request reads
     /// its rows afresh.
     pub fn new(share: bool, writes: &Arc<WriteClock>) -> SharedLoads {
-        fn kept<K: Eq + std::hash::Hash + Clone, V: Clone>(writes: &Arc<WriteClock>, capacity: usize) -> Arc<Shared<K, V>> {
+        fn kept<K: Eq + std::hash::Hash + Clone, V: Clone>(
+            writes: &Arc<WriteClock>,
+            capacity: usize,
+        ) -> Arc<Shared<K, V>> {
             Arc::new(Shared::new(writes, capacity))
         }
         let size = |capacity: usize| if share { capacity } else { 0 };

@@ -37,10 +37,10 @@ pub mod mutation;
 pub mod mutation_access;
 pub mod mutation_members;
 pub mod mutation_tokens;
-pub mod objects;
 pub mod query;
 pub mod shape;
 pub mod subscription;
+pub mod types;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use crate::domain::organizations::{self as org_service, CreateOrganization, Upda
 use super::context::{app, principal, state};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
-use super::objects::{Membership, Organization, Plan, User};
+use super::types::{Membership, Organization, Plan, User};
 
 /// Sign-up, sessions and organizations.
 #[derive(Default)]

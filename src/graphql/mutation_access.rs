@@ -9,7 +9,7 @@ use crate::domain::workspaces::{self as workspace_service, CreateWorkspace, Upda
 use super::context::{app, principal, state};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
-use super::objects::{DocumentFormat, Keychain, Membership, Role, RoleScope, Workspace};
+use super::types::{DocumentFormat, Keychain, Membership, Role, RoleScope, Workspace};
 
 /// Workspaces, roles, keychains and role bindings.
 #[derive(Default)]

@@ -8,7 +8,7 @@ use super::context::{app, principal, state};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::mutation::AuthPayload;
-use super::objects::{Invitation, Membership};
+use super::types::{Invitation, Membership};
 
 /// Invitations and membership changes.
 #[derive(Default)]

@@ -9,7 +9,7 @@ use super::context::{app, principal, state};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::mutation_members::RoleBindingInput;
-use super::objects::{ApiToken, Membership};
+use super::types::{ApiToken, Membership};
 
 /// API tokens and service accounts.
 #[derive(Default)]

@@ -1,15 +1,16 @@
 //! Root query fields.
 use async_graphql::{Context, ID, Object};
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
-use crate::domain::{DomainError, authorize, organizations as org_service};
-use crate::store::entities::{api_tokens, audit_events, invitations, keychains, memberships, roles, workspaces};
+use crate::domain::{
+    DomainError, api_tokens as token_service, audit, authorize, definitions, invitations as invitation_service,
+    members, organizations as org_service, workspaces as workspace_service,
+};
 
 use super::context::{access, app, member_access, principal};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
-use super::objects::{
+use super::types::{
     ApiToken, AuditEvent, Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User,
     Workspace,
 };
@@ -90,10 +91,7 @@ impl QueryRoot {
             None => None,
             Some(id) => {
                 let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &id)?;
-                match workspaces::Entity::find_by_id(workspace_id)
-                    .one(&app.store.conn)
-                    .await?
-                {
+                match workspace_service::find(app, workspace_id).await? {
                     Some(w) if w.organization_id == organization_id => Some(workspace_id),
                     _ => return Err(DomainError::NotFound("workspace").into()),
                 }
@@ -141,18 +139,17 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
         return Ok(None);
     };
     let app = app(ctx);
-    let conn = &app.store.conn;
     let viewer = principal(ctx)?;
     // A token confined to one organization sees nothing of any other, its user's own things
     // included.
     let confined = org_service::token_organization(viewer);
     let within = |organization_id: Option<Uuid>| confined.is_none_or(|only| organization_id == Some(only));
     Ok(match kind {
-        NodeKind::User => super::objects::visible_user(ctx, uuid).await?.map(Node::User),
+        NodeKind::User => super::types::visible_user(ctx, uuid).await?.map(Node::User),
         NodeKind::Organization => org_service::find_by_id_for(app, viewer, uuid)
             .await?
             .map(|o| Node::Organization(Organization(o))),
-        NodeKind::Membership => match memberships::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::Membership => match members::find(app, uuid).await? {
             Some(m)
                 if (m.user_id == viewer.user.id && within(Some(m.organization_id)))
                     || can_see(ctx, m.organization_id, "members.read").await? =>
@@ -161,21 +158,21 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             }
             _ => None,
         },
-        NodeKind::Role => match roles::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::Role => match definitions::role_by_id(app, uuid).await? {
             Some(r) if r.organization_id.is_none() => Some(Node::Role(Role::of(r))),
             Some(r) if can_see(ctx, r.organization_id.unwrap_or_default(), "roles.read").await? => {
                 Some(Node::Role(Role::of(r)))
             }
             _ => None,
         },
-        NodeKind::Keychain => match keychains::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::Keychain => match definitions::keychain_by_id(app, uuid).await? {
             Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain(k))),
             Some(k) if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read").await? => {
                 Some(Node::Keychain(Keychain(k)))
             }
             _ => None,
         },
-        NodeKind::ApiToken => match api_tokens::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::ApiToken => match token_service::find(app, uuid).await? {
             Some(t) if t.user_id == viewer.user.id && within(t.organization_id) => Some(Node::ApiToken(ApiToken(t))),
             Some(t)
                 if t.organization_id.is_some()
@@ -185,7 +182,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             }
             _ => None,
         },
-        NodeKind::AuditEvent => match audit_events::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::AuditEvent => match audit::find(app, uuid).await? {
             Some(e)
                 if e.organization_id.is_some()
                     && can_see(ctx, e.organization_id.unwrap_or_default(), "audit.read").await? =>
@@ -194,7 +191,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             }
             _ => None,
         },
-        NodeKind::Invitation => match invitations::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::Invitation => match invitation_service::find(app, uuid).await? {
             Some(i)
                 if (viewer.token.is_none()
                     && viewer.user.email_canonical.as_deref() == Some(i.email_canonical.as_str()))
@@ -204,7 +201,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             }
             _ => None,
         },
-        NodeKind::Workspace => match workspaces::Entity::find_by_id(uuid).one(conn).await? {
+        NodeKind::Workspace => match workspace_service::find(app, uuid).await? {
             Some(w) if can_see(ctx, w.organization_id, "workspaces.read").await? => Some(Node::Workspace(Workspace(w))),
             _ => None,
         },

@@ -22,7 +22,7 @@ use crate::store::entities::audit_events;
 use super::context::{app, principal};
 use super::error::{ApiError, ApiResult};
 use super::ids::{self, NodeKind};
-use super::objects::AuditEvent;
+use super::types::AuditEvent;
 
 /// Longest a subscription waits without checking its caller again.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);

@@ -152,6 +152,9 @@ mod tests {
         assert!(kept.len() <= 3, "{kept:?}");
         assert_eq!(shared.get(&9), Some(9), "the newest value is kept");
         shared.put_many(shared.generation(), &(0..4).map(|k| (k, k)).collect());
-        assert!(shared.get_many((0..4).collect::<Vec<_>>().iter()).is_empty(), "more than the capacity at once is not kept");
+        assert!(
+            shared.get_many((0..4).collect::<Vec<_>>().iter()).is_empty(),
+            "more than the capacity at once is not kept"
+        );
     }
 }

@@ -1,0 +1,106 @@
+//! Keys of the catalog, and the answer to an authorization check.
+use async_graphql::{Context, Object, SimpleObject};
+use uuid::Uuid;
+
+use crate::domain::{DomainError, definitions};
+use crate::graphql::context::app;
+use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::loaders::{loader_error, loaders};
+
+use super::{Keychain, Role, Workspace};
+
+/// A capability of the key catalog.
+pub struct Key(pub crate::authz::KeyIndex);
+
+/// A capability of the key catalog, named `area.action` (e.g. `members.invite`). Roles and
+/// keychains are made of keys.
+#[Object]
+impl Key {
+    /// E.g. `members.invite`.
+    async fn id(&self, ctx: &Context<'_>) -> String {
+        app(ctx).catalog.key(self.0).id.clone()
+    }
+
+    /// The group the key belongs to, e.g. `people` or `resources`.
+    async fn category(&self, ctx: &Context<'_>) -> String {
+        app(ctx).catalog.key(self.0).category.clone()
+    }
+
+    /// What holding the key allows, in words.
+    async fn description(&self, ctx: &Context<'_>) -> String {
+        app(ctx).catalog.key(self.0).description.clone()
+    }
+
+    /// Only owners can hold it.
+    async fn owner_only(&self, ctx: &Context<'_>) -> bool {
+        app(ctx).catalog.key(self.0).owner_only
+    }
+
+    /// It cannot be granted inside a single workspace.
+    async fn organization_wide(&self, ctx: &Context<'_>) -> bool {
+        app(ctx).catalog.key(self.0).organization_wide
+    }
+
+    /// Keys it implies directly.
+    async fn implies(&self, ctx: &Context<'_>) -> Vec<String> {
+        let catalog = &app(ctx).catalog;
+        catalog
+            .key(self.0)
+            .implies
+            .iter()
+            .map(|k| catalog.key(*k).id.clone())
+            .collect()
+    }
+}
+
+/// The answer to "may the caller use this key here?".
+#[derive(SimpleObject)]
+pub struct Authorization {
+    /// Whether the caller holds the key there.
+    pub allowed: bool,
+    /// Why, in words.
+    pub reason: String,
+    /// The bindings (and keychains) that allow it; empty when denied.
+    pub grants: Vec<Grant>,
+}
+
+/// One binding that grants a key, and through which keychain.
+pub struct Grant(pub crate::domain::authorize::GrantSource, pub Uuid);
+
+/// One of the caller's role bindings that grants the asked key, and through which keychain.
+#[Object]
+impl Grant {
+    /// The role of the binding.
+    async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
+        loaders(ctx)
+            .roles
+            .load_one(self.0.role_id)
+            .await
+            .map_err(loader_error)?
+            .map(|r| Role(r, Some(self.1)))
+            .ok_or(ApiError(DomainError::NotFound("role")))
+    }
+
+    /// `null` for an organization-wide binding.
+    async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
+        let Some(id) = self.0.workspace_id else { return Ok(None) };
+        Ok(loaders(ctx)
+            .workspaces
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Workspace))
+    }
+
+    /// The keychain carrying the key; `null` when the role grants it directly.
+    async fn keychain(&self, ctx: &Context<'_>) -> ApiResult<Option<Keychain>> {
+        let Some(id) = self.0.keychain_id else { return Ok(None) };
+        let row = definitions::keychain_by_id(app(ctx), id).await?;
+        Ok(row.map(Keychain))
+    }
+
+    /// The key the role holds: the asked key itself, or one implying it.
+    async fn key(&self) -> &str {
+        &self.0.via_key
+    }
+}

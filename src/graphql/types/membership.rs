@@ -1,0 +1,179 @@
+//! Memberships and the role bindings they hold.
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::DomainError;
+use crate::graphql::connection::connection;
+use crate::graphql::context::{app, charge, principal, require_key};
+use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::ids::{self, NodeKind};
+use crate::graphql::loaders::{domain_loader_error, loader_error, loaders};
+use crate::store::entities::{memberships, role_bindings, roles};
+
+use super::organization::workspace_in;
+use super::{Organization, Role, User, Workspace, visible_user};
+
+connection!(
+    MembershipConnection,
+    MembershipEdge,
+    Membership,
+    "A page of memberships."
+);
+
+/// A user's membership of an organization.
+pub struct Membership(pub memberships::Model);
+
+/// A user's membership of an organization, with the roles it holds there.
+#[Object]
+impl Membership {
+    /// The membership's global ID.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeKind::Membership, self.0.id)
+    }
+
+    /// The member: a person or a service account.
+    async fn user(&self, ctx: &Context<'_>) -> ApiResult<User> {
+        loaders(ctx)
+            .users
+            .load_one(self.0.user_id)
+            .await
+            .map_err(loader_error)?
+            .map(|user| User((*user).clone()))
+            .ok_or(ApiError(DomainError::NotFound("user")))
+    }
+
+    /// The organization the membership is in.
+    async fn organization(&self, ctx: &Context<'_>) -> ApiResult<Organization> {
+        loaders(ctx)
+            .organizations
+            .load_one(self.0.organization_id)
+            .await
+            .map_err(loader_error)?
+            .map(Organization)
+            .ok_or(ApiError(DomainError::NotFound("organization")))
+    }
+
+    /// The roles this member holds, organization-wide and per workspace.
+    async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoleBinding>> {
+        let rows = loaders(ctx)
+            .role_bindings
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        let organization_id = self.0.organization_id;
+        charge(ctx, rows.len())?;
+        Ok(rows
+            .iter()
+            .map(|(binding, role)| RoleBinding(binding.clone(), organization_id, role.clone()))
+            .collect())
+    }
+
+    /// True when the member holds no role at all.
+    async fn unassigned(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let rows = loaders(ctx)
+            .role_bindings
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(rows.is_none_or(|r| r.is_empty()))
+    }
+
+    /// When the user became a member.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The member's keys at the organization, or inside one workspace.
+    async fn effective_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A workspace of the organization; omit it for the keys held organization-wide.")]
+        workspace_id: Option<ID>,
+    ) -> ApiResult<Vec<String>> {
+        let result: ApiResult<Vec<String>> = Box::pin(async move {
+            if principal(ctx)?.user.id != self.0.user_id {
+                require_key(ctx, self.0.organization_id, "members.read", None).await?;
+            }
+            let workspace = workspace_in(ctx, self.0.organization_id, workspace_id).await?;
+            let app = app(ctx);
+            // From the batched bindings and role key sets: a page of members costs the same few
+            // statements whatever its length, not one access load per row.
+            let rows = loaders(ctx)
+                .role_bindings
+                .load_one(self.0.id)
+                .await
+                .map_err(loader_error)?
+                .unwrap_or_default();
+            let role_ids: Vec<Uuid> = rows.iter().map(|(binding, _)| binding.role_id).collect();
+            let sets = loaders(ctx)
+                .role_keys
+                .load_many(&role_ids)
+                .await
+                .map_err(domain_loader_error)?;
+            let bindings: Vec<crate::authz::Binding<Uuid>> = rows
+                .iter()
+                .map(|(binding, _)| crate::authz::Binding {
+                    keys: sets.get(&binding.role_id).copied().unwrap_or_default(),
+                    workspace: binding.workspace_id,
+                })
+                .collect();
+            Ok(app
+                .catalog
+                .names(&crate::authz::keys_at(&app.catalog, &bindings, workspace.as_ref())))
+        })
+        .await;
+        result
+    }
+}
+
+/// A role held by a member, organization-wide (`workspace: null`) or in one workspace; the
+/// role row comes along when it was loaded with the binding.
+pub struct RoleBinding(pub role_bindings::Model, pub Uuid, pub Option<roles::Model>);
+
+/// A role held by a member, organization-wide or inside one workspace.
+#[Object]
+impl RoleBinding {
+    /// The role held.
+    async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
+        let organization_id = self.1;
+        if let Some(role) = &self.2 {
+            return Ok(Role(role.clone(), Some(organization_id)));
+        }
+        loaders(ctx)
+            .roles
+            .load_one(self.0.role_id)
+            .await
+            .map_err(loader_error)?
+            .map(|r| Role(r, Some(organization_id)))
+            .ok_or(ApiError(DomainError::NotFound("role")))
+    }
+
+    /// The workspace the role is held in; `null` for organization-wide.
+    async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
+        let Some(id) = self.0.workspace_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .workspaces
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Workspace))
+    }
+
+    /// Who granted it; `null` once that account is gone or no longer shares an organization
+    /// with the viewer.
+    async fn granted_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let Some(id) = self.0.granted_by_user_id else {
+            return Ok(None);
+        };
+        visible_user(ctx, id).await
+    }
+
+    /// When the role was granted.
+    async fn granted_at(&self) -> DateTime<Utc> {
+        self.0.granted_at
+    }
+}
