@@ -158,14 +158,16 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         max_cost: args.max_query_cost,
         introspection: args.introspection,
     };
-    let schema = graphql::build(app.clone(), limits);
+    let schemas = http::Schemas {
+        queries: graphql::build(app.clone(), limits),
+        mutations: graphql::build_for_mutations(app.clone(), limits),
+    };
     let router = http::router(
         app.clone(),
-        schema,
+        schemas,
         HttpConfig {
             cors_origins: args.cors_origins.clone(),
             trust_forwarded_for: args.trust_forwarded_for,
-            mutation_fields: Arc::new(graphql::mutation_field_names().await),
             cost: Arc::new(graphql::cost_model(limits)),
             shape: Arc::new(graphql::response_shape()),
             share_loaded_rows: !args.no_shared_loads,

@@ -29,6 +29,7 @@ pub mod batch;
 pub mod connection;
 pub mod context;
 pub mod cost;
+pub mod denials;
 pub mod error;
 pub mod guards;
 pub mod ids;
@@ -91,9 +92,23 @@ fn builder() -> SchemaBuilder<query::QueryRoot, MutationRoot, subscription::Subs
     )
 }
 
+/// The schema that runs mutations: the served schema with the audit of refused mutations
+/// ([`denials`]). Queries and subscriptions run on [`build`]'s, which has no extension.
+pub fn build_for_mutations(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
+    with_limits(builder().extension(denials::DenialAudit), app, limits)
+}
+
 /// The schema served to clients.
 pub fn build(app: Arc<App>, limits: QueryLimits) -> GuildhallSchema {
-    let mut builder = builder()
+    with_limits(builder(), app, limits)
+}
+
+fn with_limits(
+    builder: SchemaBuilder<query::QueryRoot, MutationRoot, subscription::SubscriptionRoot>,
+    app: Arc<App>,
+    limits: QueryLimits,
+) -> GuildhallSchema {
+    let mut builder = builder
         .data(app)
         // Depth is measured with the cost (see `cost`), where introspection is exempt from it.
         .limit_recursive_depth(32)
@@ -123,26 +138,6 @@ pub fn sdl() -> String {
             .sorted_enum_items()
             .include_specified_by(),
     )
-}
-
-/// Names of the root mutation fields, read once by introspecting an unrestricted schema.
-pub async fn mutation_field_names() -> std::collections::HashSet<String> {
-    let response = builder()
-        .finish()
-        .execute("{ __schema { mutationType { fields { name } } } }")
-        .await
-        .data
-        .into_json()
-        .unwrap_or_default();
-    response["__schema"]["mutationType"]["fields"]
-        .as_array()
-        .map(|fields| {
-            fields
-                .iter()
-                .filter_map(|f| f["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Default for cost::CostModel {

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::parsed::{self, Prepared, WireBody, WireRequest};
 use super::{HttpState, RequestId};
-use crate::domain::{DomainError, Principal, RequestMeta, audit};
+use crate::domain::{DomainError, Principal, RequestMeta};
 use crate::graphql::batch::{self, Batcher};
 use crate::graphql::context::RequestState;
 use crate::graphql::error::INTERNAL_MESSAGE;
@@ -319,8 +319,10 @@ async fn execute(
             None => None,
         };
         costs.push(cost);
+        // Mutations run on the schema that audits their refusals.
+        let mutation = parsed::operation_type(&mut request) == Some(OperationType::Mutation);
         admitted.push(match refusal {
-            None => Ok(request.data(request_state.clone()).data(loaders.clone())),
+            None => Ok((request.data(request_state.clone()).data(loaders.clone()), mutation)),
             Some(message) => Err(too_costly(message, cost.unwrap_or_default(), model.limit)),
         });
     }
@@ -335,10 +337,10 @@ async fn execute(
             );
         };
         // Loaders' batches start whenever the execution waits with nothing else to do.
-        let schema = &state.schema;
         let runs = futures_util::future::join_all(admitted.into_iter().map(|item| async move {
             match item {
-                Ok(request) => schema.execute(request).await,
+                Ok((request, true)) => state.mutation_schema.execute(request).await,
+                Ok((request, false)) => state.schema.execute(request).await,
                 Err(refused) => refused,
             }
         }));
@@ -385,7 +387,6 @@ async fn execute(
         BatchResponse::Batch(items) => items.iter_mut().map(|r| &mut r.errors).collect(),
     };
     for list in errors {
-        record_denials(state, &request_state, list).await;
         sanitize(list, &request_id);
     }
     match serde_json::to_vec(&response) {
@@ -429,36 +430,6 @@ fn too_costly(message: String, requested: usize, limit: usize) -> async_graphql:
     extensions.set("cost", cost_value(requested, limit));
     error.extensions = Some(extensions);
     async_graphql::Response::from_errors(vec![error])
-}
-
-/// Writes an audit event for each mutation refused for a missing key inside an organization.
-/// The refused change was rolled back with its transaction, so the event stands alone.
-async fn record_denials(state: &HttpState, request: &RequestState, errors: &[ServerError]) {
-    let Some(principal) = &request.principal else { return };
-    for error in errors {
-        let Some(async_graphql::PathSegment::Field(field)) = error.path.first() else {
-            continue;
-        };
-        if !state.config.mutation_fields.contains(field) {
-            continue;
-        }
-        let Some(DomainError::ForbiddenIn(inner, organization_id)) =
-            error.source.as_ref().and_then(|s| s.downcast_ref::<DomainError>())
-        else {
-            continue;
-        };
-        let key = match inner.as_ref() {
-            DomainError::Forbidden { key, .. } => key.as_deref(),
-            _ => None,
-        };
-        let actor = audit::Actor {
-            user_id: Some(principal.user.id),
-            token_id: principal.token.map(|t| t.id),
-        };
-        if let Err(err) = audit::record_denial(&state.app, &request.meta, actor, *organization_id, field, key).await {
-            tracing::error!(error = %err, "recording a refused mutation");
-        }
-    }
 }
 
 /// Gives every error a code and the request id. Errors raised before execution (syntax,

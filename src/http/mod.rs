@@ -28,8 +28,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
-    /// Root mutation fields, to audit refused mutations.
-    pub mutation_fields: std::sync::Arc<std::collections::HashSet<String>>,
     /// GraphQL executions running at once (at least one).
     pub max_concurrent_operations: usize,
     /// Prices operations; its limit also bounds the operations of one request together.
@@ -49,7 +47,10 @@ pub struct HttpConfig {
 #[derive(Clone)]
 pub(crate) struct HttpState {
     pub app: Arc<App>,
+    /// Runs queries and subscriptions.
     pub schema: GuildhallSchema,
+    /// Runs mutations (the same schema, with the audit of refused mutations).
+    pub mutation_schema: GuildhallSchema,
     pub config: HttpConfig,
     pub parsed: parsed::ParsedDocuments,
     /// Turns to execute: requests beyond the limit wait, in arrival order.
@@ -58,8 +59,14 @@ pub(crate) struct HttpState {
     pub shared_loads: Arc<crate::graphql::loaders::SharedLoads>,
 }
 
+/// The schemas the server runs: see [`crate::graphql::build_for_mutations`].
+pub struct Schemas {
+    pub queries: GuildhallSchema,
+    pub mutations: GuildhallSchema,
+}
+
 /// The whole HTTP surface.
-pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Router {
+pub fn router(app: Arc<App>, schemas: Schemas, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.cors_origins);
     let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(
         config.share_loaded_rows,
@@ -67,7 +74,8 @@ pub fn router(app: Arc<App>, schema: GuildhallSchema, config: HttpConfig) -> Rou
     ));
     let state = HttpState {
         app,
-        schema,
+        schema: schemas.queries,
+        mutation_schema: schemas.mutations,
         parsed: parsed::ParsedDocuments::default(),
         shared_loads,
         turns: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_operations.max(1))),
