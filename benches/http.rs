@@ -391,6 +391,69 @@ fn write_step(url: &str, token: &str, organization: &str) -> Step {
     })
 }
 
+/// The page workload while one writer grants and revokes a role in the page's organization,
+/// once every `pace` (or back to back).
+async fn page_under_writes(
+    server: &Server,
+    fixture: &Fixture,
+    seconds: u64,
+    pace: Option<Duration>,
+    label: &str,
+) -> Measured {
+    let url = server.url.clone();
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let skipped = std::env::var("GUILDHALL_BENCH_ONLY")
+        .is_ok_and(|only| !only.split(',').any(|w| !w.is_empty() && label.starts_with(w.trim())));
+    let writer = (!skipped).then(|| {
+        let (url, token, membership, writes) = (
+            url.clone(),
+            fixture.token.clone(),
+            fixture.flipped_membership.clone(),
+            writes.clone(),
+        );
+        let stop = Instant::now() + Duration::from_secs(seconds);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let role = guildhall::graphql::ids::encode(
+                guildhall::graphql::ids::NodeKind::Role,
+                guildhall::domain::builtins::role_id("member"),
+            )
+            .0;
+            let mut grant = true;
+            let mut next = Instant::now();
+            while Instant::now() < stop {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += pace;
+                }
+                let body = gql(
+                    &client,
+                    &url,
+                    Some(&token),
+                    if grant { GRANT } else { REVOKE },
+                    json!({ "i": { "membershipId": membership, "roleId": role } }),
+                )
+                .await;
+                if body["errors"].is_null() {
+                    writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                grant = !grant;
+            }
+        })
+    });
+    let token = Some(fixture.token.as_str());
+    let mut measured = drive(server, label, seconds, query_step(&url, token, PAGE, json!({ "slug": "org-00" }))).await;
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+    if !skipped {
+        println!("  (writes committed meanwhile: {writes}, {:.0}/s)", writes as f64 / seconds as f64);
+    }
+    measured.workload = format!("{label} ({:.0} writes/s)", writes as f64 / seconds as f64);
+    measured
+}
+
 async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
     println!("\n{label}");
     let server = start(database_url).await;
@@ -434,56 +497,16 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
         )
         .await,
     );
-    // The same page while one writer grants and revokes a role in the same organization as fast
-    // as it can: every write makes the next request of every reader read afresh.
-    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let writer = {
-        let (url, token, membership, writes) = (
-            url.clone(),
-            fixture.token.clone(),
-            fixture.flipped_membership.clone(),
-            writes.clone(),
-        );
-        let stop = Instant::now() + Duration::from_secs(seconds);
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let role = guildhall::graphql::ids::encode(
-                guildhall::graphql::ids::NodeKind::Role,
-                guildhall::domain::builtins::role_id("member"),
-            )
-            .0;
-            let mut grant = true;
-            while Instant::now() < stop {
-                let body = gql(
-                    &client,
-                    &url,
-                    Some(&token),
-                    if grant { GRANT } else { REVOKE },
-                    json!({ "i": { "membershipId": membership, "roleId": role } }),
-                )
-                .await;
-                if body["errors"].is_null() {
-                    writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                grant = !grant;
-            }
-        })
-    };
-    let mut under_writes = drive(
-        &server,
-        "page under writes",
-        seconds,
-        query_step(&url, token, PAGE, json!({ "slug": "org-00" })),
-    )
-    .await;
-    writer.abort();
-    let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
-    println!(
-        "  (writes committed meanwhile: {writes}, {:.0}/s)",
-        writes as f64 / seconds as f64
-    );
-    under_writes.workload = format!("page under writes ({:.0} writes/s)", writes as f64 / seconds as f64);
-    results.push(under_writes);
+    // The same page while one writer grants and revokes a role in the same organization: every
+    // write makes the next request of every reader read afresh. Paced at one write every 100 ms
+    // and every 10 ms, then as fast as one writer can.
+    for (pace, label) in [
+        (Some(Duration::from_millis(100)), "page, a write every 100 ms"),
+        (Some(Duration::from_millis(10)), "page, a write every 10 ms"),
+        (None, "page under writes"),
+    ] {
+        results.push(page_under_writes(&server, &fixture, seconds, pace, label).await);
+    }
     results.push(
         drive(
             &server,
