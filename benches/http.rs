@@ -442,13 +442,22 @@ async fn page_under_writes(
         })
     });
     let token = Some(fixture.token.as_str());
-    let mut measured = drive(server, label, seconds, query_step(&url, token, PAGE, json!({ "slug": "org-00" }))).await;
+    let mut measured = drive(
+        server,
+        label,
+        seconds,
+        query_step(&url, token, PAGE, json!({ "slug": "org-00" })),
+    )
+    .await;
     if let Some(writer) = writer {
         writer.abort();
     }
     let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
     if !skipped {
-        println!("  (writes committed meanwhile: {writes}, {:.0}/s)", writes as f64 / seconds as f64);
+        println!(
+            "  (writes committed meanwhile: {writes}, {:.0}/s)",
+            writes as f64 / seconds as f64
+        );
     }
     measured.workload = format!("{label} ({:.0} writes/s)", writes as f64 / seconds as f64);
     measured

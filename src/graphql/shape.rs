@@ -11,7 +11,9 @@
 //!
 //! The schema's own SDL is read once for field types; introspection's subtrees are only put in
 //! order.
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
@@ -35,10 +37,20 @@ struct Collected<'a> {
     key: Name,
     fields: Vec<&'a Field>,
     /// The type whose field it is.
-    declared_on: String,
+    declared_on: &'a str,
     /// Whether every value of the static type has it (`false` under a fragment on a narrower
     /// type, which applies to some values only).
     required: bool,
+}
+
+/// How the objects of one static type under one merged selection are shaped: computed once per
+/// response however many objects share it (a page of members shares one).
+struct Plan<'a> {
+    entries: Vec<Collected<'a>>,
+    /// Each entry's field type (`None` for introspection fields, which are only ordered).
+    types: Vec<Option<&'a Type>>,
+    /// Each entry's merged selection sets.
+    children: Vec<Vec<&'a SelectionSet>>,
 }
 
 /// The value at this position had to become null where the schema says non-null: the parent
@@ -118,13 +130,14 @@ impl ResponseShape {
             shape: self,
             document,
             variables,
+            plans: RefCell::new(HashMap::new()),
         };
         if matches!(data, Value::Object(_)) && walk.object(root, &[&operation.selection_set.node], data).is_err() {
             *data = Value::Null;
         }
     }
 
-    fn field_type(&self, type_name: &str, field: &str) -> Option<&Type> {
+    fn field_type<'s>(&'s self, type_name: &str, field: &str) -> Option<&'s Type> {
         self.fields.get(type_name).and_then(|fields| fields.get(field))
     }
 
@@ -139,10 +152,14 @@ impl ResponseShape {
     }
 }
 
+/// Plans by static type and the addresses of the merged selection sets.
+type Plans<'a> = RefCell<HashMap<(&'a str, Vec<usize>), Rc<Plan<'a>>>>;
+
 struct Walk<'a> {
     shape: &'a ResponseShape,
     document: &'a ExecutableDocument,
     variables: &'a Variables,
+    plans: Plans<'a>,
 }
 
 impl<'a> Walk<'a> {
@@ -163,7 +180,7 @@ impl<'a> Walk<'a> {
         })
     }
 
-    fn collect(&self, on: &str, set: &'a SelectionSet, required: bool, out: &mut Vec<Collected<'a>>) {
+    fn collect(&self, on: &'a str, set: &'a SelectionSet, required: bool, out: &mut Vec<Collected<'a>>) {
         for item in &set.items {
             let (condition, inner, directives) = match &item.node {
                 Selection::Field(field) => {
@@ -179,7 +196,7 @@ impl<'a> Walk<'a> {
                         None => out.push(Collected {
                             key,
                             fields: vec![&field.node],
-                            declared_on: on.to_owned(),
+                            declared_on: on,
                             required,
                         }),
                     }
@@ -211,64 +228,93 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// The plan for objects of static type `on` under `sets`, made once per response.
+    fn plan(&self, on: &'a str, sets: &[&'a SelectionSet]) -> Rc<Plan<'a>> {
+        let key = (
+            on,
+            sets.iter()
+                .map(|s| *s as *const SelectionSet as usize)
+                .collect::<Vec<_>>(),
+        );
+        if let Some(plan) = self.plans.borrow().get(&key) {
+            return plan.clone();
+        }
+        let mut entries = Vec::new();
+        for set in sets {
+            self.collect(on, set, true, &mut entries);
+        }
+        let types = entries
+            .iter()
+            .map(|e| self.shape.field_type(e.declared_on, e.fields[0].name.node.as_str()))
+            .collect();
+        let children = entries
+            .iter()
+            .map(|e| e.fields.iter().map(|f| &f.selection_set.node).collect())
+            .collect();
+        let plan = Rc::new(Plan {
+            entries,
+            types,
+            children,
+        });
+        self.plans.borrow_mut().insert(key, plan.clone());
+        plan
+    }
+
     /// Orders an object's keys and completes its fields; `Err` when it must become null.
-    fn object(&self, on: &str, sets: &[&'a SelectionSet], value: &mut Value) -> Result<(), NullPropagates> {
+    fn object(&self, on: &'a str, sets: &[&'a SelectionSet], value: &mut Value) -> Result<(), NullPropagates> {
         let Value::Object(map) = value else {
             return Ok(());
         };
-        let mut collected = Vec::new();
-        for set in sets {
-            self.collect(on, set, true, &mut collected);
-        }
-        let mut old = std::mem::take(map);
-        let mut ordered = IndexMap::with_capacity(old.len());
-        let mut outcome = Ok(());
-        for entry in &collected {
-            let name = entry.fields[0].name.node.as_str();
-            let ty = self.shape.field_type(&entry.declared_on, name);
-            let Some(mut child) = old.shift_remove(&entry.key) else {
-                if entry.required && !name.starts_with("__") {
-                    match ty {
-                        // A failed nullable field is present as null.
-                        Some(ty) if ty.nullable => {
-                            ordered.insert(entry.key.clone(), Value::Null);
+        let plan = self.plan(on, sets);
+        // Usually every selected key is there and already in order: nothing to move.
+        let in_order =
+            map.len() == plan.entries.len() && map.keys().zip(&plan.entries).all(|(key, entry)| *key == entry.key);
+        if !in_order {
+            let mut old = std::mem::take(map);
+            let mut ordered = IndexMap::with_capacity(plan.entries.len());
+            for (index, entry) in plan.entries.iter().enumerate() {
+                match old.swap_remove(&entry.key) {
+                    Some(child) => {
+                        ordered.insert(entry.key.clone(), child);
+                    }
+                    None => {
+                        if entry.required && !entry.fields[0].name.node.starts_with("__") {
+                            match plan.types[index] {
+                                // A failed nullable field is present as null.
+                                Some(ty) if ty.nullable => {
+                                    ordered.insert(entry.key.clone(), Value::Null);
+                                }
+                                // A failed non-null field nulls this object.
+                                Some(_) => return Err(NullPropagates),
+                                None => {}
+                            }
                         }
-                        // A failed non-null field nulls this object.
-                        Some(_) => outcome = Err(NullPropagates),
-                        None => {}
                     }
                 }
-                continue;
-            };
-            let children: Vec<&SelectionSet> = entry.fields.iter().map(|f| &f.selection_set.node).collect();
-            match ty {
-                Some(ty) => {
-                    if self.complete(ty, &children, &mut child).is_err() {
-                        outcome = Err(NullPropagates);
-                    }
-                }
-                // Introspection: its subtrees are only put in order.
-                None => self.order_only(&children, &mut child),
             }
-            ordered.insert(entry.key.clone(), child);
+            // Anything not collected (there should be nothing) keeps its place at the end.
+            ordered.extend(old);
+            *map = ordered;
         }
-        // Anything not collected (there should be nothing) keeps its place at the end.
-        ordered.extend(old);
-        *map = ordered;
-        outcome
+        for (index, entry) in plan.entries.iter().enumerate() {
+            let Some(child) = map.get_mut(&entry.key) else { continue };
+            match plan.types[index] {
+                Some(ty) => self.complete(ty, &plan.children[index], child)?,
+                // Introspection: its subtrees are only put in order.
+                None => self.order_only(&plan.children[index], child),
+            }
+        }
+        Ok(())
     }
 
     /// Completes a value of type `ty`; `Err` when it had to become null where `ty` is non-null.
-    fn complete(&self, ty: &Type, sets: &[&'a SelectionSet], value: &mut Value) -> Result<(), NullPropagates> {
+    fn complete(&self, ty: &'a Type, sets: &[&'a SelectionSet], value: &mut Value) -> Result<(), NullPropagates> {
         let fits = match (&ty.base, &mut *value) {
             (_, Value::Null) => false,
             (BaseType::List(inner), Value::List(items)) => {
                 items.iter_mut().all(|item| self.complete(inner, sets, item).is_ok())
             }
-            (BaseType::Named(name), Value::Object(_)) => {
-                let name = name.as_str();
-                self.object(name, sets, value).is_ok()
-            }
+            (BaseType::Named(name), Value::Object(_)) => self.object(name.as_str(), sets, value).is_ok(),
             _ => true,
         };
         if fits {
@@ -283,22 +329,26 @@ impl<'a> Walk<'a> {
         match value {
             Value::List(items) => items.iter_mut().for_each(|item| self.order_only(sets, item)),
             Value::Object(map) => {
-                let mut collected = Vec::new();
-                for set in sets {
-                    // Introspection types are concrete: every fragment on them applies.
-                    self.collect("", set, false, &mut collected);
+                // Introspection types are concrete: every fragment on them applies.
+                let plan = self.plan("", sets);
+                let in_order = map.len() == plan.entries.len()
+                    && map.keys().zip(&plan.entries).all(|(key, entry)| *key == entry.key);
+                if !in_order {
+                    let mut old = std::mem::take(map);
+                    let mut ordered = IndexMap::with_capacity(old.len());
+                    for entry in &plan.entries {
+                        if let Some(child) = old.swap_remove(&entry.key) {
+                            ordered.insert(entry.key.clone(), child);
+                        }
+                    }
+                    ordered.extend(old);
+                    *map = ordered;
                 }
-                let mut old = std::mem::take(map);
-                let mut ordered = IndexMap::with_capacity(old.len());
-                for entry in &collected {
-                    if let Some(mut child) = old.shift_remove(&entry.key) {
-                        let children: Vec<&SelectionSet> = entry.fields.iter().map(|f| &f.selection_set.node).collect();
-                        self.order_only(&children, &mut child);
-                        ordered.insert(entry.key.clone(), child);
+                for (index, entry) in plan.entries.iter().enumerate() {
+                    if let Some(child) = map.get_mut(&entry.key) {
+                        self.order_only(&plan.children[index], child);
                     }
                 }
-                ordered.extend(old);
-                *map = ordered;
             }
             _ => {}
         }

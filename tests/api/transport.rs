@@ -243,3 +243,49 @@ async fn bad_input_is_the_clients_mistake_in_one_line_with_where() {
     );
     app.stop().await;
 }
+
+/// A field the viewer lacks the key for is `null` with its FORBIDDEN error, and the rest of the
+/// organization still answers; a failed non-null field nulls its nearest nullable parent.
+#[tokio::test]
+async fn a_forbidden_field_nulls_only_itself_and_errors_follow_non_null_rules() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    app.add_member(&organization, &bob).await;
+    let body = app
+        .gql(
+            Some(&bob.access_token),
+            "{ organization(slug: \"acme\") { name members(first: 5) { totalCount } auditLog { totalCount } slug } }",
+            json!({}),
+        )
+        .await;
+    let org = &body["data"]["organization"];
+    assert_eq!(org["name"], "Org acme", "{body}");
+    assert!(org["members"].is_null(), "{body}");
+    assert!(org["auditLog"].is_null(), "{body}");
+    assert_eq!(org["slug"], "acme", "{body}");
+    let keys: Vec<&String> = org.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["name", "members", "auditLog", "slug"], "selection order: {body}");
+    let mut paths: Vec<String> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| format!("{} {}", e["path"], e["extensions"]["code"]))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            r#"["organization","auditLog"] "FORBIDDEN""#,
+            r#"["organization","members"] "FORBIDDEN""#
+        ],
+        "{body}"
+    );
+
+    // `viewer` is non-null: without a credential its error nulls the whole `data`.
+    let anonymous = app.gql(None, "{ viewer { name } keyCatalog { id } }", json!({})).await;
+    assert!(anonymous["data"].is_null(), "{anonymous}");
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+    app.stop().await;
+}

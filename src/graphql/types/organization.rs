@@ -160,7 +160,8 @@ impl Organization {
         result
     }
 
-    /// Members in the order they joined, optionally filtered (`members.read`).
+    /// Members in the order they joined, optionally filtered (`members.read`; without it `null`,
+    /// with a FORBIDDEN error, and the rest of the organization still answers).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"members.read\")")]
     async fn members(
         &self,
@@ -168,7 +169,7 @@ impl Organization {
         #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
         #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
         #[graphql(desc = "Only members meeting these conditions; all when omitted.")] filter: Option<MemberFilter>,
-    ) -> ApiResult<MembershipConnection> {
+    ) -> ApiResult<Option<MembershipConnection>> {
         let result: ApiResult<MembershipConnection> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
             let filter = filter.map(|f| f.into_domain()).transpose()?.unwrap_or_default();
@@ -216,10 +217,10 @@ impl Organization {
             ))
         })
         .await;
-        result
+        result.map(Some)
     }
 
-    /// Who did what, newest first (`audit.read`).
+    /// Who did what, newest first (`audit.read`; without it `null`, with a FORBIDDEN error).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"audit.read\")")]
     async fn audit_log(
         &self,
@@ -227,7 +228,7 @@ impl Organization {
         #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
         #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
         #[graphql(desc = "Only events meeting these conditions; all when omitted.")] filter: Option<AuditFilter>,
-    ) -> ApiResult<AuditEventConnection> {
+    ) -> ApiResult<Option<AuditEventConnection>> {
         let result: ApiResult<AuditEventConnection> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
             let filter = filter.map(AuditFilter::into_domain).transpose()?.unwrap_or_default();
@@ -245,10 +246,11 @@ impl Organization {
             ))
         })
         .await;
-        result
+        result.map(Some)
     }
 
-    /// Invitations, oldest first, optionally of one status (`members.invite`).
+    /// Invitations, oldest first, optionally of one status (`members.invite`; without it `null`,
+    /// with a FORBIDDEN error).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"members.invite\")")]
     async fn invitations(
         &self,
@@ -256,7 +258,7 @@ impl Organization {
         #[graphql(desc = "Only invitations with this status; all when omitted.")] status: Option<InvitationStatus>,
         #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
         #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
-    ) -> ApiResult<InvitationConnection> {
+    ) -> ApiResult<Option<InvitationConnection>> {
         let result: ApiResult<InvitationConnection> = Box::pin(async move {
             let request = PageRequest::parse(first, after.as_deref())?;
             let status = status.map(InvitationStatus::as_str);
@@ -273,31 +275,33 @@ impl Organization {
             ))
         })
         .await;
-        result
+        result.map(Some)
     }
 
-    /// Built-in roles, then the organization's custom roles (`roles.read`).
+    /// Built-in roles, then the organization's custom roles (`roles.read`; without it `null`,
+    /// with a FORBIDDEN error).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\")")]
-    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Role>> {
+    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Role>>> {
         let result: ApiResult<Vec<Role>> = Box::pin(async move {
             let rows = definitions::roles_of(&app(ctx).store.conn, self.0.id).await?;
             charge(ctx, rows.len())?;
             Ok(rows.into_iter().map(|r| Role(r, Some(self.0.id))).collect())
         })
         .await;
-        result
+        result.map(Some)
     }
 
-    /// Built-in keychains, then the organization's custom keychains (`keychains.read`).
+    /// Built-in keychains, then the organization's custom keychains (`keychains.read`; without
+    /// it `null`, with a FORBIDDEN error).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"keychains.read\")")]
-    async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
+    async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Keychain>>> {
         let result: ApiResult<Vec<Keychain>> = Box::pin(async move {
             let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
             charge(ctx, rows.len())?;
             Ok(rows.into_iter().map(Keychain).collect())
         })
         .await;
-        result
+        result.map(Some)
     }
 
     /// Workspaces (`workspaces.read`; a member holding it only inside some workspaces sees those).
@@ -343,20 +347,21 @@ impl Organization {
     }
 
     /// The organization's custom keychains and roles as a document (`roles.read` and
-    /// `keychains.read`); `importRoles` reads the same form.
+    /// `keychains.read`; without them `null`, with a FORBIDDEN error); `importRoles` reads the
+    /// same form.
     #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))")]
     async fn roles_document(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Whether to write the document as JSON or YAML.")] format: DocumentFormat,
-    ) -> ApiResult<String> {
+    ) -> ApiResult<Option<String>> {
         let result: ApiResult<String> = Box::pin(async move {
             let app = app(ctx);
             let document = documents::export(&app.store.conn, app, self.0.id).await?;
             Ok(documents::render(&document, format.into())?)
         })
         .await;
-        result
+        result.map(Some)
     }
 
     /// Use and limit of everything the plan limits.
