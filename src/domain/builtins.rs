@@ -97,11 +97,13 @@ pub struct Index {
     role_keychains: std::collections::HashMap<Uuid, Vec<Uuid>>,
     /// The built-in keychains as rows, built once from the catalog.
     pub keychain_rows: Vec<crate::store::entities::keychains::Model>,
+    /// Each built-in role's keychains as rows, by name, built once.
+    role_keychain_rows: std::collections::HashMap<Uuid, Vec<std::sync::Arc<crate::store::entities::keychains::Model>>>,
 }
 
 impl Index {
     pub fn new(catalog: &Catalog) -> Index {
-        Index {
+        let mut index = Index {
             roles: catalog
                 .roles
                 .iter()
@@ -139,7 +141,27 @@ impl Index {
                     updated_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
                 })
                 .collect(),
+            role_keychain_rows: std::collections::HashMap::new(),
+        };
+        for (role, ids) in &index.role_keychains {
+            let mut rows: Vec<_> = index
+                .keychain_rows
+                .iter()
+                .filter(|row| ids.contains(&row.id))
+                .map(|row| std::sync::Arc::new(row.clone()))
+                .collect();
+            rows.sort_by(|a, b| a.name.cmp(&b.name));
+            index.role_keychain_rows.insert(*role, rows);
         }
+        index
+    }
+
+    /// A built-in role's keychains as rows, by name; `None` for a custom role.
+    pub fn role_keychain_rows(
+        &self,
+        role_id: &Uuid,
+    ) -> Option<&[std::sync::Arc<crate::store::entities::keychains::Model>]> {
+        self.role_keychain_rows.get(role_id).map(Vec::as_slice)
     }
 
     /// Catalog position of a built-in role id.

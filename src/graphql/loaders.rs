@@ -80,7 +80,7 @@ pub struct SharedLoads {
     roles: Arc<Shared<Uuid, roles::Model>>,
     workspaces: Arc<Shared<Uuid, workspaces::Model>>,
     role_bindings: Arc<Shared<Uuid, <RoleBindingsLoader as Loader<Uuid>>::Value>>,
-    role_keychains: Arc<Shared<Uuid, Vec<keychains::Model>>>,
+    role_keychains: Arc<Shared<Uuid, Vec<Arc<keychains::Model>>>>,
     member_pages: Arc<Shared<MemberPageKey, Arc<Vec<memberships::Model>>>>,
     member_counts: Arc<Shared<Uuid, u64>>,
     organizations_by_slug: Arc<Shared<String, organizations::Model>>,
@@ -415,7 +415,7 @@ impl Loader<Uuid> for RoleBindingsLoader {
 pub struct RoleKeychainsLoader(pub Arc<App>);
 
 impl Loader<Uuid> for RoleKeychainsLoader {
-    type Value = Vec<keychains::Model>;
+    type Value = Vec<Arc<keychains::Model>>;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
@@ -425,7 +425,7 @@ impl Loader<Uuid> for RoleKeychainsLoader {
         for role in keys {
             match builtin_role_keychains(app, role) {
                 Some(list) => {
-                    out.insert(*role, list);
+                    out.insert(*role, list.to_vec());
                 }
                 None => {
                     out.insert(*role, Vec::new());
@@ -451,6 +451,7 @@ impl Loader<Uuid> for RoleKeychainsLoader {
                     .find(|row| row.id == link.keychain_id)
                     .cloned()
             });
+            let chain = chain.map(Arc::new);
             if let (Some(list), Some(chain)) = (out.get_mut(&link.role_id), chain) {
                 list.push(chain);
             }
@@ -464,16 +465,8 @@ impl Loader<Uuid> for RoleKeychainsLoader {
 
 /// A built-in role's keychains, by name, straight from the catalog's rows (no statement, no
 /// loader round trip); `None` for a custom role.
-pub fn builtin_role_keychains(app: &App, role_id: &Uuid) -> Option<Vec<keychains::Model>> {
-    let ids = app.builtins.role_keychains(role_id)?;
-    let mut list: Vec<keychains::Model> = app
-        .builtin_keychain_rows()
-        .iter()
-        .filter(|row| ids.contains(&row.id))
-        .cloned()
-        .collect();
-    list.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(list)
+pub fn builtin_role_keychains<'a>(app: &'a App, role_id: &Uuid) -> Option<&'a [Arc<keychains::Model>]> {
+    app.builtins.role_keychain_rows(role_id)
 }
 
 /// A page of an organization's members: (organization, after which membership, rows to fetch).

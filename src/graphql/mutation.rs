@@ -69,7 +69,7 @@ impl From<Credentials> for AuthPayload {
             access_token: c.access_token,
             refresh_token: c.refresh_token,
             expires_at: c.expires_at,
-            user: User(c.user),
+            user: User(std::sync::Arc::new(c.user)),
         }
     }
 }

@@ -519,7 +519,7 @@ impl AccessMutations {
         )
         .await?;
         Ok(KeychainPayload {
-            keychain: Keychain(keychain),
+            keychain: Keychain::from(keychain),
         }
         .into())
     }
@@ -544,7 +544,7 @@ impl AccessMutations {
         )
         .await?;
         Ok(KeychainPayload {
-            keychain: Keychain(keychain),
+            keychain: Keychain::from(keychain),
         }
         .into())
     }
@@ -616,7 +616,7 @@ async fn assignment(
     )
     .await?;
     Ok(KeychainAssignmentPayload {
-        keychain: Keychain(keychain),
+        keychain: Keychain::from(keychain),
         role: Role::of(role),
     })
 }

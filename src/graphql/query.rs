@@ -55,7 +55,7 @@ impl QueryRoot {
 
     /// The signed-in user.
     async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<User> {
-        Ok(User(principal(ctx)?.user.clone()))
+        Ok(User(std::sync::Arc::new(principal(ctx)?.user.clone())))
     }
 
     /// Every key of the catalog, in catalog order.
@@ -166,9 +166,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             _ => None,
         },
         NodeKind::Keychain => match definitions::keychain_by_id(app, uuid).await? {
-            Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain(k))),
+            Some(k) if k.organization_id.is_none() => Some(Node::Keychain(Keychain::from(k))),
             Some(k) if can_see(ctx, k.organization_id.unwrap_or_default(), "keychains.read").await? => {
-                Some(Node::Keychain(Keychain(k)))
+                Some(Node::Keychain(Keychain::from(k)))
             }
             _ => None,
         },

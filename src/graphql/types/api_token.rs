@@ -48,7 +48,7 @@ impl ApiToken {
     /// The keychain limiting its keys; `null` for all of its user's keys.
     async fn keychain(&self, ctx: &Context<'_>) -> ApiResult<Option<Keychain>> {
         let Some(id) = self.0.keychain_id else { return Ok(None) };
-        Ok(definitions::keychain_by_id(app(ctx), id).await?.map(Keychain))
+        Ok(definitions::keychain_by_id(app(ctx), id).await?.map(Keychain::from))
     }
 
     /// When it stops working; `null` for never.

@@ -96,7 +96,7 @@ impl Grant {
     async fn keychain(&self, ctx: &Context<'_>) -> ApiResult<Option<Keychain>> {
         let Some(id) = self.0.keychain_id else { return Ok(None) };
         let row = definitions::keychain_by_id(app(ctx), id).await?;
-        Ok(row.map(Keychain))
+        Ok(row.map(Keychain::from))
     }
 
     /// The key the role holds: the asked key itself, or one implying it.

@@ -1,4 +1,6 @@
 //! Keychains: named sets of keys.
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Object};
 
 use crate::graphql::context::{access, app, charge};
@@ -11,7 +13,13 @@ use super::role::kind_of;
 use super::{DefinitionKind, Role};
 
 /// A named set of keys.
-pub struct Keychain(pub keychains::Model);
+pub struct Keychain(pub Arc<keychains::Model>);
+
+impl From<keychains::Model> for Keychain {
+    fn from(row: keychains::Model) -> Keychain {
+        Keychain(Arc::new(row))
+    }
+}
 
 /// A named set of keys that roles are built from.
 #[Object]

@@ -39,7 +39,7 @@ impl Membership {
             .load_one(self.0.user_id)
             .await
             .map_err(loader_error)?
-            .map(|user| User((*user).clone()))
+            .map(User)
             .ok_or(ApiError(DomainError::NotFound("user")))
     }
 

@@ -298,7 +298,7 @@ impl Organization {
         let result: ApiResult<Vec<Keychain>> = Box::pin(async move {
             let rows = definitions::keychains_of(&app(ctx).store.conn, self.0.id).await?;
             charge(ctx, rows.len())?;
-            Ok(rows.into_iter().map(Keychain).collect())
+            Ok(rows.into_iter().map(Keychain::from).collect())
         })
         .await;
         result.map(Some)

@@ -97,7 +97,7 @@ impl Role {
     async fn keychains(&self, ctx: &Context<'_>) -> ApiResult<Vec<Keychain>> {
         // A built-in role's keychains are fixed by the catalog: no loader round trip.
         if let Some(list) = builtin_role_keychains(app(ctx), &self.0.id) {
-            return Ok(list.into_iter().map(Keychain).collect());
+            return Ok(list.iter().cloned().map(Keychain).collect());
         }
         let rows = loaders(ctx)
             .role_keychains

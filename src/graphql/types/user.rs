@@ -30,7 +30,7 @@ pub enum UserKind {
 }
 
 /// A person or service account.
-pub struct User(pub users::Model);
+pub struct User(pub Arc<users::Model>);
 
 /// The user with this id, if the caller may see them (`domain::members::visible_users`):
 /// every field that returns someone other than the viewer goes through here.
@@ -40,7 +40,7 @@ pub async fn visible_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>
     if visible.map_err(domain_loader_error)? != Some(true) {
         return Ok(None);
     }
-    Ok(user.map_err(loader_error)?.map(|user| User((*user).clone())))
+    Ok(user.map_err(loader_error)?.map(User))
 }
 
 /// A person or service account. Visible only to the user themself and to members of an
