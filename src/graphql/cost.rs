@@ -26,8 +26,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type, TypeKind,
-    TypeSystemDefinition,
+    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Value, Variables};
 
@@ -84,6 +83,9 @@ struct FieldShape {
 /// Introspection lists that lead back to types; graphql-js refuses them nested three deep.
 const INTROSPECTION_NESTING: usize = 3;
 
+/// `__schema` and `__type` fields one document may hold: tools ask for the schema once.
+const MAX_INTROSPECTION_ROOTS: usize = 4;
+
 /// Introspection nodes per unit of cost: they are answered from memory.
 const INTROSPECTION_DISCOUNT: usize = 4;
 
@@ -96,6 +98,8 @@ pub struct Measure {
     pub depth: usize,
     /// Deepest nesting of introspection lists that lead back to types.
     pub introspection_nesting: usize,
+    /// `__schema` and `__type` fields, aliases and spreads counted.
+    pub introspection_roots: usize,
 }
 
 impl Measure {
@@ -105,6 +109,12 @@ impl Measure {
             return Some(format!(
                 "this operation nests fields {} levels deep, more than the limit of {max_depth}",
                 self.depth
+            ));
+        }
+        if self.introspection_roots > MAX_INTROSPECTION_ROOTS {
+            return Some(format!(
+                "this document asks for `__schema` or `__type` {} times; at most {MAX_INTROSPECTION_ROOTS} may be asked at once",
+                self.introspection_roots
             ));
         }
         if self.introspection_nesting >= INTROSPECTION_NESTING {
@@ -240,61 +250,61 @@ impl CostModel {
         model
     }
 
-    /// The cost of the operation a request runs (`None` when the document names no single
-    /// operation to run: execution reports that).
-    pub fn cost(
-        &self,
-        document: &ExecutableDocument,
-        operation_name: Option<&str>,
-        variables: &Variables,
-    ) -> Option<usize> {
-        self.measure(document, operation_name, variables).map(|m| m.cost)
+    /// The cost of a document (see [`CostModel::measure`]).
+    pub fn cost(&self, document: &ExecutableDocument, variables: &Variables) -> usize {
+        self.measure(document, variables).cost
     }
 
-    /// What the operation a request runs asks for (`None` when the document names no single
-    /// operation to run: execution reports that).
-    pub fn measure(
-        &self,
-        document: &ExecutableDocument,
-        operation_name: Option<&str>,
-        variables: &Variables,
-    ) -> Option<Measure> {
-        let operation = match (&document.operations, operation_name) {
-            (DocumentOperations::Single(operation), _) => &operation.node,
-            (DocumentOperations::Multiple(operations), Some(name)) => &operations.get(name)?.node,
-            (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-                &operations.values().next()?.node
-            }
-            _ => return None,
-        };
-        let root = match operation.ty {
-            OperationType::Query => &self.query_root,
-            OperationType::Mutation => &self.mutation_root,
-            OperationType::Subscription => &self.subscription_root,
-        };
-        let mut defaults = HashMap::new();
-        for definition in &operation.variable_definitions {
-            if let Some(default) = &definition.node.default_value {
-                defaults.insert(definition.node.name.node.clone(), default.node.clone());
-            }
-        }
+    /// What a document asks for: every operation in it and every fragment, whichever one the
+    /// request names. Validation reads the whole document, so the whole document is priced:
+    /// a cheap operation cannot carry an expensive one (or an unused fragment) along unpriced.
+    pub fn measure(&self, document: &ExecutableDocument, variables: &Variables) -> Measure {
         let walk = Walk {
             model: self,
             document,
             variables,
-            defaults: &defaults,
+            defaults: RefCell::new(HashMap::new()),
             fragments: RefCell::new(HashMap::new()),
             visits: Cell::new(0),
         };
-        let mut measure = walk.selection_set(root, &operation.selection_set.node);
-        if operation.ty == OperationType::Mutation {
-            let fields = operation.selection_set.node.items.len();
-            measure.cost = measure.cost.saturating_add(fields.saturating_mul(MUTATION));
+        let mut total = NOTHING;
+        for (_, operation) in document.operations.iter() {
+            let operation = &operation.node;
+            let root = match operation.ty {
+                OperationType::Query => &self.query_root,
+                OperationType::Mutation => &self.mutation_root,
+                OperationType::Subscription => &self.subscription_root,
+            };
+            *walk.defaults.borrow_mut() = operation
+                .variable_definitions
+                .iter()
+                .filter_map(|d| {
+                    let d = &d.node;
+                    d.default_value.as_ref().map(|v| (d.name.node.clone(), v.node.clone()))
+                })
+                .collect();
+            let mut measure = walk.selection_set(root, &operation.selection_set.node);
+            if operation.ty == OperationType::Mutation {
+                // Each root field, wherever a fragment puts it, is a transaction of its own.
+                let fields = walk.root_fields(&operation.selection_set.node, &mut Vec::new());
+                measure.cost = measure.cost.saturating_add(fields.saturating_mul(MUTATION));
+            }
+            total = beside(total, measure);
+        }
+        // Fragments no operation spreads are validated all the same.
+        let unused: Vec<Name> = document
+            .fragments
+            .keys()
+            .filter(|name| !walk.fragments.borrow().contains_key(*name))
+            .cloned()
+            .collect();
+        for name in unused {
+            total = beside(total, walk.fragment(&name));
         }
         if walk.visits.get() > MAX_VISITS {
-            measure.cost = usize::MAX;
+            total.cost = usize::MAX;
         }
-        Some(measure)
+        total
     }
 }
 
@@ -302,7 +312,8 @@ struct Walk<'a> {
     model: &'a CostModel,
     document: &'a ExecutableDocument,
     variables: &'a Variables,
-    defaults: &'a HashMap<Name, Value>,
+    /// Default values of the variables of the operation being measured.
+    defaults: RefCell<HashMap<Name, Value>>,
     /// Each fragment measured once (`None` while being measured: a spread of it inside itself
     /// is a cycle, which validation refuses, and is measured as nothing here).
     fragments: RefCell<HashMap<Name, Option<Measure>>>,
@@ -313,6 +324,7 @@ const NOTHING: Measure = Measure {
     cost: 0,
     depth: 0,
     introspection_nesting: 0,
+    introspection_roots: 0,
 };
 
 /// Sibling selections: costs add up, depths and nestings take the deepest.
@@ -321,6 +333,7 @@ fn beside(a: Measure, b: Measure) -> Measure {
         cost: a.cost.saturating_add(b.cost),
         depth: a.depth.max(b.depth),
         introspection_nesting: a.introspection_nesting.max(b.introspection_nesting),
+        introspection_roots: a.introspection_roots.saturating_add(b.introspection_roots),
     }
 }
 
@@ -389,6 +402,30 @@ impl Walk<'_> {
         measure
     }
 
+    /// Root fields of a selection, through inline fragments and spreads (each spread counted).
+    fn root_fields(&self, set: &SelectionSet, spreading: &mut Vec<Name>) -> usize {
+        let mut count: usize = 0;
+        for item in &set.items {
+            count = count.saturating_add(match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(fragment) => self.root_fields(&fragment.node.selection_set.node, spreading),
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    match self.document.fragments.get(name) {
+                        Some(fragment) if !spreading.contains(name) && spreading.len() < 64 => {
+                            spreading.push(name.clone());
+                            let inner = self.root_fields(&fragment.node.selection_set.node, spreading);
+                            spreading.pop();
+                            inner
+                        }
+                        _ => 0,
+                    }
+                }
+            });
+        }
+        count
+    }
+
     fn field(&self, type_name: &str, field: &async_graphql::parser::types::Field) -> Measure {
         let name = field.name.node.as_str();
         if let Some((returns, rows)) = introspection_field(&self.model.sizes, type_name, name) {
@@ -402,6 +439,7 @@ impl Walk<'_> {
             }
             return Measure {
                 cost,
+                introspection_roots: child.introspection_roots + usize::from(matches!(name, "__schema" | "__type")),
                 // Introspection does not count towards depth.
                 depth: 0,
                 introspection_nesting: child.introspection_nesting + usize::from(leads_to_types),
@@ -420,6 +458,7 @@ impl Walk<'_> {
             cost: self.price(type_name, name, shape, field, child.cost),
             depth: child.depth + 1,
             introspection_nesting: child.introspection_nesting,
+            introspection_roots: child.introspection_roots,
         }
     }
 
@@ -468,8 +507,8 @@ impl Walk<'_> {
             .into_const_with(|variable| {
                 self.variables
                     .get(&variable)
-                    .or_else(|| self.defaults.get(&variable))
                     .cloned()
+                    .or_else(|| self.defaults.borrow().get(&variable).cloned())
                     .ok_or(())
             })
             .ok()
@@ -496,9 +535,7 @@ mod tests {
     fn cost(query: &str, variables: serde_json::Value) -> usize {
         let model = CostModel::from_sdl(SDL, 50_000, 12);
         let document = async_graphql::parser::parse_query(query).expect("query");
-        model
-            .cost(&document, None, &Variables::from_json(variables))
-            .expect("an operation")
+        model.cost(&document, &Variables::from_json(variables))
     }
 
     #[test]

@@ -266,45 +266,67 @@ impl<'a> Walk<'a> {
             return Ok(());
         };
         let plan = self.plan(on, sets);
-        // Usually every selected key is there and already in order: nothing to move.
-        let in_order =
-            map.len() == plan.entries.len() && map.keys().zip(&plan.entries).all(|(key, entry)| *key == entry.key);
-        if !in_order {
-            let mut old = std::mem::take(map);
-            let mut ordered = IndexMap::with_capacity(plan.entries.len());
-            for (index, entry) in plan.entries.iter().enumerate() {
-                match old.swap_remove(&entry.key) {
-                    Some(child) => {
-                        ordered.insert(entry.key.clone(), child);
-                    }
-                    None => {
-                        if entry.required && !entry.fields[0].name.node.starts_with("__") {
-                            match plan.types[index] {
-                                // A failed nullable field is present as null.
-                                Some(ty) if ty.nullable => {
-                                    ordered.insert(entry.key.clone(), Value::Null);
-                                }
-                                // A failed non-null field nulls this object.
-                                Some(_) => return Err(NullPropagates),
-                                None => {}
+        if map.len() == plan.entries.len() {
+            // Every selected key is there (the usual case): sort the entries in place, then walk
+            // them side by side with the plan.
+            let in_order = map.keys().zip(&plan.entries).all(|(key, entry)| *key == entry.key);
+            if !in_order {
+                let position = |key: &Name| plan.entries.iter().position(|e| e.key == *key).unwrap_or(usize::MAX);
+                map.sort_unstable_by(|a, _, b, _| position(a).cmp(&position(b)));
+            }
+            if map.keys().zip(&plan.entries).all(|(key, entry)| *key == entry.key) {
+                for (index, child) in map.values_mut().enumerate() {
+                    self.child(&plan, index, child)?;
+                }
+                return Ok(());
+            }
+        }
+        // Some key is missing (a failed field) or unexpected: rebuild in selection order.
+        let mut old = std::mem::take(map);
+        let mut ordered = IndexMap::with_capacity(plan.entries.len());
+        for (index, entry) in plan.entries.iter().enumerate() {
+            match old.swap_remove(&entry.key) {
+                Some(child) => {
+                    ordered.insert(entry.key.clone(), child);
+                }
+                None => {
+                    if entry.required && !entry.fields[0].name.node.starts_with("__") {
+                        match plan.types[index] {
+                            // A failed nullable field is present as null.
+                            Some(ty) if ty.nullable => {
+                                ordered.insert(entry.key.clone(), Value::Null);
                             }
+                            // A failed non-null field nulls this object.
+                            Some(_) => return Err(NullPropagates),
+                            None => {}
                         }
                     }
                 }
             }
-            // Anything not collected (there should be nothing) keeps its place at the end.
-            ordered.extend(old);
-            *map = ordered;
         }
+        // Anything not collected (there should be nothing) keeps its place at the end.
+        ordered.extend(old);
+        *map = ordered;
         for (index, entry) in plan.entries.iter().enumerate() {
             let Some(child) = map.get_mut(&entry.key) else { continue };
-            match plan.types[index] {
-                Some(ty) => self.complete(ty, &plan.children[index], child)?,
-                // Introspection: its subtrees are only put in order.
-                None => self.order_only(&plan.children[index], child),
-            }
+            self.child(&plan, index, child)?;
         }
         Ok(())
+    }
+
+    /// Completes the value of a plan's entry. An entry collected only from fragments on
+    /// narrower types than the object's static one (`... on Membership` under a `Node`) may
+    /// merge fields of several types under one key, and which applied is not known here: its
+    /// value is only put in order, never nulled.
+    fn child(&self, plan: &Plan<'a>, index: usize, child: &mut Value) -> Result<(), NullPropagates> {
+        match plan.types[index] {
+            Some(ty) if plan.entries[index].required => self.complete(ty, &plan.children[index], child),
+            // Introspection, or fields of fragments on narrower types: only ordered.
+            _ => {
+                self.order_only(&plan.children[index], child);
+                Ok(())
+            }
+        }
     }
 
     /// Completes a value of type `ty`; `Err` when it had to become null where `ty` is non-null.
@@ -415,6 +437,28 @@ mod tests {
             serde_json::json!({ "viewer": { "tokens": [null] } }),
         );
         assert_eq!(out, serde_json::Value::Null);
+    }
+
+    #[test]
+    fn fields_merged_from_fragments_on_different_types_are_never_nulled() {
+        // `organization` is non-null on Organization... here both fragments name a field of the
+        // same key with different types; the value matches one of them.
+        let sdl = "type Query { node(id: ID!): Node }
+            interface Node { id: ID! }
+            type Membership implements Node { id: ID! organization: Org! }
+            type Token implements Node { id: ID! organization: Org }
+            type Org { id: ID! name: String! }";
+        let shape = ResponseShape::from_sdl(sdl);
+        let query = "{ node(id: \"x\") { __typename ... on Membership { organization { name } } ... on Token { organization { id } } } }";
+        let document = async_graphql::parser::parse_query(query).expect("query");
+        let mut value =
+            Value::from_json(serde_json::json!({ "node": { "organization": null, "__typename": "Token" } }))
+                .expect("value");
+        shape.conform(&document, None, &Variables::default(), &mut value);
+        assert_eq!(
+            value.into_json().expect("json"),
+            serde_json::json!({ "node": { "__typename": "Token", "organization": null } })
+        );
     }
 
     #[test]

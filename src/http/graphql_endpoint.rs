@@ -298,26 +298,21 @@ async fn execute(
             }
         };
         let (operation, variables) = (request.operation_name.clone(), request.variables.clone());
-        shapes.push(Some((document, operation.clone(), variables.clone())));
-        let measure = request
-            .parsed_query()
-            .ok()
-            .and_then(|document| model.measure(document, operation.as_deref(), &variables));
-        let cost = measure.map(|m| m.cost);
-        let refusal = match measure {
-            Some(measure) => match measure.refusal(model.limit, model.max_depth) {
-                Some(refusal) => Some(refusal),
-                None if measure.cost > budget => Some(format!(
-                    "the operations of this request together cost more than the limit of {}",
-                    model.limit
-                )),
-                None => {
-                    budget -= measure.cost;
-                    None
-                }
-            },
-            None => None,
+        // The whole document is priced (validation reads all of it), whichever operation runs.
+        let measure = model.measure(&document, &variables);
+        let cost = Some(measure.cost);
+        let refusal = match measure.refusal(model.limit, model.max_depth) {
+            Some(refusal) => Some(refusal),
+            None if measure.cost > budget => Some(format!(
+                "the operations of this request together cost more than the limit of {}",
+                model.limit
+            )),
+            None => {
+                budget -= measure.cost;
+                None
+            }
         };
+        shapes.push(Some((document, operation, variables)));
         costs.push(cost);
         // Mutations run on the schema that audits their refusals.
         let mutation = parsed::operation_type(&mut request) == Some(OperationType::Mutation);
@@ -390,9 +385,16 @@ async fn execute(
         sanitize(list, &request_id);
     }
     match serde_json::to_vec(&response) {
-        Ok(body) if body.len() <= state.config.max_response_bytes => {
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
+        Ok(body) if body.len() <= state.config.max_response_bytes => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // Answers depend on the caller: no shared cache may keep one (GET included).
+                (header::CACHE_CONTROL, "private, no-store"),
+                (header::VARY, "Authorization"),
+            ],
+            body,
+        )
+            .into_response(),
         Ok(body) => {
             tracing::warn!(bytes = body.len(), "response over the size limit replaced by an error");
             error_body(
@@ -460,7 +462,7 @@ fn is_coercion_failure(message: &str) -> bool {
     message.starts_with("Failed to parse \"")
         || message.starts_with("Expected input type \"")
         || message.starts_with("Invalid value for argument")
-        || (message.starts_with("Variable ") && message.ends_with(" is not defined"))
+        || (message.starts_with("Variable ") && message.contains(" is not defined"))
 }
 
 /// A panic becomes a plain INTERNAL error; its text goes only to the log.

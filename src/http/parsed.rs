@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 const MAX_TEXT: usize = 16 * 1024;
 /// Documents remembered before the whole set is forgotten and filled again.
 const MAX_DOCUMENTS: usize = 512;
-/// Persisted queries remembered before the whole set is forgotten (clients then send the text
-/// again, as the protocol expects of any server).
-const MAX_PERSISTED: usize = 4096;
+/// Bytes of persisted query text remembered per process; past it the oldest are forgotten
+/// (their clients then send the text again, as the protocol expects of any server).
+const MAX_PERSISTED_BYTES: usize = 16 * 1024 * 1024;
 /// Longest document accepted for persisting.
 const MAX_PERSISTED_TEXT: usize = 64 * 1024;
 
@@ -62,11 +62,34 @@ fn bad_input(message: impl Into<String>) -> ServerError {
     refusal("BAD_USER_INPUT", message, None)
 }
 
+/// Persisted query texts, bounded by their total size.
+#[derive(Default)]
+pub struct Persisted {
+    texts: async_graphql::indexmap::IndexMap<String, Arc<str>>,
+    bytes: usize,
+}
+
+impl Persisted {
+    fn keep(&mut self, hash: String, text: Arc<str>) {
+        if self.texts.contains_key(&hash) {
+            return;
+        }
+        self.bytes += text.len();
+        self.texts.insert(hash, text);
+        while self.bytes > MAX_PERSISTED_BYTES {
+            let Some((_, oldest)) = self.texts.shift_remove_index(0) else {
+                break;
+            };
+            self.bytes -= oldest.len();
+        }
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct ParsedDocuments {
     documents: Arc<Mutex<HashMap<String, Arc<ExecutableDocument>>>>,
-    /// Document texts by the SHA-256 (hex) clients name them by.
-    persisted: Arc<Mutex<HashMap<String, Arc<str>>>>,
+    /// Document texts by the SHA-256 (hex) clients name them by, oldest first.
+    persisted: Arc<Mutex<Persisted>>,
 }
 
 impl ParsedDocuments {
@@ -124,6 +147,7 @@ impl ParsedDocuments {
                     .persisted
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
+                    .texts
                     .get(&hash)
                     .cloned();
                 known.ok_or_else(|| refusal("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound", None))
@@ -136,11 +160,10 @@ impl ParsedDocuments {
                 }
                 let text: Arc<str> = query.into();
                 if text.len() <= MAX_PERSISTED_TEXT {
-                    let mut persisted = self.persisted.lock().unwrap_or_else(PoisonError::into_inner);
-                    if persisted.len() >= MAX_PERSISTED {
-                        persisted.clear();
-                    }
-                    persisted.insert(hash, text.clone());
+                    self.persisted
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .keep(hash, text.clone());
                 }
                 Ok(text)
             }
@@ -195,6 +218,42 @@ fn syntax_error(error: async_graphql::parser::Error) -> ServerError {
     let mut refused = bad_input(message);
     refused.locations = locations;
     refused
+}
+
+/// Root fields of the operation a request runs, through fragments (a subscription must have
+/// exactly one); 0 when the document names no single operation.
+pub fn root_field_count(request: &mut Request) -> usize {
+    fn count(document: &ExecutableDocument, set: &async_graphql::parser::types::SelectionSet, depth: usize) -> usize {
+        if depth > 32 {
+            return usize::MAX / 2;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                async_graphql::parser::types::Selection::Field(_) => 1,
+                async_graphql::parser::types::Selection::InlineFragment(f) => {
+                    count(document, &f.node.selection_set.node, depth + 1)
+                }
+                async_graphql::parser::types::Selection::FragmentSpread(s) => document
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .map_or(0, |f| count(document, &f.node.selection_set.node, depth + 1)),
+            })
+            .fold(0usize, usize::saturating_add)
+    }
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return 0;
+    };
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(&operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()).map(|o| &o.node),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|o| &o.node)
+        }
+        _ => None,
+    };
+    operation.map_or(0, |o| count(document, &o.selection_set.node, 0))
 }
 
 /// The type of the operation a request runs, when the document names exactly one to run.
@@ -278,6 +337,19 @@ mod tests {
         assert!(parsed.prepare(apq(Some(text), &hash)).is_ok());
         let known = parsed.prepare(apq(None, &hash)).expect("known by its hash");
         assert_eq!(known.request.query, text);
+    }
+
+    #[test]
+    fn persisted_texts_are_bounded_by_their_size_oldest_first() {
+        let mut persisted = Persisted::default();
+        let text: Arc<str> = "x".repeat(MAX_PERSISTED_TEXT).into();
+        let count = MAX_PERSISTED_BYTES / MAX_PERSISTED_TEXT + 10;
+        for i in 0..count {
+            persisted.keep(format!("{i}"), text.clone());
+        }
+        assert!(persisted.bytes <= MAX_PERSISTED_BYTES);
+        assert!(!persisted.texts.contains_key("0"), "the oldest went first");
+        assert!(persisted.texts.contains_key(&format!("{}", count - 1)));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! `/graphql` over a websocket: `graphql-transport-ws` (and the older `graphql-ws`) for
-//! subscriptions, with the same protections as HTTP: the credential is checked when the
-//! connection starts (from `connection_init`'s `Authorization`, or the upgrade request's header)
-//! and again as each subscription runs; every operation is parsed, priced and refused the same
-//! way; errors are masked; mutations are refused (they go over HTTP, where refusals are audited).
+//! subscriptions, and only for them, with the protections of HTTP: the credential is checked
+//! when the connection starts (from `connection_init`'s `Authorization`, or the upgrade
+//! request's header), again for every operation, and again as each subscription runs; every
+//! document is parsed and priced whole and refused the same way; a subscription selects one root
+//! field; each event is held to the response size limit; errors are masked. Queries and
+//! mutations go over HTTP, where each request has its turn, deadline and size limit, and
+//! refused mutations are audited.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -19,7 +22,7 @@ use futures_util::stream::BoxStream;
 use super::HttpState;
 use super::graphql_endpoint::{error_body, sanitize};
 use super::parsed::{self, WireRequest, refusal};
-use crate::domain::{Principal, RequestMeta};
+use crate::domain::RequestMeta;
 use crate::graphql::batch::Batcher;
 use crate::graphql::context::RequestState;
 use crate::graphql::loaders::Loaders;
@@ -35,7 +38,6 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Who a connection signed in as, set once by `connection_init`.
 struct Connection {
-    principal: Option<Principal>,
     credential: Credential,
 }
 
@@ -68,11 +70,9 @@ impl SocketExecutor {
     /// The stream of responses of one operation, or the one response refusing it.
     async fn prepare(&self, request: Request) -> Result<BoxStream<'static, Response>, Response> {
         let request_id = self.meta.request_id.clone();
+        let refuse = |code: &str, message: String| refused(refusal(code, message, None), &request_id);
         let Some(connection) = self.connection.get() else {
-            return Err(refused(
-                refusal("UNAUTHENTICATED", "send connection_init first", None),
-                &request_id,
-            ));
+            return Err(refuse("UNAUTHENTICATED", "send connection_init first".to_owned()));
         };
         let wire = WireRequest {
             query: Some(request.query).filter(|q| !q.is_empty()),
@@ -82,25 +82,28 @@ impl SocketExecutor {
         };
         let parsed::Prepared { mut request, document } =
             self.state.parsed.prepare(wire).map_err(|e| refused(e, &request_id))?;
-        if parsed::operation_type(&mut request) == Some(OperationType::Mutation) {
-            return Err(refused(
-                refusal(
-                    "BAD_USER_INPUT",
-                    "mutations are sent over HTTP (POST /graphql); the websocket carries subscriptions and queries",
-                    None,
-                ),
-                &request_id,
+        // The socket carries subscriptions only: queries and mutations go over HTTP, where every
+        // request has its turn, its deadline, its size limit and (for mutations) its audit.
+        if parsed::operation_type(&mut request) != Some(OperationType::Subscription) {
+            return Err(refuse(
+                "BAD_USER_INPUT",
+                "the websocket carries subscriptions; send queries and mutations over HTTP (POST /graphql)".to_owned(),
+            ));
+        }
+        if parsed::root_field_count(&mut request) != 1 {
+            return Err(refuse(
+                "BAD_USER_INPUT",
+                "a subscription selects exactly one root field".to_owned(),
             ));
         }
         let model = &self.state.config.cost;
         let operation = request.operation_name.clone();
         let variables = request.variables.clone();
-        let measure = request
-            .parsed_query()
-            .ok()
-            .and_then(|document| model.measure(document, operation.as_deref(), &variables));
-        if let Some(message) = measure.and_then(|m| m.refusal(model.limit, model.max_depth)) {
-            return Err(refused(refusal("BAD_USER_INPUT", message, None), &request_id));
+        if let Some(message) = model
+            .measure(&document, &variables)
+            .refusal(model.limit, model.max_depth)
+        {
+            return Err(refuse("BAD_USER_INPUT", message));
         }
         let limit = self.state.config.max_subscriptions_per_connection.max(1);
         if self
@@ -108,13 +111,9 @@ impl SocketExecutor {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
             .is_err()
         {
-            return Err(refused(
-                refusal(
-                    "BAD_USER_INPUT",
-                    format!("a connection may run at most {limit} operations at once; complete one first"),
-                    None,
-                ),
-                &request_id,
+            return Err(refuse(
+                "BAD_USER_INPUT",
+                format!("a connection may run at most {limit} subscriptions at once; complete one first"),
             ));
         }
         let running = Running(self.running.clone());
@@ -122,12 +121,21 @@ impl SocketExecutor {
         let observed =
             tokio::time::timeout(self.state.config.max_execution, self.state.app.store.observe_changes()).await;
         if !matches!(observed, Ok(Ok(()))) {
-            return Err(refused(
-                refusal("INTERNAL", crate::graphql::error::INTERNAL_MESSAGE, None),
-                &request_id,
-            ));
+            return Err(refuse("INTERNAL", crate::graphql::error::INTERNAL_MESSAGE.to_owned()));
         }
-        let principal = connection.principal.clone();
+        // The credential is checked again for every operation: a token revoked or a session
+        // ended since the connection began opens nothing new.
+        let principal = match &connection.credential.0 {
+            None => None,
+            Some(bearer) => match crate::domain::authenticate(&self.state.app, bearer).await {
+                Ok(principal) => Some(principal),
+                Err(crate::domain::DomainError::Internal(detail)) => {
+                    tracing::error!(detail = %detail, "authenticating a websocket operation");
+                    return Err(refuse("INTERNAL", crate::graphql::error::INTERNAL_MESSAGE.to_owned()));
+                }
+                Err(err) => return Err(refuse(err.code(), err.to_string())),
+            },
+        };
         let loaders = Arc::new(Loaders::new(
             &self.state.app,
             principal.clone(),
@@ -144,10 +152,25 @@ impl SocketExecutor {
             .data(loaders)
             .data(connection.credential.clone());
         let shape = self.state.config.shape.clone();
+        let max_bytes = self.state.config.max_response_bytes;
         let responses = self.state.schema.execute_stream(request).map(move |mut response| {
             let _running = &running;
             shape.conform(&document, operation.as_deref(), &variables, &mut response.data);
             sanitize(&mut response.errors, &request_id);
+            // Each event is held to the size limit of an HTTP response.
+            let bytes = serde_json::to_vec(&response).map(|b| b.len()).unwrap_or(usize::MAX);
+            if bytes > max_bytes {
+                return refused(
+                    refusal(
+                        "BAD_USER_INPUT",
+                        format!(
+                            "this event would be {bytes} bytes, more than the limit of {max_bytes}; select fewer fields"
+                        ),
+                        None,
+                    ),
+                    &request_id,
+                );
+            }
             response
         });
         Ok(responses.boxed())
@@ -233,16 +256,21 @@ pub async fn upgrade(state: HttpState, meta: RequestMeta, mut parts: Parts) -> H
                         .observe_changes()
                         .await
                         .map_err(|_| async_graphql::Error::new(crate::graphql::error::INTERNAL_MESSAGE))?;
-                    let principal = super::graphql_endpoint::authenticate_bearer(&state, value.as_deref())
+                    super::graphql_endpoint::authenticate_bearer(&state, value.as_deref())
                         .await
-                        .map_err(|err| async_graphql::Error::new(err.to_string()))?;
+                        .map_err(|err| match err {
+                            crate::domain::DomainError::Internal(detail) => {
+                                tracing::error!(detail = %detail, "authenticating a websocket");
+                                async_graphql::Error::new(crate::graphql::error::INTERNAL_MESSAGE)
+                            }
+                            other => async_graphql::Error::new(other.to_string()),
+                        })?;
                     let token = value.as_deref().and_then(|v| {
                         v.strip_prefix("Bearer ")
                             .or_else(|| v.strip_prefix("bearer "))
                             .map(|t| Arc::<str>::from(t.trim()))
                     });
                     let _ = connection.set(Connection {
-                        principal,
                         credential: Credential(token),
                     });
                     Ok(Data::default())

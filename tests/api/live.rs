@@ -256,9 +256,13 @@ async fn the_websocket_refuses_bad_credentials_mutations_and_costly_operations()
     assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
     assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
 
-    // Queries are answered once, then completed.
+    // Queries go over HTTP too: the socket carries subscriptions, one root field each.
     subscribe(&mut socket, "v", "{ viewer { name } }", json!({})).await;
-    assert_eq!(data(&mut socket, "v").await["data"]["viewer"]["name"], "Ada");
+    assert_eq!(error_code(&data(&mut socket, "v").await), "BAD_USER_INPUT");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    let twice = "subscription($id: ID!) { a: viewerAccessChanged(organizationId: $id) { member } b: viewerAccessChanged(organizationId: $id) { member } }";
+    subscribe(&mut socket, "t", twice, json!({ "id": organization })).await;
+    assert_eq!(error_code(&data(&mut socket, "t").await), "BAD_USER_INPUT");
     assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
     app.stop().await;
 }
@@ -303,6 +307,9 @@ async fn a_revoked_api_token_ends_its_subscriptions() {
     let ended = data(&mut socket, "a").await;
     assert_eq!(error_code(&ended), "UNAUTHENTICATED", "{ended}");
     assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    // The connection's sign-in does not outlive the token: nothing new opens on it.
+    subscribe(&mut socket, "b", ACCESS, json!({ "id": organization })).await;
+    assert_eq!(error_code(&data(&mut socket, "b").await), "UNAUTHENTICATED");
     app.stop().await;
 }
 

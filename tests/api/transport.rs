@@ -218,6 +218,7 @@ async fn bad_input_is_the_clients_mistake_in_one_line_with_where() {
             json!({}),
         ),
         ("{ viewer { name }", json!({})),
+        ("query($s: String!) { organization(slug: $s) { id } }", json!({})),
         ("{ viewer { nope } }", json!({})),
     ];
     for (query, variables) in cases {
@@ -287,5 +288,51 @@ async fn a_forbidden_field_nulls_only_itself_and_errors_follow_non_null_rules() 
     let anonymous = app.gql(None, "{ viewer { name } keyCatalog { id } }", json!({})).await;
     assert!(anonymous["data"].is_null(), "{anonymous}");
     assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+    app.stop().await;
+}
+
+/// The whole document is priced, whichever operation a request names: validation reads all of
+/// it. Mutations are priced per root field wherever fragments put them, and a document asks for
+/// the schema a few times at most.
+#[tokio::test]
+async fn every_operation_and_fragment_of_a_document_is_priced() {
+    let app = spawn_app().await;
+    let heavy: String = (0..200)
+        .map(|i| format!("m{i}: members(first: 100) {{ edges {{ node {{ id }} }} }} "))
+        .collect();
+    let document = format!("query Cheap {{ __typename }} query Heavy {{ organization(slug: \"x\") {{ {heavy} }} }}");
+    let (_, body) = post(&app, json!({ "query": document, "operationName": "Cheap" })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["extensions"]["cost"]["requested"]
+            .as_u64()
+            .expect("cost")
+            > 50_000,
+        "{body}"
+    );
+
+    let unused = format!("{{ __typename }} fragment Unused on Organization {{ {heavy} }}");
+    let (_, body) = post(&app, json!({ "query": unused })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+
+    let roots: String = (0..5)
+        .map(|i| format!("t{i}: __type(name: \"Query\") {{ name }} "))
+        .collect();
+    let (_, body) = post(&app, json!({ "query": format!("{{ {roots} }}") })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+
+    // Root mutation fields inside fragments cost the same as written out.
+    let spelled = "mutation { a: logOut(input: {}) { __typename } b: logOut(input: {}) { __typename } }";
+    let hidden = "mutation { ...M ... on Mutation { b: logOut(input: {}) { __typename } } } fragment M on Mutation { a: logOut(input: {}) { __typename } }";
+    let cost = |body: &Value| {
+        body["extensions"]["cost"]["requested"].as_u64().unwrap_or_else(|| {
+            body["errors"][0]["extensions"]["cost"]["requested"]
+                .as_u64()
+                .expect("cost")
+        })
+    };
+    let (_, a) = post(&app, json!({ "query": spelled })).await;
+    let (_, b) = post(&app, json!({ "query": hidden })).await;
+    assert!(cost(&a) >= 200 && cost(&b) >= 200, "{a} {b}");
     app.stop().await;
 }
