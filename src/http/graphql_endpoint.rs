@@ -300,7 +300,7 @@ async fn execute(
         let (operation, variables) = (request.operation_name.clone(), request.variables.clone());
         // The whole document is priced (validation reads all of it), whichever operation runs.
         let measure = model.measure(&document, &variables);
-        let cost = Some(measure.cost);
+        let cost = measure.cost;
         let refusal = match measure.refusal(model.limit, model.max_depth) {
             Some(refusal) => Some(refusal),
             None if measure.cost > budget => Some(format!(
@@ -313,12 +313,12 @@ async fn execute(
             }
         };
         shapes.push(Some((document, operation, variables)));
-        costs.push(cost);
+        costs.push(Some(cost));
         // Mutations run on the schema that audits their refusals.
         let mutation = parsed::operation_type(&mut request) == Some(OperationType::Mutation);
         admitted.push(match refusal {
             None => Ok((request.data(request_state.clone()).data(loaders.clone()), mutation)),
-            Some(message) => Err(too_costly(message, cost.unwrap_or_default(), model.limit)),
+            Some(message) => Err(too_costly(message, cost, model.limit)),
         });
     }
     let mut response = {
