@@ -24,6 +24,13 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Write a consistent copy of an SQLite database to PATH while it is in use (`VACUUM INTO`).
+    /// PATH must not exist. For PostgreSQL use `pg_dump`.
+    Backup {
+        path: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]

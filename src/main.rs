@@ -113,6 +113,28 @@ async fn run() -> ExitCode {
             server.app.store.clone().close().await;
             ExitCode::SUCCESS
         }
+        Command::Backup { path, database } => {
+            init_logging("text");
+            let store = match Store::connect(&database.database_url, 1).await {
+                Ok(store) => store,
+                Err(err) => {
+                    eprintln!("cannot open the database: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = store.backup_into(&path).await;
+            store.close().await;
+            match result {
+                Ok(bytes) => {
+                    println!("backed up to {} ({bytes} bytes)", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("backup failed: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Migrate { action, database } => {
             init_logging("text");
             let store = match Store::connect(&database.database_url, database.database_max_connections).await {

@@ -62,3 +62,72 @@ async fn browsers_may_send_trace_and_request_id_headers_cross_origin() {
     }
     app.stop().await;
 }
+
+/// `guildhall backup PATH` copies an SQLite database while a server is using it: the copy opens
+/// on its own, passes SQLite's integrity check and holds what was committed; an existing PATH
+/// is refused and left alone. PostgreSQL is refused with a pointer to pg_dump.
+#[tokio::test]
+async fn backup_copies_a_database_in_use_and_refuses_to_overwrite() {
+    let url = fresh_database_url().await;
+    let app = spawn_with(test_args(&url)).await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    app.create_organization(&ada, "acme").await;
+    let dir = std::env::temp_dir().join("guildhall-tests");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let target = dir.join(format!("backup-{}.db", uuid::Uuid::new_v4().simple()));
+    let backup = |path: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_guildhall"))
+            .args(["backup", path.to_str().expect("utf-8")])
+            .env("GUILDHALL_DATABASE_URL", &url)
+            .env("GUILDHALL_LOG", "error")
+            .output()
+            .expect("run guildhall")
+    };
+    let output = backup(&target);
+    if url.starts_with("postgres") {
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+        app.stop().await;
+        return;
+    }
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("backed up to"));
+    // The server kept serving meanwhile, and the copy stands on its own.
+    assert_eq!(app.count_rows("organizations").await, 1);
+    let copy = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", target.display()).as_str())
+        .await
+        .expect("open the copy");
+    let one = |sql: &'static str| {
+        let copy = copy.clone();
+        async move {
+            sea_orm::ConnectionTrait::query_one_raw(
+                &copy,
+                sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql),
+            )
+            .await
+            .expect("query")
+            .expect("row")
+        }
+    };
+    let check: String = one("PRAGMA integrity_check").await.try_get_by_index(0).expect("text");
+    assert_eq!(check, "ok");
+    let organizations: i64 = one("SELECT COUNT(*) FROM organizations")
+        .await
+        .try_get_by_index(0)
+        .expect("count");
+    assert_eq!(organizations, 1);
+    let users: i64 = one("SELECT COUNT(*) FROM users")
+        .await
+        .try_get_by_index(0)
+        .expect("count");
+    assert_eq!(users, 1);
+    let _ = copy.close().await;
+
+    let size = std::fs::metadata(&target).expect("copy").len();
+    let again = backup(&target);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(std::fs::metadata(&target).expect("copy").len(), size, "left alone");
+    let _ = std::fs::remove_file(&target);
+    app.stop().await;
+}
