@@ -24,12 +24,30 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Write a consistent copy of an SQLite database to PATH while it is in use (`VACUUM INTO`).
     /// PATH must not exist. For PostgreSQL use `pg_dump`.
     Backup {
         path: PathBuf,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AuditAction {
+    /// Write every audit event (of every organization) that occurred at or after `--since` to
+    /// standard output as JSON lines, oldest first, for long-term storage.
+    Export {
+        /// RFC 3339, e.g. `2026-01-01T00:00:00Z`.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
     },
 }
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use axum::serve::ListenerExt;
 use clap::Parser;
-use guildhall::config::{Cli, Command, MigrateAction};
+use guildhall::config::{AuditAction, Cli, Command, MigrateAction};
 use guildhall::store::Store;
 use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::EnvFilter;
@@ -113,6 +113,31 @@ async fn run() -> ExitCode {
             server.app.store.clone().close().await;
             ExitCode::SUCCESS
         }
+        Command::Audit {
+            action: AuditAction::Export { since },
+            database,
+        } => {
+            init_logging("text");
+            let store = match Store::connect(&database.database_url, 1).await {
+                Ok(store) => store,
+                Err(err) => {
+                    eprintln!("cannot open the database: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = export_audit(&store, since).await;
+            store.close().await;
+            match result {
+                Ok(count) => {
+                    eprintln!("exported {count} events");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("export failed: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Backup { path, database } => {
             init_logging("text");
             let store = match Store::connect(&database.database_url, 1).await {
@@ -169,4 +194,25 @@ async fn run() -> ExitCode {
             }
         }
     }
+}
+
+/// Writes audit events from `since` on to standard output as JSON lines, a page at a time.
+async fn export_audit(store: &Store, since: chrono::DateTime<chrono::Utc>) -> Result<u64, String> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut after = None;
+    let mut count = 0u64;
+    loop {
+        let page = guildhall::domain::audit::export_page(&store.conn, since, after, 1_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.occurred_at, last.id));
+        for event in &page {
+            writeln!(out, "{}", guildhall::domain::audit::export_line(event)).map_err(|e| e.to_string())?;
+            count += 1;
+        }
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(count)
 }

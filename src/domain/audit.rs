@@ -121,6 +121,51 @@ pub async fn occurred_since(
         .await?)
 }
 
+/// One page of every organization's events from `since` on, oldest first, after the event
+/// `after` (its time and id) when given: the pages of an export, read by keyset.
+pub async fn export_page<C: ConnectionTrait>(
+    conn: &C,
+    since: chrono::DateTime<chrono::Utc>,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    limit: u64,
+) -> DomainResult<Vec<audit_events::Model>> {
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut query = audit_events::Entity::find().filter(audit_events::Column::OccurredAt.gte(since));
+    if let Some((at, id)) = after {
+        query = query.filter(
+            Condition::any().add(audit_events::Column::OccurredAt.gt(at)).add(
+                Condition::all()
+                    .add(audit_events::Column::OccurredAt.eq(at))
+                    .add(audit_events::Column::Id.gt(id)),
+            ),
+        );
+    }
+    Ok(query
+        .order_by_asc(audit_events::Column::OccurredAt)
+        .order_by_asc(audit_events::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// An event as a line of an export.
+pub fn export_line(event: &audit_events::Model) -> Value {
+    serde_json::json!({
+        "id": event.id,
+        "organizationId": event.organization_id,
+        "actorUserId": event.actor_user_id,
+        "actorTokenId": event.actor_token_id,
+        "action": event.action,
+        "targetType": event.target_type,
+        "targetId": event.target_id,
+        "details": serde_json::from_str::<Value>(&event.details).unwrap_or(Value::Null),
+        "clientAddress": event.client_address,
+        "userAgent": event.user_agent,
+        "requestId": event.request_id,
+        "occurredAt": event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    })
+}
+
 pub async fn count(app: &super::App, organization_id: Uuid, filter: &AuditFilter) -> DomainResult<u64> {
     use sea_orm::PaginatorTrait;
     Ok(filtered(organization_id, filter).count(&app.store.conn).await?)

@@ -131,3 +131,44 @@ async fn backup_copies_a_database_in_use_and_refuses_to_overwrite() {
     let _ = std::fs::remove_file(&target);
     app.stop().await;
 }
+
+/// `guildhall audit export --since` writes each event from then on as one JSON line, oldest
+/// first, and nothing from before.
+#[tokio::test]
+async fn audit_export_writes_json_lines_from_a_time_on() {
+    let url = fresh_database_url().await;
+    let app = spawn_with(test_args(&url)).await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    app.create_workspace(&ada, &organization, "web").await;
+    let export = |since: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_guildhall"))
+            .args(["audit", "export", "--since", since])
+            .env("GUILDHALL_DATABASE_URL", &url)
+            .env("GUILDHALL_LOG", "error")
+            .output()
+            .expect("run guildhall");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("text")
+    };
+    let all = export("2000-01-01T00:00:00Z");
+    let lines: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len() as i64, app.count_rows("audit_events").await, "{all}");
+    let actions: Vec<&str> = lines.iter().map(|l| l["action"].as_str().expect("action")).collect();
+    let create = actions
+        .iter()
+        .position(|a| *a == "organization.create")
+        .expect("organization.create");
+    let workspace = actions
+        .iter()
+        .position(|a| *a == "workspace.create")
+        .expect("workspace.create");
+    assert!(create < workspace, "oldest first: {actions:?}");
+    let times: Vec<&str> = lines.iter().map(|l| l["occurredAt"].as_str().expect("time")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(export("2999-01-01T00:00:00Z").is_empty());
+    app.stop().await;
+}
