@@ -24,6 +24,12 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Seed a demo organization (people in every built-in role, workspaces, a custom role and
+    /// keychain, an invitation, a service account with a token) and print how to sign in.
+    Demo {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]

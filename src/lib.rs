@@ -4,6 +4,7 @@
 //! Layers import in one direction: `http` → `graphql` → `domain` → (`authz`, `store`).
 pub mod authz;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;

@@ -138,6 +138,42 @@ async fn run() -> ExitCode {
                 }
             }
         }
+        Command::Demo { database } => {
+            init_logging("text");
+            let args = guildhall::config::ServeArgs::defaults_for(&database.database_url);
+            let server = match guildhall::server::build(&args).await {
+                Ok(server) => server,
+                Err(err) => {
+                    eprintln!("cannot open the database: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match guildhall::demo::seed(&server.app).await {
+                Ok(seeded) => {
+                    println!("Seeded the organization `{}` (Acme Robotics).", guildhall::demo::SLUG);
+                    println!("Start the server (`guildhall serve`), open /graphiql and sign in as anyone below with");
+                    println!(
+                        "  mutation {{ logIn(input: {{ email: \"<email>\", password: \"{}\" }}) {{ accessToken }} }}",
+                        guildhall::demo::PASSWORD
+                    );
+                    println!("then put {{\"Authorization\": \"Bearer <accessToken>\"}} in the Headers tab.\n");
+                    for (name, email, held) in &seeded.people {
+                        println!("  {email:<22} {name:<18} {held}");
+                    }
+                    println!("\nInvited, not yet a member: {}", seeded.invited);
+                    println!(
+                        "Service account `CI deployer` (release_manager in infra), its token:\n  {}",
+                        seeded.service_account_token
+                    );
+                    server.app.store.clone().close().await;
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("cannot seed the demo: {err} (it is seeded once per database)");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Backup { path, database } => {
             init_logging("text");
             let store = match Store::connect(&database.database_url, 1).await {

@@ -172,3 +172,86 @@ async fn audit_export_writes_json_lines_from_a_time_on() {
     assert!(export("2999-01-01T00:00:00Z").is_empty());
     app.stop().await;
 }
+
+/// `guildhall demo` seeds an organization to click through: everyone it prints can sign in and
+/// sees what their role gives them, the service account's token works, the audit log tells the
+/// story, and a second run changes nothing.
+#[tokio::test]
+async fn the_demo_seeds_an_organization_everyone_printed_can_use() {
+    let url = fresh_database_url().await;
+    let demo = || {
+        Command::new(env!("CARGO_BIN_EXE_guildhall"))
+            .args(["demo"])
+            .env("GUILDHALL_DATABASE_URL", &url)
+            .env("GUILDHALL_LOG", "error")
+            .output()
+            .expect("run guildhall")
+    };
+    let output = demo();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).expect("text");
+    let token = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("ghs_"))
+        .expect("a service account token")
+        .to_owned();
+    let emails: Vec<&str> = printed
+        .split_whitespace()
+        .filter(|w| w.ends_with("@acme.example") && !w.starts_with("newcomer"))
+        .collect();
+    assert_eq!(emails.len(), 9, "{printed}");
+
+    let app = spawn_with(test_args(&url)).await;
+    let query = "{ organization(slug: \"acme-demo\") { members(first: 50) { totalCount } workspaces(first: 10) { totalCount } invitations { totalCount } auditLog { totalCount } viewerKeys } }";
+    for email in [
+        "olivia@acme.example",
+        "ben@acme.example",
+        "vic@acme.example",
+        "mo@acme.example",
+    ] {
+        let login = app
+            .gql(
+                None,
+                "mutation($input: LogInInput!) { logIn(input: $input) { accessToken } }",
+                serde_json::json!({ "input": { "email": email, "password": guildhall::demo::PASSWORD } }),
+            )
+            .await;
+        let access = login["data"]["logIn"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{email}: {login}"));
+        let body = app.gql(Some(access), query, serde_json::json!({})).await;
+        let org = &body["data"]["organization"];
+        assert!(
+            org["viewerKeys"].as_array().is_some_and(|k| !k.is_empty()),
+            "{email}: {body}"
+        );
+        if email.starts_with("olivia") {
+            assert_eq!(org["members"]["totalCount"], 10, "{body}");
+            assert_eq!(org["workspaces"]["totalCount"], 3, "{body}");
+            assert_eq!(org["invitations"]["totalCount"], 1, "{body}");
+            assert!(org["auditLog"]["totalCount"].as_u64().expect("events") >= 15, "{body}");
+        }
+        if email.starts_with("mo") {
+            // A plain member sees the people but not the log.
+            assert_eq!(org["members"]["totalCount"], 10, "{body}");
+            assert!(org["auditLog"].is_null(), "{body}");
+        }
+    }
+    let with_token = app
+        .gql(
+            Some(&token),
+            "{ organization(slug: \"acme-demo\") { name } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        with_token["data"]["organization"]["name"], "Acme Robotics",
+        "{with_token}"
+    );
+
+    let users = app.count_rows("users").await;
+    let again = demo();
+    assert!(!again.status.success());
+    assert_eq!(app.count_rows("users").await, users, "a second run changes nothing");
+    app.stop().await;
+}
