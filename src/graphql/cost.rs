@@ -286,7 +286,7 @@ impl CostModel {
             let mut measure = walk.selection_set(root, &operation.selection_set.node);
             if operation.ty == OperationType::Mutation {
                 // Each root field, wherever a fragment puts it, is a transaction of its own.
-                let fields = walk.root_fields(&operation.selection_set.node, &mut Vec::new());
+                let fields = root_field_count(document, &operation.selection_set.node);
                 measure.cost = measure.cost.saturating_add(fields.saturating_mul(MUTATION));
             }
             total = beside(total, measure);
@@ -318,6 +318,39 @@ struct Walk<'a> {
     /// is a cycle, which validation refuses, and is measured as nothing here).
     fragments: RefCell<HashMap<Name, Option<Measure>>>,
     visits: Cell<usize>,
+}
+
+/// Root fields of a selection, through inline fragments and spreads, each spread counted as the
+/// fields it brings. Each fragment is counted once (a spread of it inside itself, which
+/// validation refuses, counts nothing), so a document of fragments that spread each other twice
+/// costs time in its length, not in what it expands to.
+pub fn root_field_count(document: &ExecutableDocument, set: &SelectionSet) -> usize {
+    fn count(document: &ExecutableDocument, set: &SelectionSet, known: &mut HashMap<Name, Option<usize>>) -> usize {
+        let mut total: usize = 0;
+        for item in &set.items {
+            total = total.saturating_add(match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(fragment) => count(document, &fragment.node.selection_set.node, known),
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    match known.get(name) {
+                        Some(counted) => counted.unwrap_or(0),
+                        None => match document.fragments.get(name) {
+                            Some(fragment) => {
+                                known.insert(name.clone(), None);
+                                let fields = count(document, &fragment.node.selection_set.node, known);
+                                known.insert(name.clone(), Some(fields));
+                                fields
+                            }
+                            None => 0,
+                        },
+                    }
+                }
+            });
+        }
+        total
+    }
+    count(document, set, &mut HashMap::new())
 }
 
 const NOTHING: Measure = Measure {
@@ -400,30 +433,6 @@ impl Walk<'_> {
         );
         self.fragments.borrow_mut().insert(name.clone(), Some(measure));
         measure
-    }
-
-    /// Root fields of a selection, through inline fragments and spreads (each spread counted).
-    fn root_fields(&self, set: &SelectionSet, spreading: &mut Vec<Name>) -> usize {
-        let mut count: usize = 0;
-        for item in &set.items {
-            count = count.saturating_add(match &item.node {
-                Selection::Field(_) => 1,
-                Selection::InlineFragment(fragment) => self.root_fields(&fragment.node.selection_set.node, spreading),
-                Selection::FragmentSpread(spread) => {
-                    let name = &spread.node.fragment_name.node;
-                    match self.document.fragments.get(name) {
-                        Some(fragment) if !spreading.contains(name) && spreading.len() < 64 => {
-                            spreading.push(name.clone());
-                            let inner = self.root_fields(&fragment.node.selection_set.node, spreading);
-                            spreading.pop();
-                            inner
-                        }
-                        _ => 0,
-                    }
-                }
-            });
-        }
-        count
     }
 
     fn field(&self, type_name: &str, field: &async_graphql::parser::types::Field) -> Measure {
@@ -577,6 +586,23 @@ mod tests {
         let started = std::time::Instant::now();
         cost(cycle, serde_json::json!({}));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn root_fields_are_counted_through_fragments_in_the_documents_length() {
+        let mut document = String::from("mutation { ...F0 a: viewer { id } }");
+        for i in 0..40 {
+            document.push_str(&format!(" fragment F{i} on Query {{ ...F{n} ...F{n} }}", n = i + 1));
+        }
+        document.push_str(" fragment F40 on Query { b: viewer { id } }");
+        let parsed = async_graphql::parser::parse_query(&document).expect("query");
+        let async_graphql::parser::types::DocumentOperations::Single(operation) = &parsed.operations else {
+            panic!("one operation")
+        };
+        let started = std::time::Instant::now();
+        let fields = root_field_count(&parsed, &operation.node.selection_set.node);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(fields, (1usize << 40) + 1);
     }
 
     #[test]

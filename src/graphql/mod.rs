@@ -124,9 +124,21 @@ pub fn cost_model(limits: QueryLimits) -> cost::CostModel {
     cost::CostModel::from_sdl(&builder().finish().sdl(), limits.max_cost, limits.max_depth)
 }
 
-/// How responses of the served schema are put in shape (see [`shape`]).
-pub fn response_shape() -> shape::ResponseShape {
-    shape::ResponseShape::from_sdl(&builder().finish().sdl())
+/// The operation a request runs: the one the document holds, or the one `name` picks (`None`
+/// when that names none, or when several are held and no name is given; execution reports it).
+pub fn selected_operation<'d>(
+    document: &'d async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d async_graphql::parser::types::OperationDefinition> {
+    use async_graphql::parser::types::DocumentOperations;
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(&operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name).map(|o| &o.node),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|o| &o.node)
+        }
+        _ => None,
+    }
 }
 
 /// The SDL of the schema, sorted, as committed in `schema.graphql`.

@@ -17,8 +17,8 @@ use std::rc::Rc;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
-    BaseType, Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection, SelectionSet, Type,
-    TypeKind, TypeSystemDefinition,
+    BaseType, Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet, Type, TypeKind,
+    TypeSystemDefinition,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 
@@ -107,19 +107,8 @@ impl ResponseShape {
         variables: &Variables,
         data: &mut Value,
     ) {
-        let operation = match (&document.operations, operation_name) {
-            (DocumentOperations::Single(operation), _) => &operation.node,
-            (DocumentOperations::Multiple(operations), Some(name)) => match operations.get(name) {
-                Some(operation) => &operation.node,
-                None => return,
-            },
-            (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-                match operations.values().next() {
-                    Some(operation) => &operation.node,
-                    None => return,
-                }
-            }
-            _ => return,
+        let Some(operation) = super::selected_operation(document, operation_name) else {
+            return;
         };
         let root = match operation.ty {
             OperationType::Query => "Query",

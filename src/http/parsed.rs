@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{ErrorExtensionValues, Pos, Request, ServerError, Variables};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -223,51 +223,20 @@ fn syntax_error(error: async_graphql::parser::Error) -> ServerError {
 /// Root fields of the operation a request runs, through fragments (a subscription must have
 /// exactly one); 0 when the document names no single operation.
 pub fn root_field_count(request: &mut Request) -> usize {
-    fn count(document: &ExecutableDocument, set: &async_graphql::parser::types::SelectionSet, depth: usize) -> usize {
-        if depth > 32 {
-            return usize::MAX / 2;
-        }
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                async_graphql::parser::types::Selection::Field(_) => 1,
-                async_graphql::parser::types::Selection::InlineFragment(f) => {
-                    count(document, &f.node.selection_set.node, depth + 1)
-                }
-                async_graphql::parser::types::Selection::FragmentSpread(s) => document
-                    .fragments
-                    .get(&s.node.fragment_name.node)
-                    .map_or(0, |f| count(document, &f.node.selection_set.node, depth + 1)),
-            })
-            .fold(0usize, usize::saturating_add)
-    }
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
         return 0;
     };
-    let operation = match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(&operation.node),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()).map(|o| &o.node),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|o| &o.node)
-        }
-        _ => None,
-    };
-    operation.map_or(0, |o| count(document, &o.selection_set.node, 0))
+    crate::graphql::selected_operation(document, name.as_deref()).map_or(0, |operation| {
+        crate::graphql::cost::root_field_count(document, &operation.selection_set.node)
+    })
 }
 
 /// The type of the operation a request runs, when the document names exactly one to run.
 pub fn operation_type(request: &mut Request) -> Option<OperationType> {
     let name = request.operation_name.clone();
     let document = request.parsed_query().ok()?;
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()).map(|o| o.node.ty),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|o| o.node.ty)
-        }
-        _ => None,
-    }
+    crate::graphql::selected_operation(document, name.as_deref()).map(|operation| operation.ty)
 }
 
 #[cfg(test)]

@@ -90,12 +90,6 @@ impl SocketExecutor {
                 "the websocket carries subscriptions; send queries and mutations over HTTP (POST /graphql)".to_owned(),
             ));
         }
-        if parsed::root_field_count(&mut request) != 1 {
-            return Err(refuse(
-                "BAD_USER_INPUT",
-                "a subscription selects exactly one root field".to_owned(),
-            ));
-        }
         let model = &self.state.config.cost;
         let operation = request.operation_name.clone();
         let variables = request.variables.clone();
@@ -104,6 +98,12 @@ impl SocketExecutor {
             .refusal(model.limit, model.max_depth)
         {
             return Err(refuse("BAD_USER_INPUT", message));
+        }
+        if parsed::root_field_count(&mut request) != 1 {
+            return Err(refuse(
+                "BAD_USER_INPUT",
+                "a subscription selects exactly one root field".to_owned(),
+            ));
         }
         let limit = self.state.config.max_subscriptions_per_connection.max(1);
         if self

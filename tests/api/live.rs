@@ -260,6 +260,18 @@ async fn the_websocket_refuses_bad_credentials_mutations_and_costly_operations()
     subscribe(&mut socket, "v", "{ viewer { name } }", json!({})).await;
     assert_eq!(error_code(&data(&mut socket, "v").await), "BAD_USER_INPUT");
     assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    // Fragments that spread each other twice are priced (and refused) in the document's length.
+    let mut bomb = String::from("subscription { ...F0 }");
+    for i in 0..40 {
+        bomb.push_str(&format!(
+            " fragment F{i} on Subscription {{ ...F{n} ...F{n} }}",
+            n = i + 1
+        ));
+    }
+    bomb.push_str(" fragment F40 on Subscription { viewerAccessChanged(organizationId: \"x\") { member } }");
+    subscribe(&mut socket, "f", &bomb, json!({})).await;
+    assert_eq!(error_code(&data(&mut socket, "f").await), "BAD_USER_INPUT");
+    assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
     let twice = "subscription($id: ID!) { a: viewerAccessChanged(organizationId: $id) { member } b: viewerAccessChanged(organizationId: $id) { member } }";
     subscribe(&mut socket, "t", twice, json!({ "id": organization })).await;
     assert_eq!(error_code(&data(&mut socket, "t").await), "BAD_USER_INPUT");
@@ -358,4 +370,38 @@ async fn changes_made_through_another_process_reach_subscribers() {
     }
     one.stop().await;
     two.stop().await;
+}
+
+/// A token confined to one organization subscribes to nothing of another, its own user's
+/// organizations included.
+#[tokio::test]
+async fn a_confined_token_subscribes_to_nothing_outside_its_organization() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let acme = app.create_organization(&ada, "acme").await;
+    let other = app.create_organization(&ada, "other").await;
+    let created = app
+        .gql(
+            Some(&ada.access_token),
+            "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { token } }",
+            json!({ "input": { "name": "confined", "organizationId": acme } }),
+        )
+        .await;
+    let token = created["data"]["createApiToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut socket = connect(&app, Some(&token)).await;
+    assert_eq!(next(&mut socket).await.expect("ack")["type"], "connection_ack");
+    for (id, query) in [("a", ACCESS), ("e", EVENTS)] {
+        subscribe(&mut socket, id, query, json!({ "id": other })).await;
+        assert_eq!(error_code(&data(&mut socket, id).await), "NOT_FOUND", "{id}");
+        assert_eq!(next(&mut socket).await.expect("complete")["type"], "complete");
+    }
+    subscribe(&mut socket, "ok", ACCESS, json!({ "id": acme })).await;
+    assert_eq!(
+        data(&mut socket, "ok").await["data"]["viewerAccessChanged"]["member"],
+        true
+    );
+    app.stop().await;
 }
