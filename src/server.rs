@@ -162,14 +162,20 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         queries: graphql::build(app.clone(), limits),
         mutations: graphql::build_for_mutations(app.clone(), limits),
     };
+    // The served schema's SDL, read once: the cost model and the response shape both read it.
+    let served_sdl = schemas.queries.sdl();
     let router = http::router(
         app.clone(),
         schemas,
         HttpConfig {
             cors_origins: args.cors_origins.clone(),
             trust_forwarded_for: args.trust_forwarded_for,
-            cost: Arc::new(graphql::cost_model(limits)),
-            shape: Arc::new(graphql::response_shape()),
+            cost: Arc::new(graphql::cost::CostModel::from_sdl(
+                &served_sdl,
+                limits.max_cost,
+                limits.max_depth,
+            )),
+            shape: Arc::new(graphql::shape::ResponseShape::from_sdl(&served_sdl)),
             share_loaded_rows: !args.no_shared_loads,
             max_response_bytes: args.max_response_bytes,
             max_execution: std::time::Duration::from_millis(args.max_execution_ms.max(1)),

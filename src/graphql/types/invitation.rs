@@ -3,10 +3,10 @@ use async_graphql::{Context, Enum, ID, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{DomainError, invitations as invitation_service};
+use crate::domain::invitations as invitation_service;
 use crate::graphql::connection::connection;
 use crate::graphql::context::{access, app};
-use crate::graphql::error::{ApiError, ApiResult};
+use crate::graphql::error::ApiResult;
 use crate::graphql::ids::{self, NodeKind};
 use crate::graphql::loaders::{loader_error, loaders};
 use crate::store::entities::invitations;
@@ -183,23 +183,11 @@ pub struct InvitationRoleBinding(pub invitation_service::Offer, pub Uuid);
 impl InvitationRoleBinding {
     /// The role accepting grants.
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
-        loaders(ctx)
-            .roles
-            .load_one(self.0.role_id)
-            .await
-            .map_err(loader_error)?
-            .map(|r| Role(r, Some(self.1)))
-            .ok_or(ApiError(DomainError::NotFound("role")))
+        Role::load(ctx, self.0.role_id, self.1).await
     }
 
     /// `null` for organization-wide.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
-        let Some(id) = self.0.workspace_id else { return Ok(None) };
-        Ok(loaders(ctx)
-            .workspaces
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Workspace))
+        Workspace::load(ctx, self.0.workspace_id).await
     }
 }

@@ -2,10 +2,9 @@
 use async_graphql::{Context, Object, SimpleObject};
 use uuid::Uuid;
 
-use crate::domain::{DomainError, definitions};
+use crate::domain::definitions;
 use crate::graphql::context::app;
-use crate::graphql::error::{ApiError, ApiResult};
-use crate::graphql::loaders::{loader_error, loaders};
+use crate::graphql::error::ApiResult;
 
 use super::{Keychain, Role, Workspace};
 
@@ -72,24 +71,12 @@ pub struct Grant(pub crate::domain::authorize::GrantSource, pub Uuid);
 impl Grant {
     /// The role of the binding.
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
-        loaders(ctx)
-            .roles
-            .load_one(self.0.role_id)
-            .await
-            .map_err(loader_error)?
-            .map(|r| Role(r, Some(self.1)))
-            .ok_or(ApiError(DomainError::NotFound("role")))
+        Role::load(ctx, self.0.role_id, self.1).await
     }
 
     /// `null` for an organization-wide binding.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
-        let Some(id) = self.0.workspace_id else { return Ok(None) };
-        Ok(loaders(ctx)
-            .workspaces
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Workspace))
+        Workspace::load(ctx, self.0.workspace_id).await
     }
 
     /// The keychain carrying the key; `null` when the role grants it directly.

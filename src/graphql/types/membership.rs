@@ -141,26 +141,12 @@ impl RoleBinding {
         if let Some(role) = &self.2 {
             return Ok(Role(role.clone(), Some(organization_id)));
         }
-        loaders(ctx)
-            .roles
-            .load_one(self.0.role_id)
-            .await
-            .map_err(loader_error)?
-            .map(|r| Role(r, Some(organization_id)))
-            .ok_or(ApiError(DomainError::NotFound("role")))
+        Role::load(ctx, self.0.role_id, organization_id).await
     }
 
     /// The workspace the role is held in; `null` for organization-wide.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
-        let Some(id) = self.0.workspace_id else {
-            return Ok(None);
-        };
-        Ok(loaders(ctx)
-            .workspaces
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Workspace))
+        Workspace::load(ctx, self.0.workspace_id).await
     }
 
     /// Who granted it; `null` once that account is gone or no longer shares an organization

@@ -2,8 +2,9 @@
 use async_graphql::{Context, Enum, ID, Object};
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::graphql::context::{app, charge};
-use crate::graphql::error::ApiResult;
+use crate::graphql::error::{ApiError, ApiResult};
 use crate::graphql::ids::{self, NodeKind};
 use crate::graphql::loaders::{builtin_role_keychains, domain_loader_error, loader_error, loaders};
 use crate::store::entities::roles;
@@ -46,6 +47,17 @@ impl Role {
     pub fn of(row: roles::Model) -> Role {
         let organization = row.organization_id;
         Role(row, organization)
+    }
+
+    /// The role a binding or an offer names, seen from the organization it is in.
+    pub(crate) async fn load(ctx: &Context<'_>, role_id: Uuid, organization_id: Uuid) -> ApiResult<Role> {
+        loaders(ctx)
+            .roles
+            .load_one(role_id)
+            .await
+            .map_err(loader_error)?
+            .map(|r| Role(r, Some(organization_id)))
+            .ok_or(ApiError(DomainError::NotFound("role")))
     }
 }
 

@@ -17,6 +17,19 @@ connection!(WorkspaceConnection, WorkspaceEdge, Workspace, "A page of workspaces
 /// A project inside an organization.
 pub struct Workspace(pub workspaces::Model);
 
+impl Workspace {
+    /// The workspace a binding, an offer or a grant is scoped to; `None` for organization-wide.
+    pub(crate) async fn load(ctx: &Context<'_>, id: Option<uuid::Uuid>) -> ApiResult<Option<Workspace>> {
+        let Some(id) = id else { return Ok(None) };
+        Ok(loaders(ctx)
+            .workspaces
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Workspace))
+    }
+}
+
 /// A project inside an organization; roles can be granted inside it.
 #[Object]
 impl Workspace {
