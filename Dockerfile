@@ -16,11 +16,13 @@ COPY --from=build /src/target/release/guildhall /usr/local/bin/guildhall
 USER guildhall
 WORKDIR /var/lib/guildhall
 # SQLite in the container's volume unless GUILDHALL_DATABASE_URL points at PostgreSQL.
+# Metrics listen on their own port: publish 9464 only to the network your Prometheus scrapes.
 ENV GUILDHALL_BIND=0.0.0.0:8080 \
+    GUILDHALL_METRICS_BIND=0.0.0.0:9464 \
     GUILDHALL_DATABASE_URL=sqlite:///var/lib/guildhall/guildhall.db?mode=rwc \
     GUILDHALL_LOG_FORMAT=json
 VOLUME ["/var/lib/guildhall"]
-EXPOSE 8080
+EXPOSE 8080 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["guildhall"]

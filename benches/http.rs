@@ -90,6 +90,7 @@ async fn start(database_url: String) -> Server {
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_guildhall"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &database_url])
+        .args(["--metrics-bind", "off"])
         .args(["--jwt-secret", SECRET])
         .args(["--login-max-failures-per-address", "100000", "--sign-ups-per-address", "10000000"])
         .args(["--log-format", "json"])

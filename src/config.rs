@@ -89,6 +89,10 @@ pub struct ServeArgs {
     pub bind: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Address of the operators' listener, serving `/metrics` (Prometheus text format); kept
+    /// apart from `--bind` so it is never public by accident. `off` serves no metrics.
+    #[arg(long, env = "GUILDHALL_METRICS_BIND", default_value = "127.0.0.1:9464")]
+    pub metrics_bind: String,
     /// Secret for signing access tokens (at least 32 bytes). Generated and kept in the
     /// database when absent.
     #[arg(long, env = "GUILDHALL_JWT_SECRET", hide_env_values = true)]

@@ -8,5 +8,6 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod store;

@@ -102,6 +102,27 @@ async fn run() -> ExitCode {
                 }
             };
             tracing::info!("Guildhall listening on http://{} (GraphiQL at /graphiql)", args.bind);
+            let metrics = match args.metrics_bind.trim() {
+                "off" | "" => None,
+                address => {
+                    let bound = match address.parse::<SocketAddr>() {
+                        Ok(address) => tokio::net::TcpListener::bind(address).await.map_err(|e| e.to_string()),
+                        Err(_) => Err("not an address (use host:port, or off)".to_owned()),
+                    };
+                    match bound {
+                        Ok(listener) => {
+                            tracing::info!("metrics at http://{address}/metrics");
+                            Some(tokio::spawn(
+                                axum::serve(listener, server.metrics_router.clone()).into_future(),
+                            ))
+                        }
+                        Err(err) => {
+                            tracing::error!("cannot serve metrics on {address}: {err}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            };
             let service = server.router.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(err) = axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown_signal())
@@ -109,6 +130,9 @@ async fn run() -> ExitCode {
             {
                 tracing::error!("server error: {err}");
                 return ExitCode::FAILURE;
+            }
+            if let Some(metrics) = metrics {
+                metrics.abort();
             }
             server.app.store.clone().close().await;
             ExitCode::SUCCESS

@@ -36,6 +36,8 @@ pub enum StartError {
 pub struct Server {
     pub app: Arc<App>,
     pub router: axum::Router,
+    /// The operators' surface (`/metrics`), for a listen address of its own.
+    pub metrics_router: axum::Router,
 }
 
 const JWT_SECRET_SETTING: &str = "jwt_secret";
@@ -145,7 +147,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         },
     };
     let app = Arc::new(App {
-        standing: crate::domain::standing::Standing::new(store.writes.clone()),
+        standing: crate::domain::standing::Standing::new(store.writes.clone(), &store.metrics),
         store,
         builtins: builtins::Index::new(&catalog),
         catalog: Arc::new(catalog),
@@ -197,5 +199,10 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         )
         .map_err(|e| StartError::Setting(e.to_string()))?;
     }
-    Ok(Server { app, router })
+    let metrics_router = http::metrics_router(app.clone());
+    Ok(Server {
+        app,
+        router,
+        metrics_router,
+    })
 }

@@ -51,7 +51,9 @@ impl MemberAccess {
             .catalog
             .lookup(key)
             .ok_or_else(|| DomainError::Internal(format!("guard names unknown key {key}")))?;
-        if self.keys_at(app, workspace).contains(index) {
+        let allowed = self.keys_at(app, workspace).contains(index);
+        app.store.metrics.decision(key, allowed);
+        if allowed {
             Ok(())
         } else {
             Err(self.deny(DomainError::forbidden_key(key)))

@@ -90,6 +90,7 @@ impl DomainError {
 
 impl From<DbErr> for DomainError {
     fn from(err: DbErr) -> Self {
+        crate::metrics::note_database_error(&err);
         DomainError::Internal(format!("database: {err}"))
     }
 }

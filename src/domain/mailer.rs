@@ -125,6 +125,7 @@ pub async fn deliver_due(
         match result {
             Ok(()) => {
                 sent += 1;
+                app.store.metrics.mail_delivery(true);
                 // Once delivered, the link is no longer needed at rest.
                 update = update
                     .col_expr(mail_outbox::Column::SentAt, Expr::value(app.now()))
@@ -132,6 +133,7 @@ pub async fn deliver_due(
             }
             Err(error) => {
                 let backoff = chrono::Duration::seconds(30 * 2_i64.pow(message.attempts.clamp(0, 10) as u32));
+                app.store.metrics.mail_delivery(false);
                 tracing::warn!(message_id = %message.id, attempts = message.attempts + 1, "mail delivery failed");
                 update = update
                     .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(app.now() + backoff))
@@ -144,6 +146,21 @@ pub async fn deliver_due(
         update.exec(&app.store.conn).await?;
     }
     Ok(sent)
+}
+
+/// Messages not delivered: still to be tried, and given up on after every attempt.
+pub async fn outbox_depth<C: ConnectionTrait>(conn: &C) -> DomainResult<(u64, u64)> {
+    use sea_orm::PaginatorTrait;
+    let undelivered = || mail_outbox::Entity::find().filter(mail_outbox::Column::SentAt.is_null());
+    let pending = undelivered()
+        .filter(mail_outbox::Column::Attempts.lt(MAX_ATTEMPTS))
+        .count(conn)
+        .await?;
+    let failed = undelivered()
+        .filter(mail_outbox::Column::Attempts.gte(MAX_ATTEMPTS))
+        .count(conn)
+        .await?;
+    Ok((pending, failed))
 }
 
 /// Removes the secret part (the query string) of every link of a delivered message.

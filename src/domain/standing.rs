@@ -37,11 +37,11 @@ pub struct Standing {
 }
 
 impl Standing {
-    pub fn new(writes: Arc<WriteClock>) -> Standing {
+    pub fn new(writes: Arc<WriteClock>, metrics: &crate::metrics::Metrics) -> Standing {
         Standing {
-            sessions: Shared::new(&writes, MAX_ENTRIES),
-            tokens: Shared::new(&writes, MAX_ENTRIES),
-            members: Shared::new(&writes, MAX_ENTRIES),
+            sessions: Shared::counted(&writes, MAX_ENTRIES, metrics.cache("sessions")),
+            tokens: Shared::counted(&writes, MAX_ENTRIES, metrics.cache("api_tokens")),
+            members: Shared::counted(&writes, MAX_ENTRIES, metrics.cache("member_access")),
             writes,
         }
     }

@@ -91,28 +91,40 @@ pub struct SharedLoads {
 impl SharedLoads {
     /// The stores of one process; with `share` false they keep nothing, and every request reads
     /// its rows afresh.
-    pub fn new(share: bool, writes: &Arc<WriteClock>) -> SharedLoads {
-        fn kept<K: Eq + std::hash::Hash + Clone, V: Clone>(
-            writes: &Arc<WriteClock>,
-            capacity: usize,
-        ) -> Arc<Shared<K, V>> {
-            Arc::new(Shared::new(writes, capacity))
-        }
-        let size = |capacity: usize| if share { capacity } else { 0 };
+    pub fn new(share: bool, writes: &Arc<WriteClock>, metrics: &crate::metrics::Metrics) -> SharedLoads {
+        let kept = Kept { share, writes, metrics };
         SharedLoads {
-            users: kept(writes, size(20_000)),
-            organizations: kept(writes, size(5_000)),
-            roles: kept(writes, size(5_000)),
-            workspaces: kept(writes, size(5_000)),
-            role_bindings: kept(writes, size(20_000)),
-            role_keychains: kept(writes, size(5_000)),
+            users: kept.cache("users", 20_000),
+            organizations: kept.cache("organizations", 5_000),
+            roles: kept.cache("roles", 5_000),
+            workspaces: kept.cache("workspaces", 5_000),
+            role_bindings: kept.cache("role_bindings", 20_000),
+            role_keychains: kept.cache("role_keychains", 5_000),
             // Pages of up to 101 rows each.
-            member_pages: kept(writes, size(1_000)),
-            member_counts: kept(writes, size(10_000)),
-            organizations_by_slug: kept(writes, size(5_000)),
-            member_organizations: kept(writes, size(2_000)),
-            member_organization_counts: kept(writes, size(10_000)),
+            member_pages: kept.cache("member_pages", 1_000),
+            member_counts: kept.cache("member_counts", 10_000),
+            organizations_by_slug: kept.cache("organizations_by_slug", 5_000),
+            member_organizations: kept.cache("member_organizations", 2_000),
+            member_organization_counts: kept.cache("member_organization_counts", 10_000),
         }
+    }
+}
+
+/// Makes the shared stores of one process, each counted under its name.
+struct Kept<'a> {
+    share: bool,
+    writes: &'a Arc<WriteClock>,
+    metrics: &'a crate::metrics::Metrics,
+}
+
+impl Kept<'_> {
+    fn cache<K: Eq + std::hash::Hash + Clone, V: Clone>(
+        &self,
+        name: &'static str,
+        capacity: usize,
+    ) -> Arc<Shared<K, V>> {
+        let capacity = if self.share { capacity } else { 0 };
+        Arc::new(Shared::counted(self.writes, capacity, self.metrics.cache(name)))
     }
 }
 

@@ -287,10 +287,13 @@ async fn execute(
     let mut admitted = Vec::with_capacity(prepared.len());
     // What each response's shape is checked against: its document, operation and variables.
     let mut shapes = Vec::with_capacity(prepared.len());
+    // Each operation's name and kind, for the operators' metrics.
+    let mut kinds: Vec<(Option<String>, &'static str)> = Vec::with_capacity(prepared.len());
     for item in prepared {
         let Prepared { mut request, document } = match item {
             Ok(prepared) => prepared,
             Err(refused) => {
+                kinds.push((None, "none"));
                 costs.push(None);
                 shapes.push(None);
                 admitted.push(Err(async_graphql::Response::from_errors(vec![refused])));
@@ -312,10 +315,20 @@ async fn execute(
                 None
             }
         };
+        // Mutations run on the schema that audits their refusals.
+        let kind = parsed::operation_type(&mut request);
+        let mutation = kind == Some(OperationType::Mutation);
+        kinds.push((
+            operation.clone().or_else(|| single_operation_name(&document)),
+            match kind {
+                Some(OperationType::Query) => "query",
+                Some(OperationType::Mutation) => "mutation",
+                Some(OperationType::Subscription) => "subscription",
+                None => "none",
+            },
+        ));
         shapes.push(Some((document, operation, variables)));
         costs.push(Some(cost));
-        // Mutations run on the schema that audits their refusals.
-        let mutation = parsed::operation_type(&mut request) == Some(OperationType::Mutation);
         admitted.push(match refusal {
             None => Ok((request.data(request_state.clone()).data(loaders.clone()), mutation)),
             Some(message) => Err(too_costly(message, cost, model.limit)),
@@ -323,7 +336,10 @@ async fn execute(
     }
     let mut response = {
         // The semaphore is never closed; without a turn the request could not run at all.
-        let Ok(_turn) = state.turns.acquire().await else {
+        let waiting = std::time::Instant::now();
+        let turn = state.turns.acquire().await;
+        state.app.store.metrics.waited_for_turn(waiting.elapsed());
+        let Ok(_turn) = turn else {
             return error_body(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "INTERNAL",
@@ -365,14 +381,18 @@ async fn execute(
             }
             Err(_) => {
                 // Dropping the execution rolled back any transaction it had open.
-                return error_body(
-                    StatusCode::OK,
+                return answered_all(
+                    &kinds,
                     "BAD_USER_INPUT",
-                    &format!(
-                        "the request ran longer than {} ms and was stopped; ask for less at once",
-                        state.config.max_execution.as_millis()
+                    error_body(
+                        StatusCode::OK,
+                        "BAD_USER_INPUT",
+                        &format!(
+                            "the request ran longer than {} ms and was stopped; ask for less at once",
+                            state.config.max_execution.as_millis()
+                        ),
+                        &request_id,
                     ),
-                    &request_id,
                 );
             }
         }
@@ -384,7 +404,18 @@ async fn execute(
     for list in errors {
         sanitize(list, &request_id);
     }
-    match serde_json::to_vec(&response) {
+    let outcomes: Vec<&str> = match &response {
+        BatchResponse::Single(single) => vec![outcome_of(&single.errors)],
+        BatchResponse::Batch(items) => items.iter().map(|r| outcome_of(&r.errors)).collect(),
+    };
+    let answered = Answered(
+        kinds
+            .into_iter()
+            .zip(outcomes)
+            .map(|((name, kind), outcome)| (name, kind, outcome.to_owned()))
+            .collect(),
+    );
+    let mut response = match serde_json::to_vec(&response) {
         Ok(body) if body.len() <= state.config.max_response_bytes => (
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -417,7 +448,79 @@ async fn execute(
                 &request_id,
             )
         }
+    };
+    response.extensions_mut().insert(answered);
+    response
+}
+
+/// The operations a response answered: name, kind and outcome (`ok` or the first error's code),
+/// for the operators' metrics; a response without it answered none (refused before parsing).
+#[derive(Clone, Debug)]
+pub(super) struct Answered(pub Vec<(Option<String>, &'static str, String)>);
+
+fn answered_all(kinds: &[(Option<String>, &'static str)], outcome: &str, mut response: Response) -> Response {
+    let answered = kinds
+        .iter()
+        .map(|(name, kind)| (name.clone(), *kind, outcome.to_owned()))
+        .collect();
+    response.extensions_mut().insert(Answered(answered));
+    response
+}
+
+fn outcome_of(errors: &[ServerError]) -> &str {
+    match errors.first() {
+        None => "ok",
+        Some(error) => match error.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(async_graphql::Value::String(code)) => code.as_str(),
+            _ => "INTERNAL",
+        },
     }
+}
+
+/// The name of a document's only operation, if it has one and it is named.
+fn single_operation_name(document: &async_graphql::parser::types::ExecutableDocument) -> Option<String> {
+    use async_graphql::parser::types::DocumentOperations;
+    match &document.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+            operations.keys().next().map(|name| name.to_string())
+        }
+        DocumentOperations::Multiple(_) => None,
+    }
+}
+
+/// Counts each `/graphql` request for the operators: its operations by name, kind and outcome
+/// with the time it took, and the statements it ran.
+pub(super) async fn observe(
+    State(state): State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if super::socket::is_upgrade(request.headers()) {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let response = crate::metrics::counting_statements(statements.clone(), next.run(request)).await;
+    let elapsed = started.elapsed();
+    let metrics = &state.app.store.metrics;
+    metrics.request_statements(statements.load(std::sync::atomic::Ordering::Relaxed));
+    match response.extensions().get::<Answered>() {
+        Some(Answered(operations)) => {
+            for (name, kind, outcome) in operations {
+                metrics.operation(name.as_deref(), kind, outcome, elapsed);
+            }
+        }
+        None => {
+            let outcome = match response.status() {
+                StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+                status if status.is_server_error() => "INTERNAL",
+                _ => "BAD_USER_INPUT",
+            };
+            metrics.operation(None, "none", outcome, elapsed);
+        }
+    }
+    response
 }
 
 fn cost_value(requested: usize, limit: usize) -> async_graphql::Value {

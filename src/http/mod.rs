@@ -71,6 +71,7 @@ pub fn router(app: Arc<App>, schemas: Schemas, config: HttpConfig) -> Router {
     let shared_loads = Arc::new(crate::graphql::loaders::SharedLoads::new(
         config.share_loaded_rows,
         &app.store.writes,
+        &app.store.metrics,
     ));
     let state = HttpState {
         app,
@@ -81,14 +82,20 @@ pub fn router(app: Arc<App>, schemas: Schemas, config: HttpConfig) -> Router {
         turns: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_operations.max(1))),
         config,
     };
-    let mut router = Router::new()
-        .route("/graphql", get(graphql_endpoint::get).post(graphql_endpoint::post))
-        .route("/graphiql", get(graphiql))
-        .route("/graphiql/{name}", get(graphiql_asset))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
+    let mut router =
+        Router::new()
+            .route(
+                "/graphql",
+                get(graphql_endpoint::get).post(graphql_endpoint::post).route_layer(
+                    axum::middleware::from_fn_with_state(state.clone(), graphql_endpoint::observe),
+                ),
+            )
+            .route("/graphiql", get(graphiql))
+            .route("/graphiql/{name}", get(graphiql_asset))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(state);
     if let Some(cors) = cors {
         router = router.layer(cors);
     }
@@ -206,6 +213,36 @@ async fn graphiql() -> Response {
 
 async fn graphiql_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     graphiql_file(&name)
+}
+
+/// The operators' surface, served on its own listen address (`--metrics-bind`): `/metrics` in
+/// the Prometheus text format.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(app)
+}
+
+async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> Response {
+    let (size, idle, max) = app.store.pool_state();
+    let (pending, failed) = match crate::domain::mailer::outbox_depth(&app.store.conn).await {
+        Ok(depth) => depth,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading the mail outbox for metrics");
+            (0, 0)
+        }
+    };
+    let snapshot = crate::metrics::Snapshot {
+        pool_in_use: i64::from(size) - idle as i64,
+        pool_idle: idle as i64,
+        pool_max: i64::from(max),
+        outbox_pending: pending as i64,
+        outbox_failed: failed as i64,
+        invalidations: app.store.writes.generation().unwrap_or(1).saturating_sub(1),
+    };
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        app.store.metrics.render(&snapshot),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Response {

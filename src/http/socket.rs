@@ -153,8 +153,10 @@ impl SocketExecutor {
             .data(connection.credential.clone());
         let shape = self.state.config.shape.clone();
         let max_bytes = self.state.config.max_response_bytes;
+        let active = self.state.app.store.metrics.subscription_started();
         let responses = self.state.schema.execute_stream(request).map(move |mut response| {
             let _running = &running;
+            let _active = &active;
             shape.conform(&document, operation.as_deref(), &variables, &mut response.data);
             sanitize(&mut response.errors, &request_id);
             // Each event is held to the size limit of an HTTP response.
@@ -244,10 +246,12 @@ pub async fn upgrade(state: HttpState, meta: RequestMeta, mut parts: Parts) -> H
         running: Arc::new(AtomicUsize::new(0)),
     };
     let connection = executor.connection.clone();
+    let metrics = state.app.store.metrics.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, executor, protocol)
+            let open = metrics.websocket_opened();
+            let served = GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let value = bearer(&payload, upgrade_header.as_deref());
                     state
@@ -275,7 +279,11 @@ pub async fn upgrade(state: HttpState, meta: RequestMeta, mut parts: Parts) -> H
                     });
                     Ok(Data::default())
                 })
-                .serve()
+                .serve();
+            async move {
+                served.await;
+                drop(open);
+            }
         })
 }
 

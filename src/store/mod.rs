@@ -29,6 +29,8 @@ pub struct Store {
     pub writes: Arc<WriteClock>,
     /// Reads of the database's change clock, shared by callers that arrive together.
     clock_reads: Arc<ClockReads>,
+    /// What the server counts for its operators; statements are counted here as they run.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Reads of the change clock shared between concurrent callers. A caller needs a read that
@@ -236,14 +238,19 @@ impl Store {
         let statements = Arc::new(AtomicU64::new(0));
         let writes = Arc::new(WriteClock::new());
         let counter = statements.clone();
-        conn.set_metric_callback(move |_| {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let counted = metrics.clone();
+        conn.set_metric_callback(move |info| {
             counter.fetch_add(1, Ordering::Relaxed);
+            counted.statement(info.elapsed);
+            crate::metrics::count_request_statement();
         });
         Ok(Store {
             conn,
             statements,
             writes,
             clock_reads: Arc::new(ClockReads::default()),
+            metrics,
         })
     }
 
@@ -330,6 +337,12 @@ impl Store {
 
     /// One read of the database's change clock, moving the write clock if it moved.
     async fn read_clock(&self) -> Result<(), DbErr> {
+        let read = self.read_clock_row().await;
+        self.metrics.clock_read(read.is_ok());
+        read
+    }
+
+    async fn read_clock_row(&self) -> Result<(), DbErr> {
         let row = self
             .conn
             .query_one_raw(Statement::from_string(
@@ -374,6 +387,20 @@ impl Store {
     /// Statements executed so far.
     pub fn statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// The pool's connections in use and idle, and the most it opens.
+    pub fn pool_state(&self) -> (u32, usize, u32) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+        }
     }
 
     /// Whether the database answers.

@@ -15,12 +15,15 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::WriteClock;
+use crate::metrics::CacheCounters;
 
 /// Values of one kind, all from one generation; at most `capacity` of them (a full cache starts
 /// over, so a large installation keeps a working set).
 pub struct Shared<K, V> {
     writes: Arc<WriteClock>,
     capacity: usize,
+    /// Hits and misses, for the operators' metrics.
+    counters: Arc<CacheCounters>,
     inner: Mutex<Generation<K, V>>,
 }
 
@@ -31,9 +34,15 @@ struct Generation<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> Shared<K, V> {
     pub fn new(writes: &Arc<WriteClock>, capacity: usize) -> Shared<K, V> {
+        Shared::counted(writes, capacity, Arc::default())
+    }
+
+    /// A cache whose hits and misses go to `counters` (see [`crate::metrics::Metrics::cache`]).
+    pub fn counted(writes: &Arc<WriteClock>, capacity: usize, counters: Arc<CacheCounters>) -> Shared<K, V> {
         Shared {
             writes: writes.clone(),
             capacity,
+            counters,
             inner: Mutex::new(Generation {
                 generation: 0,
                 values: HashMap::new(),
@@ -53,10 +62,17 @@ impl<K: Eq + Hash + Clone, V: Clone> Shared<K, V> {
     {
         let current = self.writes.generation()?;
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.generation != current {
-            return None;
+        let found = if inner.generation == current {
+            inner.values.get(key).cloned()
+        } else {
+            None
+        };
+        drop(inner);
+        match found {
+            Some(_) => self.counters.hit(1),
+            None => self.counters.miss(1),
         }
-        inner.values.get(key).cloned()
+        found
     }
 
     /// The current values of those `keys` that are kept; the others are left out.
@@ -68,11 +84,20 @@ impl<K: Eq + Hash + Clone, V: Clone> Shared<K, V> {
             return HashMap::new();
         };
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.generation != current || inner.values.is_empty() {
-            return HashMap::new();
-        }
-        keys.filter_map(|k| inner.values.get(k).map(|v| (k.clone(), v.clone())))
-            .collect()
+        let mut asked = 0u64;
+        let found: HashMap<K, V> = if inner.generation != current || inner.values.is_empty() {
+            asked = keys.count() as u64;
+            HashMap::new()
+        } else {
+            keys.inspect(|_| asked += 1)
+                .filter_map(|k| inner.values.get(k).map(|v| (k.clone(), v.clone())))
+                .collect()
+        };
+        drop(inner);
+        let hits = found.len() as u64;
+        self.counters.hit(hits);
+        self.counters.miss(asked.saturating_sub(hits));
+        found
     }
 
     /// Keeps one value read at generation `read_at`, unless the database has changed since.

@@ -18,11 +18,14 @@ pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
 /// A server under test.
 pub struct TestApp {
     pub address: String,
+    /// The operators' listener (`/metrics`), on a port of its own as in `serve`.
+    pub metrics_address: String,
     pub client: reqwest::Client,
     pub app: Arc<App>,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
+    metrics_handle: JoinHandle<()>,
 }
 
 /// A fresh, empty database for one test.
@@ -70,6 +73,12 @@ pub async fn spawn_with(args: ServeArgs) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     let (tx, rx) = oneshot::channel::<()>();
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let metrics_address = format!("http://{}", metrics_listener.local_addr().expect("address"));
+    let metrics_router = server.metrics_router;
+    let metrics_handle = tokio::spawn(async move {
+        let _ = axum::serve(metrics_listener, metrics_router).await;
+    });
     let service = server.router.into_make_service_with_connect_info::<SocketAddr>();
     let handle = tokio::spawn(async move {
         axum::serve(listener, service)
@@ -81,6 +90,8 @@ pub async fn spawn_with(args: ServeArgs) -> TestApp {
     });
     TestApp {
         address,
+        metrics_address,
+        metrics_handle,
         client: reqwest::Client::new(),
         app: server.app,
         database_url: args.database.database_url.clone(),
@@ -186,6 +197,18 @@ impl TestApp {
         n
     }
 
+    /// One scrape of `/metrics`.
+    pub async fn scrape(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    }
+
     /// Stops the server and waits until it has released its port and database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -194,6 +217,7 @@ impl TestApp {
         if let Some(handle) = self.handle.take() {
             let _ = handle.await;
         }
+        self.metrics_handle.abort();
         self.app.store.clone().close().await;
     }
 }

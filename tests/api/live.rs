@@ -405,3 +405,39 @@ async fn a_confined_token_subscribes_to_nothing_outside_its_organization() {
     );
     app.stop().await;
 }
+
+/// The operators see live subscriptions and websockets come and go.
+#[tokio::test]
+async fn active_subscriptions_and_open_websockets_are_counted() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    let gauge = |text: &str, name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let mut socket = signed_in(&app, &ada).await;
+    subscribe(&mut socket, "a", ACCESS, json!({ "id": organization })).await;
+    data(&mut socket, "a").await;
+    let open = app.scrape().await;
+    assert_eq!(gauge(&open, "guildhall_subscriptions_active"), "1");
+    assert_eq!(gauge(&open, "guildhall_websocket_connections"), "1");
+
+    send(&mut socket, json!({ "id": "a", "type": "complete" })).await;
+    socket.close(None).await.expect("close");
+    drop(socket);
+    // The server notices the close on its own schedule: wait for the gauges to come down.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = app.scrape().await;
+        if gauge(&text, "guildhall_subscriptions_active") == "0"
+            && gauge(&text, "guildhall_websocket_connections") == "0"
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "gauges stayed up:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

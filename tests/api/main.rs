@@ -10,6 +10,7 @@ mod cli;
 mod conventions;
 mod mail;
 mod membership;
+mod metrics;
 mod organizations;
 mod performance;
 mod permissions;

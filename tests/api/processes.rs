@@ -17,6 +17,7 @@ use crate::helpers::{SECRET, TestApp, builtin_role, error_code, fresh_database_u
 struct Process {
     child: Child,
     url: String,
+    metrics_url: String,
     client: reqwest::Client,
 }
 
@@ -29,16 +30,21 @@ impl Drop for Process {
 
 impl Process {
     async fn start(database_url: &str) -> Process {
-        let port = StdListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("address")
-            .port();
+        let free_port = || {
+            StdListener::bind("127.0.0.1:0")
+                .expect("a free port")
+                .local_addr()
+                .expect("address")
+                .port()
+        };
+        let (port, metrics_port) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_guildhall"))
             .args([
                 "serve",
                 "--bind",
                 &format!("127.0.0.1:{port}"),
+                "--metrics-bind",
+                &format!("127.0.0.1:{metrics_port}"),
                 "--database-url",
                 database_url,
             ])
@@ -57,6 +63,7 @@ impl Process {
         let process = Process {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             client: reqwest::Client::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -89,6 +96,38 @@ const MAY_READ: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"me
 async fn allowed(server: &Process, bearer: &str, organization: &str) -> Option<bool> {
     let body = server.gql(Some(bearer), MAY_READ, json!({ "o": organization })).await;
     body["data"]["authorize"]["allowed"].as_bool()
+}
+
+#[tokio::test]
+async fn serve_answers_metrics_on_its_own_listener_and_not_on_the_public_one() {
+    let database_url = fresh_database_url().await;
+    let server = Process::start(&database_url).await;
+    let body = server.gql(None, "query Probe { __typename }", json!({})).await;
+    assert_eq!(body["data"]["__typename"], "Query");
+    let scrape = server.client.get(&server.metrics_url).send().await.expect("scrape");
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/openmetrics-text")),
+        "{:?}",
+        scrape.headers()
+    );
+    let text = scrape.text().await.expect("text");
+    assert!(
+        text.lines()
+            .any(|l| l == "guildhall_graphql_operations_total{operation=\"Probe\",kind=\"query\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    let public = server
+        .client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(public.status(), 404);
 }
 
 #[tokio::test]
