@@ -51,6 +51,12 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    operation: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     key: String,
     decision: String,
@@ -113,7 +119,7 @@ pub struct Snapshot {
 pub struct Metrics {
     registry: Registry,
     operations: Family<OperationLabels, Counter>,
-    operation_seconds: Family<OperationLabels, Histogram>,
+    operation_seconds: Family<KindLabels, Histogram>,
     operation_wait_seconds: Histogram,
     operation_names: Mutex<HashSet<String>>,
     statements: Counter,
@@ -168,10 +174,10 @@ impl Metrics {
             operations.clone(),
         );
         let operation_seconds =
-            Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+            Family::<KindLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
         registry.register(
             "graphql_operation_duration_seconds",
-            "Time from receiving a GraphQL request to its answer, by operation name, kind and outcome",
+            "Time from receiving a GraphQL request to its answer, by operation name and kind (a batch's operations each count the whole batch's time)",
             operation_seconds.clone(),
         );
         let operation_wait_seconds = Histogram::new(latency_buckets());
@@ -227,7 +233,7 @@ impl Metrics {
         let cache_misses = Family::<CacheLabels, Counter>::default();
         registry.register(
             "cache_misses",
-            "Values a cache shared between requests did not hold and that were read from the database, by cache",
+            "Values asked of a cache shared between requests and not found there (read from the database, or from the request's own loaders), by cache",
             cache_misses.clone(),
         );
         let cache_invalidations = Counter::default();
@@ -327,17 +333,22 @@ impl Metrics {
         "other".to_owned()
     }
 
-    /// One GraphQL operation answered.
+    /// One GraphQL operation answered. `name` must be the name of an operation of the document
+    /// that ran (the caller checks), so a client cannot spend the name slots on names that
+    /// select nothing.
     pub fn operation(&self, name: Option<&str>, kind: &str, outcome: &str, elapsed: Duration) {
         let labels = OperationLabels {
             operation: self.operation_label(name),
             kind: kind.to_owned(),
             outcome: outcome.to_owned(),
         };
-        self.operations.get_or_create(&labels).inc();
         self.operation_seconds
-            .get_or_create(&labels)
+            .get_or_create(&KindLabels {
+                operation: labels.operation.clone(),
+                kind: labels.kind.clone(),
+            })
             .observe(elapsed.as_secs_f64());
+        self.operations.get_or_create(&labels).inc();
     }
 
     /// How long a request waited for its turn to execute.
@@ -418,8 +429,9 @@ impl Metrics {
         }
     }
 
-    /// The scrape: every metric in the text format, with `snapshot`'s values as of now.
-    pub fn render(&self, snapshot: &Snapshot) -> String {
+    /// The scrape: every metric in the text format, with `snapshot`'s values as of now (`None`
+    /// if it could not be encoded).
+    pub fn render(&self, snapshot: &Snapshot) -> Option<String> {
         let state = |name: &str| StateLabels { state: name.to_owned() };
         self.pool_connections
             .get_or_create(&state("in_use"))
@@ -454,10 +466,8 @@ impl Metrics {
                 .store(counters.misses(), Ordering::Relaxed);
         }
         let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
-            text.clear();
-        }
-        text
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).ok()?;
+        Some(text)
     }
 }
 
@@ -478,7 +488,7 @@ tokio::task_local! {
 }
 
 /// Counts the statements `future` runs, wherever its work is driven (loaders' batches spawned
-/// for the request carry the same counter through [`in_request`]).
+/// for the request outside [`crate::graphql::batch::drive`] are not counted).
 pub async fn counting_statements<F: Future>(counter: Arc<AtomicU64>, future: F) -> F::Output {
     REQUEST_STATEMENTS.scope(counter, future).await
 }
@@ -505,7 +515,7 @@ mod tests {
         }
         metrics.operation(Some("has space"), "query", "ok", Duration::from_millis(1));
         metrics.operation(None, "query", "ok", Duration::from_millis(1));
-        let text = metrics.render(&Snapshot::default());
+        let text = metrics.render(&Snapshot::default()).expect("encoded");
         let series = text
             .lines()
             .filter(|l| l.starts_with("guildhall_graphql_operations_total{"))
@@ -522,14 +532,16 @@ mod tests {
         let users = metrics.cache("users");
         users.hit(3);
         users.miss(1);
-        let text = metrics.render(&Snapshot {
-            pool_in_use: 2,
-            pool_idle: 5,
-            pool_max: 8,
-            outbox_pending: 4,
-            outbox_failed: 1,
-            invalidations: 9,
-        });
+        let text = metrics
+            .render(&Snapshot {
+                pool_in_use: 2,
+                pool_idle: 5,
+                pool_max: 8,
+                outbox_pending: 4,
+                outbox_failed: 1,
+                invalidations: 9,
+            })
+            .expect("encoded");
         for line in [
             "guildhall_cache_hits_total{cache=\"users\"} 3",
             "guildhall_cache_misses_total{cache=\"users\"} 1",

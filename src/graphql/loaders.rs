@@ -204,6 +204,7 @@ impl Loaders {
 
 /// Loader failures are database failures: INTERNAL, detail logged.
 pub fn loader_error(err: Arc<DbErr>) -> ApiError {
+    crate::metrics::note_database_error(&err);
     ApiError(DomainError::Internal(format!("database: {err}")))
 }
 

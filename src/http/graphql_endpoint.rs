@@ -319,7 +319,12 @@ async fn execute(
         let kind = parsed::operation_type(&mut request);
         let mutation = kind == Some(OperationType::Mutation);
         kinds.push((
-            operation.clone().or_else(|| single_operation_name(&document)),
+            match &operation {
+                // Only a name that selects an operation of the document is counted under it.
+                Some(name) if names_an_operation(&document, name) => Some(name.clone()),
+                Some(_) => Some(OTHER_OPERATION.to_owned()),
+                None => single_operation_name(&document),
+            },
             match kind {
                 Some(OperationType::Query) => "query",
                 Some(OperationType::Mutation) => "mutation",
@@ -408,14 +413,25 @@ async fn execute(
         BatchResponse::Single(single) => vec![outcome_of(&single.errors)],
         BatchResponse::Batch(items) => items.iter().map(|r| outcome_of(&r.errors)).collect(),
     };
-    let answered = Answered(
+    let mut answered = Answered(
         kinds
             .into_iter()
             .zip(outcomes)
             .map(|((name, kind), outcome)| (name, kind, outcome.to_owned()))
             .collect(),
     );
-    let mut response = match serde_json::to_vec(&response) {
+    let mut replaced_by = |code: &str| {
+        for (_, _, outcome) in &mut answered.0 {
+            *outcome = code.to_owned();
+        }
+    };
+    let body = serde_json::to_vec(&response);
+    match &body {
+        Ok(body) if body.len() > state.config.max_response_bytes => replaced_by("BAD_USER_INPUT"),
+        Err(_) => replaced_by("INTERNAL"),
+        Ok(_) => {}
+    }
+    let mut response = match body {
         Ok(body) if body.len() <= state.config.max_response_bytes => (
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -451,6 +467,18 @@ async fn execute(
     };
     response.extensions_mut().insert(answered);
     response
+}
+
+/// The label of an operation name that selects no operation of its document.
+const OTHER_OPERATION: &str = "other";
+
+/// Whether the document has an operation of that name.
+fn names_an_operation(document: &async_graphql::parser::types::ExecutableDocument, name: &str) -> bool {
+    use async_graphql::parser::types::DocumentOperations;
+    match &document.operations {
+        DocumentOperations::Single(_) => false,
+        DocumentOperations::Multiple(operations) => operations.keys().any(|key| key.as_str() == name),
+    }
 }
 
 /// The operations a response answered: name, kind and outcome (`ok` or the first error's code),

@@ -223,26 +223,36 @@ pub fn metrics_router(app: Arc<App>) -> Router {
 
 async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> Response {
     let (size, idle, max) = app.store.pool_state();
-    let (pending, failed) = match crate::domain::mailer::outbox_depth(&app.store.conn).await {
-        Ok(depth) => depth,
-        Err(err) => {
+    // Two indexed counts, bounded in time: a scrape never waits long for a busy pool. When they
+    // cannot be read, the outbox reads -1 (an alert on "pending > N" must not go quiet).
+    let depth = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::domain::mailer::outbox_depth(&app.store.conn),
+    )
+    .await;
+    let (pending, failed) = match depth {
+        Ok(Ok((pending, failed))) => (pending as i64, failed as i64),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err, "reading the mail outbox for metrics");
-            (0, 0)
+            (-1, -1)
+        }
+        Err(_) => {
+            tracing::warn!("reading the mail outbox for metrics timed out");
+            (-1, -1)
         }
     };
     let snapshot = crate::metrics::Snapshot {
         pool_in_use: i64::from(size) - idle as i64,
         pool_idle: idle as i64,
         pool_max: i64::from(max),
-        outbox_pending: pending as i64,
-        outbox_failed: failed as i64,
+        outbox_pending: pending,
+        outbox_failed: failed,
         invalidations: app.store.writes.generation().unwrap_or(1).saturating_sub(1),
     };
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        app.store.metrics.render(&snapshot),
-    )
-        .into_response()
+    match app.store.metrics.render(&snapshot) {
+        Some(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn healthz() -> Response {

@@ -339,6 +339,9 @@ impl Store {
     async fn read_clock(&self) -> Result<(), DbErr> {
         let read = self.read_clock_row().await;
         self.metrics.clock_read(read.is_ok());
+        if let Err(err) = &read {
+            crate::metrics::note_database_error(err);
+        }
         read
     }
 
