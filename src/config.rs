@@ -184,6 +184,20 @@ pub struct ServeArgs {
     /// memory of simultaneous large responses; on a few cores more at once only adds waiting.
     #[arg(long, env = "GUILDHALL_MAX_CONCURRENT_OPERATIONS", default_value_t = 0)]
     pub max_concurrent_operations: usize,
+    /// Days audit events are kept; 0 keeps them forever. Export them first with
+    /// `guildhall audit export --since`.
+    #[arg(long, env = "GUILDHALL_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: i64,
+    /// Days an invitation that was never accepted is kept after it expired.
+    #[arg(long, env = "GUILDHALL_INVITATION_RETENTION_DAYS", default_value_t = 30)]
+    pub invitation_retention_days: i64,
+    /// Days delivered (or given-up) mail is kept.
+    #[arg(long, env = "GUILDHALL_MAIL_RETENTION_DAYS", default_value_t = 30)]
+    pub mail_retention_days: i64,
+    /// Minutes between two prunes of rows past retention (expired refresh tokens and counted-out
+    /// failed sign-ins go too); 0 never prunes.
+    #[arg(long, env = "GUILDHALL_RETENTION_INTERVAL_MINUTES", default_value_t = 60)]
+    pub retention_interval_minutes: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -105,6 +105,25 @@ fn spawn_change_watch(app: &Arc<App>, interval: std::time::Duration) {
     });
 }
 
+/// What the retention flags keep.
+pub fn retention_policy(args: &ServeArgs) -> Result<crate::domain::retention::Policy, StartError> {
+    for (name, days) in [
+        ("audit retention", args.audit_retention_days),
+        ("invitation retention", args.invitation_retention_days),
+        ("mail retention", args.mail_retention_days),
+    ] {
+        if days < 0 {
+            return Err(StartError::Setting(format!("the {name} must not be negative")));
+        }
+    }
+    Ok(crate::domain::retention::Policy {
+        audit: (args.audit_retention_days > 0).then(|| Duration::days(args.audit_retention_days)),
+        invitations: Duration::days(args.invitation_retention_days),
+        mail: Duration::days(args.mail_retention_days),
+        ..Default::default()
+    })
+}
+
 /// Connects, migrates, synchronises built-ins and builds the router.
 pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
     let catalog = load_catalog(args)?;
@@ -189,6 +208,13 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         },
     );
     spawn_change_watch(&app, std::time::Duration::from_millis(args.change_poll_ms.max(10)));
+    if args.retention_interval_minutes > 0 {
+        crate::domain::retention::spawn(
+            app.clone(),
+            retention_policy(args)?,
+            std::time::Duration::from_secs(args.retention_interval_minutes.saturating_mul(60)),
+        );
+    }
     if let Some(url) = &args.smtp_url {
         mailer::spawn_worker(
             app.clone(),

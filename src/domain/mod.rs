@@ -17,6 +17,7 @@ pub mod members;
 pub mod organizations;
 pub mod page;
 pub mod rate_limit;
+pub mod retention;
 pub mod secrets;
 pub mod standing;
 pub mod tokens;

@@ -16,6 +16,7 @@ mod performance;
 mod permissions;
 mod probe;
 mod processes;
+mod retention;
 mod rule;
 mod schema;
 mod security;
