@@ -45,13 +45,17 @@ impl MemberAccess {
         }
     }
 
-    /// FORBIDDEN naming the key unless the member holds it at that scope.
+    /// Whether the member holds `key` at that scope (`None` for a key the catalog lacks).
+    pub fn holds(&self, app: &App, key: &str, workspace: Option<Uuid>) -> Option<bool> {
+        let index = app.catalog.lookup(key)?;
+        Some(self.keys_at(app, workspace).contains(index))
+    }
+
+    /// FORBIDDEN naming the key unless the member holds it at that scope; counted as a decision.
     pub fn require(&self, app: &App, key: &str, workspace: Option<Uuid>) -> DomainResult<()> {
-        let index = app
-            .catalog
-            .lookup(key)
+        let allowed = self
+            .holds(app, key, workspace)
             .ok_or_else(|| DomainError::Internal(format!("guard names unknown key {key}")))?;
-        let allowed = self.keys_at(app, workspace).contains(index);
         app.store.metrics.decision(key, allowed);
         if allowed {
             Ok(())

@@ -130,11 +130,7 @@ async fn can_see(ctx: &Context<'_>, organization_id: Uuid, key: &str) -> ApiResu
         return Ok(false);
     };
     // A visibility probe, not a decision the caller asked for: not counted in the metrics.
-    let app = app(ctx);
-    Ok(app
-        .catalog
-        .lookup(key)
-        .is_some_and(|index| access.keys_at(app, None).contains(index)))
+    Ok(access.holds(app(ctx), key, None) == Some(true))
 }
 
 /// Visibility rules of `node`: nothing of an organization the viewer is not in, and inside

@@ -319,12 +319,7 @@ async fn execute(
         let kind = parsed::operation_type(&mut request);
         let mutation = kind == Some(OperationType::Mutation);
         kinds.push((
-            match &operation {
-                // Only a name that selects an operation of the document is counted under it.
-                Some(name) if names_an_operation(&document, name) => Some(name.clone()),
-                Some(_) => Some(OTHER_OPERATION.to_owned()),
-                None => single_operation_name(&document),
-            },
+            operation_label(&document, operation.as_deref()),
             match kind {
                 Some(OperationType::Query) => "query",
                 Some(OperationType::Mutation) => "mutation",
@@ -413,24 +408,20 @@ async fn execute(
         BatchResponse::Single(single) => vec![outcome_of(&single.errors)],
         BatchResponse::Batch(items) => items.iter().map(|r| outcome_of(&r.errors)).collect(),
     };
-    let mut answered = Answered(
+    let body = serde_json::to_vec(&response);
+    // A response replaced by an error is counted as that error.
+    let replaced_by = match &body {
+        Ok(body) if body.len() > state.config.max_response_bytes => Some("BAD_USER_INPUT"),
+        Err(_) => Some("INTERNAL"),
+        Ok(_) => None,
+    };
+    let answered = Answered(
         kinds
             .into_iter()
             .zip(outcomes)
-            .map(|((name, kind), outcome)| (name, kind, outcome.to_owned()))
+            .map(|((name, kind), outcome)| (name, kind, replaced_by.unwrap_or(outcome).to_owned()))
             .collect(),
     );
-    let mut replaced_by = |code: &str| {
-        for (_, _, outcome) in &mut answered.0 {
-            *outcome = code.to_owned();
-        }
-    };
-    let body = serde_json::to_vec(&response);
-    match &body {
-        Ok(body) if body.len() > state.config.max_response_bytes => replaced_by("BAD_USER_INPUT"),
-        Err(_) => replaced_by("INTERNAL"),
-        Ok(_) => {}
-    }
     let mut response = match body {
         Ok(body) if body.len() <= state.config.max_response_bytes => (
             [
@@ -472,12 +463,18 @@ async fn execute(
 /// The label of an operation name that selects no operation of its document.
 const OTHER_OPERATION: &str = "other";
 
-/// Whether the document has an operation of that name.
-fn names_an_operation(document: &async_graphql::parser::types::ExecutableDocument, name: &str) -> bool {
+/// The name an operation is counted under: the name given if it names an operation of the
+/// document (else `other`), or the document's only operation's name when none was given.
+fn operation_label(document: &async_graphql::parser::types::ExecutableDocument, name: Option<&str>) -> Option<String> {
     use async_graphql::parser::types::DocumentOperations;
-    match &document.operations {
-        DocumentOperations::Single(_) => false,
-        DocumentOperations::Multiple(operations) => operations.keys().any(|key| key.as_str() == name),
+    let DocumentOperations::Multiple(operations) = &document.operations else {
+        return name.map(|_| OTHER_OPERATION.to_owned());
+    };
+    match name {
+        Some(name) if operations.keys().any(|key| key.as_str() == name) => Some(name.to_owned()),
+        Some(_) => Some(OTHER_OPERATION.to_owned()),
+        None if operations.len() == 1 => operations.keys().next().map(|key| key.to_string()),
+        None => None,
     }
 }
 
@@ -502,18 +499,6 @@ fn outcome_of(errors: &[ServerError]) -> &str {
             Some(async_graphql::Value::String(code)) => code.as_str(),
             _ => "INTERNAL",
         },
-    }
-}
-
-/// The name of a document's only operation, if it has one and it is named.
-fn single_operation_name(document: &async_graphql::parser::types::ExecutableDocument) -> Option<String> {
-    use async_graphql::parser::types::DocumentOperations;
-    match &document.operations {
-        DocumentOperations::Single(_) => None,
-        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
-            operations.keys().next().map(|name| name.to_string())
-        }
-        DocumentOperations::Multiple(_) => None,
     }
 }
 
