@@ -141,6 +141,12 @@ pub struct ServeArgs {
     /// (a change made through this process reaches them at once).
     #[arg(long, env = "GUILDHALL_CHANGE_POLL_MS", default_value_t = 500)]
     pub change_poll_ms: u64,
+    /// PostgreSQL only: a direct connection (never through a transaction-pooling PgBouncer,
+    /// which cannot pass LISTEN) on which to hear other processes' commits announced, so live
+    /// subscriptions learn of them at once instead of at the next poll. Freshness never rests
+    /// on it: a lost announcement only delays a live update until the next poll.
+    #[arg(long, env = "GUILDHALL_LISTEN_DATABASE_URL", hide_env_values = true)]
+    pub listen_database_url: Option<String>,
     /// Operations one websocket connection may run at once.
     #[arg(long, env = "GUILDHALL_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 50)]
     pub max_subscriptions_per_connection: usize,
@@ -198,6 +204,16 @@ pub struct ServeArgs {
     /// failed sign-ins go too); 0 never prunes.
     #[arg(long, env = "GUILDHALL_RETENTION_INTERVAL_MINUTES", default_value_t = 60)]
     pub retention_interval_minutes: u64,
+    /// Export traces over OTLP/HTTP to this collector (`http://127.0.0.1:4318`, or its full
+    /// `/v1/traces` URL); off when absent. A caller's `traceparent` is honoured.
+    #[arg(long, env = "GUILDHALL_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The OTLP encoding: `http/protobuf` or `http/json`.
+    #[arg(long, env = "GUILDHALL_OTLP_PROTOCOL", default_value = "http/protobuf")]
+    pub otlp_protocol: String,
+    /// The `service.name` spans are exported under.
+    #[arg(long, env = "GUILDHALL_OTLP_SERVICE_NAME", default_value = "guildhall")]
+    pub otlp_service_name: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

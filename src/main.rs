@@ -6,6 +6,7 @@ use axum::serve::ListenerExt;
 use clap::Parser;
 use guildhall::config::{AuditAction, Cli, Command, MigrateAction};
 use guildhall::store::Store;
+use guildhall::telemetry::{Exporting, Tracing};
 use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::EnvFilter;
 
@@ -15,18 +16,39 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_logging(format: &str) {
-    let filter =
-        EnvFilter::try_from_env("GUILDHALL_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+/// Sets up the log (standard output, `text` or `json`) and, when `exporting` is given, traces
+/// over OTLP. Call before the async runtime starts: the trace exporter's HTTP client is blocking.
+fn init_logging(format: &str, exporting: Option<&Exporting>) -> Result<Option<Tracing>, String> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        EnvFilter::try_from_env("GUILDHALL_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"))
+            // Spans made for traces only never reach the log.
+            .add_directive(
+                format!("{}=off", guildhall::telemetry::TARGET)
+                    .parse()
+                    .expect("a valid directive"),
+            )
+    };
+    let (tracing, traces) = match exporting {
+        Some(exporting) => {
+            let (tracing, layer) = Tracing::start(exporting)?;
+            let only_ours = tracing_subscriber::filter::Targets::new().with_target("guildhall", tracing::Level::INFO);
+            (Some(tracing), Some(layer.with_filter(only_ours)))
+        }
+        None => (None, None),
+    };
     // Colour codes only for a terminal: a log written to a file or a pipe stays plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let json = format == "json";
+    tracing_subscriber::registry()
+        .with(traces)
+        .with(json.then(|| tracing_subscriber::fmt::layer().json().with_filter(filter())))
+        .with((!json).then(|| tracing_subscriber::fmt::layer().with_ansi(ansi).with_filter(filter())))
+        .init();
+    Ok(tracing)
 }
 
 async fn shutdown_signal() {
@@ -63,24 +85,46 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run()),
+    let cli = Cli::parse();
+    let started = match &cli.command {
+        Command::Serve(args) => {
+            let exporting = args.otlp_endpoint.as_ref().map(|endpoint| Exporting {
+                endpoint: endpoint.clone(),
+                protocol: args.otlp_protocol.clone(),
+                service_name: args.otlp_service_name.clone(),
+            });
+            init_logging(&args.log_format, exporting.as_ref())
+        }
+        Command::Schema => Ok(None),
+        _ => init_logging("text", None),
+    };
+    let tracing = match started {
+        Ok(tracing) => tracing,
+        Err(err) => {
+            eprintln!("cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
         Err(err) => {
             eprintln!("cannot start the runtime: {err}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(tracing) = tracing {
+        tracing.shutdown();
     }
+    code
 }
 
-async fn run() -> ExitCode {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Schema => {
             print!("{}", guildhall::graphql::sdl());
             ExitCode::SUCCESS
         }
         Command::Serve(args) => {
-            init_logging(&args.log_format);
             let server = match guildhall::server::build(&args).await {
                 Ok(server) => server,
                 Err(err) => {
@@ -141,7 +185,6 @@ async fn run() -> ExitCode {
             action: AuditAction::Export { since },
             database,
         } => {
-            init_logging("text");
             let store = match Store::connect(&database.database_url, 1).await {
                 Ok(store) => store,
                 Err(err) => {
@@ -163,7 +206,6 @@ async fn run() -> ExitCode {
             }
         }
         Command::Demo { database } => {
-            init_logging("text");
             let args = guildhall::config::ServeArgs::defaults_for(&database.database_url);
             let server = match guildhall::server::build(&args).await {
                 Ok(server) => server,
@@ -199,7 +241,6 @@ async fn run() -> ExitCode {
             }
         }
         Command::Backup { path, database } => {
-            init_logging("text");
             let store = match Store::connect(&database.database_url, 1).await {
                 Ok(store) => store,
                 Err(err) => {
@@ -221,7 +262,6 @@ async fn run() -> ExitCode {
             }
         }
         Command::Migrate { action, database } => {
-            init_logging("text");
             let store = match Store::connect(&database.database_url, database.database_max_connections).await {
                 Ok(store) => store,
                 Err(err) => {

@@ -105,6 +105,83 @@ fn spawn_change_watch(app: &Arc<App>, interval: std::time::Duration) {
     });
 }
 
+/// Listens on `url` (a direct PostgreSQL connection) for commits announced on the change
+/// channel, and reads the change clock at once when one comes while a live subscription waits,
+/// so subscribers hear of other processes' commits within a round trip instead of a poll
+/// interval. Reconnects on its own (backing off up to 5 s) and reads the clock after each
+/// reconnection, as announcements made meanwhile are lost. Stops once the app is gone.
+fn spawn_change_listener(app: &Arc<App>, url: String) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut backoff = std::time::Duration::from_millis(100);
+        let observe = |app: &Arc<App>| {
+            let store = app.store.clone();
+            async move {
+                if store.writes.watched()
+                    && let Err(err) = store.observe_changes().await
+                {
+                    tracing::warn!(error = %err, "reading the change clock after an announcement");
+                }
+            }
+        };
+        loop {
+            let Some(metrics) = app.upgrade().map(|app| app.store.metrics.clone()) else {
+                return;
+            };
+            let listening = async {
+                let mut listener = PgListener::connect(&url).await?;
+                listener.listen(migration::CHANGE_CHANNEL).await?;
+                Ok::<_, sea_orm::sqlx::Error>(listener)
+            }
+            .await;
+            match listening {
+                Ok(mut listener) => {
+                    metrics.listener_connected(true);
+                    backoff = std::time::Duration::from_millis(100);
+                    if let Some(app) = app.upgrade() {
+                        observe(&app).await;
+                    }
+                    loop {
+                        // Wakes every second to notice that the app is gone.
+                        match tokio::time::timeout(std::time::Duration::from_secs(1), listener.try_recv()).await {
+                            Err(_elapsed) => {
+                                if app.strong_count() == 0 {
+                                    return;
+                                }
+                            }
+                            Ok(Ok(Some(_))) => {
+                                metrics.listener_notified();
+                                // Announcements that came together need one read.
+                                while listener.next_buffered().is_some() {
+                                    metrics.listener_notified();
+                                }
+                                let Some(app) = app.upgrade() else { return };
+                                observe(&app).await;
+                            }
+                            Ok(Ok(None)) => {
+                                tracing::warn!("the change listener lost its connection; reconnecting");
+                                break;
+                            }
+                            Ok(Err(err)) => {
+                                tracing::warn!(error = %err, "the change listener failed; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                    metrics.listener_connected(false);
+                }
+                Err(err) => {
+                    metrics.listener_connected(false);
+                    tracing::warn!(error = %err, "cannot listen for change announcements; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    });
+}
+
 /// What the retention flags keep.
 pub fn retention_policy(args: &ServeArgs) -> Result<crate::domain::retention::Policy, StartError> {
     for (name, days) in [
@@ -137,6 +214,13 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         if value <= 0 {
             return Err(StartError::Setting(format!("the {name} must be positive")));
         }
+    }
+    if let Some(url) = &args.listen_database_url
+        && !url.starts_with("postgres")
+    {
+        return Err(StartError::Setting(
+            "--listen-database-url must be a PostgreSQL URL (postgres://…)".to_owned(),
+        ));
     }
     let store = Store::connect(&args.database.database_url, args.database.database_max_connections)
         .await
@@ -208,6 +292,14 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         },
     );
     spawn_change_watch(&app, std::time::Duration::from_millis(args.change_poll_ms.max(10)));
+    if let Some(url) = &args.listen_database_url {
+        if app.store.backend() != sea_orm::DbBackend::Postgres {
+            return Err(StartError::Setting(
+                "--listen-database-url is for a PostgreSQL database".to_owned(),
+            ));
+        }
+        spawn_change_listener(&app, url.clone());
+    }
     if args.retention_interval_minutes > 0 {
         crate::domain::retention::spawn(
             app.clone(),

@@ -5,8 +5,10 @@ mod m20261123_000001_initial_model;
 mod m20261124_000001_change_notifications;
 mod m20261125_000001_shared_rows_notifications;
 mod m20261125_000002_change_clock;
+mod m20261203_000001_change_announcements;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
+pub use m20261203_000001_change_announcements::CHANNEL as CHANGE_CHANNEL;
 pub use sea_orm_migration::MigrationStatus;
 
 /// Every migration, in the order it is applied.
@@ -20,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_change_notifications::Migration),
             Box::new(m20261125_000001_shared_rows_notifications::Migration),
             Box::new(m20261125_000002_change_clock::Migration),
+            Box::new(m20261203_000001_change_announcements::Migration),
         ]
     }
 }

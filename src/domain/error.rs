@@ -35,6 +35,10 @@ pub enum DomainError {
     InvitationInvalid,
     #[error("too many attempts; try again in {retry_after_seconds} seconds")]
     RateLimited { retry_after_seconds: i64 },
+    /// The database could not be reached or stopped answering (a restart, a failover, a full
+    /// pool): worth retrying. Detail for the log only.
+    #[error("the service cannot reach its database just now; retry shortly")]
+    Unavailable(String),
     /// Detail for the log only; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +61,7 @@ impl DomainError {
             DomainError::InvitationExpired => "INVITATION_EXPIRED",
             DomainError::InvitationInvalid => "INVITATION_INVALID",
             DomainError::RateLimited { .. } => "RATE_LIMITED",
+            DomainError::Unavailable(_) => "UNAVAILABLE",
             DomainError::Internal(_) => "INTERNAL",
         }
     }
@@ -91,7 +96,34 @@ impl DomainError {
 impl From<DbErr> for DomainError {
     fn from(err: DbErr) -> Self {
         crate::metrics::note_database_error(&err);
-        DomainError::Internal(format!("database: {err}"))
+        if is_unavailable(&err) {
+            DomainError::Unavailable(format!("database: {err}"))
+        } else {
+            DomainError::Internal(format!("database: {err}"))
+        }
+    }
+}
+
+/// Whether a database error says the database is out of reach rather than that the statement
+/// was wrong: no connection could be had in time, the connection broke, or the server is
+/// shutting down, starting up or refusing connections (SQLSTATE classes 08 and 57P).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

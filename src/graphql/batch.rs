@@ -22,6 +22,7 @@ use async_graphql::dataloader::Loader;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::store::{Shared as SharedValues, WriteClock};
 
@@ -43,6 +44,12 @@ impl LoadError for Arc<crate::domain::DomainError> {
             "a batched load was abandoned".to_owned(),
         ))
     }
+}
+
+/// A loader's type name without its module path (`MemberPagesLoader`).
+fn short_type_name<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    name.rsplit("::").next().unwrap_or(name)
 }
 
 type Outcome<K, V, E> = Result<Arc<HashMap<K, V>>, E>;
@@ -274,6 +281,13 @@ where
 {
     fn dispatch(self: Arc<Self>) -> Option<BoxFuture<'static, ()>> {
         let batch = self.state.lock().unwrap_or_else(PoisonError::into_inner).open.take()?;
+        // A batch's statements, as one span of the request's trace (traces only).
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "load",
+            otel.name = %format_args!("load {}", short_type_name::<L>()),
+            keys = batch.keys.len(),
+        );
         Some(
             async move {
                 let outcome = self.loader.load(&batch.keys).await.map(Arc::new);
@@ -283,6 +297,7 @@ where
                 // Nobody waiting any more is fine: the request went away.
                 let _ = batch.sender.send(outcome);
             }
+            .instrument(span)
             .boxed(),
         )
     }

@@ -36,6 +36,10 @@ impl From<ApiError> for async_graphql::Error {
                 tracing::error!(detail = %detail, "internal error");
                 INTERNAL_MESSAGE.to_owned()
             }
+            DomainError::Unavailable(detail) => {
+                tracing::warn!(detail = %detail, "database unavailable");
+                err.to_string()
+            }
             other => other.to_string(),
         };
         let mut error = async_graphql::Error::new(message).extend_with(|_, ext| {

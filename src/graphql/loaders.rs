@@ -202,10 +202,16 @@ impl Loaders {
     }
 }
 
-/// Loader failures are database failures: INTERNAL, detail logged.
+/// Loader failures are database failures: UNAVAILABLE when the database is out of reach, else
+/// INTERNAL; the detail is logged.
 pub fn loader_error(err: Arc<DbErr>) -> ApiError {
     crate::metrics::note_database_error(&err);
-    ApiError(DomainError::Internal(format!("database: {err}")))
+    let detail = format!("database: {err}");
+    ApiError(if crate::domain::error::is_unavailable(&err) {
+        DomainError::Unavailable(detail)
+    } else {
+        DomainError::Internal(detail)
+    })
 }
 
 pub fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> &'a Arc<Loaders> {

@@ -40,6 +40,7 @@ pub mod mutation_members;
 pub mod mutation_tokens;
 pub mod query;
 pub mod shape;
+pub mod spans;
 pub mod subscription;
 pub mod types;
 
@@ -108,6 +109,10 @@ fn with_limits(
     app: Arc<App>,
     limits: QueryLimits,
 ) -> GuildhallSchema {
+    let mut builder = builder;
+    if crate::telemetry::enabled() {
+        builder = builder.extension(spans::FieldSpans);
+    }
     let mut builder = builder
         .data(app)
         // Depth is measured with the cost (see `cost`), where introspection is exempt from it.

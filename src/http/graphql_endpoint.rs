@@ -30,6 +30,21 @@ pub(super) fn error_body(status: StatusCode, code: &str, message: &str, request_
     (status, Json(body)).into_response()
 }
 
+/// The answer when the database cannot be reached: 503, `UNAVAILABLE`, and when to retry.
+fn unavailable(request_id: &str) -> Response {
+    let err = DomainError::Unavailable(String::new());
+    let mut response = error_body(
+        StatusCode::SERVICE_UNAVAILABLE,
+        err.code(),
+        &err.to_string(),
+        request_id,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
 /// Headers that show a GET was not sent by a page on another site: a browser adds none of them
 /// cross-site without a preflight the CORS policy answers (Apollo Router's rule, and any
 /// credential header, which would need a preflight too).
@@ -239,16 +254,15 @@ async fn execute(
         .map_err(|_| "timed out".to_owned())
         .and_then(|r| r.map_err(|e| e.to_string()))
     {
-        tracing::error!(error = %err, "reading the change clock");
-        return error_body(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "INTERNAL",
-            INTERNAL_MESSAGE,
-            &request_id,
-        );
+        tracing::warn!(error = %err, "reading the change clock");
+        return unavailable(&request_id);
     }
     let principal = match authenticate(state, headers).await {
         Ok(principal) => principal,
+        Err(DomainError::Unavailable(detail)) => {
+            tracing::warn!(detail = %detail, "authenticating");
+            return unavailable(&request_id);
+        }
         Err(DomainError::Internal(detail)) => {
             tracing::error!(detail = %detail, "authenticating");
             return error_body(

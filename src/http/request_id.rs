@@ -28,10 +28,22 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
     let id = choose(request.headers().get(HEADER));
     request.extensions_mut().insert(RequestId(id.clone()));
     // Only method and path are logged: never headers, bodies or query strings with secrets.
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    // With traces on, the span is exported as the request's server span (named after the
+    // route, never with the query string), a child of the caller's `traceparent`.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::adopt_caller(&span, &request);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

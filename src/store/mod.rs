@@ -143,11 +143,15 @@ impl WriteClock {
 pub struct WriteTx {
     tx: DatabaseTransaction,
     store: Store,
+    /// The transaction as a span of the request's trace, from BEGIN to its end (traces only).
+    span: tracing::Span,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
         let result = self.tx.commit().await;
+        self.span
+            .record("outcome", if result.is_ok() { "committed" } else { "failed" });
         // Even a failed commit may have reached the database: look either way. Only a change to
         // a kept table moves the clock (a refusal's audit event or a failed sign-in does not).
         if self.store.observe_changes().await.is_err() {
@@ -157,6 +161,7 @@ impl WriteTx {
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {
+        self.span.record("outcome", "rolled back");
         self.tx.rollback().await
     }
 }
@@ -273,9 +278,16 @@ impl Store {
             },
             _ => TransactionOptions::default(),
         };
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "transaction",
+            otel.name = "write transaction",
+            outcome = tracing::field::Empty,
+        );
         Ok(WriteTx {
             tx: self.conn.begin_with_options(options).await?,
             store: self.clone(),
+            span,
         })
     }
 

@@ -441,3 +441,69 @@ async fn active_subscriptions_and_open_websockets_are_counted() {
     }
     app.stop().await;
 }
+
+/// With `--listen-database-url`, a commit made through another process reaches a subscriber at
+/// once, though this process would not poll the change clock for ten minutes; the listener's
+/// state and the announcements it heard are in the metrics. PostgreSQL only.
+#[tokio::test]
+async fn announcements_on_a_listening_connection_reach_subscribers_without_polling() {
+    let database_url = fresh_database_url().await;
+    if !database_url.starts_with("postgres") {
+        return;
+    }
+    let one = spawn_with(test_args(&database_url)).await;
+    let mut args = test_args(&database_url);
+    args.change_poll_ms = 600_000;
+    args.listen_database_url = Some(database_url.clone());
+    let two = spawn_with(args).await;
+    let ada = one.sign_up("ada@example.com", "Ada").await;
+    let bob = one.sign_up("bob@example.com", "Bob").await;
+    let organization = one.create_organization(&ada, "acme").await;
+    let membership = one.add_member(&organization, &bob).await;
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while value(&two.scrape().await, "guildhall_change_listener_connected") != 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the listener never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut access = signed_in(&two, &bob).await;
+    subscribe(&mut access, "a", ACCESS, json!({ "id": organization })).await;
+    let first = data(&mut access, "a").await;
+    let heard = value(&two.scrape().await, "guildhall_change_listener_notifications_total");
+    let granted = one
+        .change_role(&ada, true, &membership, &builtin_role("admin"), None)
+        .await;
+    assert!(granted["errors"].is_null(), "{granted}");
+    let started = std::time::Instant::now();
+    let changed = data(&mut access, "a").await;
+    let took = started.elapsed();
+    assert_ne!(keys(&changed), keys(&first), "{changed}");
+    assert!(
+        value(&two.scrape().await, "guildhall_change_listener_notifications_total") > heard,
+        "the change came without an announcement"
+    );
+    println!("a grant made through another process reached the subscriber in {took:?}");
+    one.stop().await;
+    two.stop().await;
+}
+
+/// A listening URL on SQLite, or one that is not PostgreSQL's, is refused at start.
+#[tokio::test]
+async fn a_listening_url_needs_postgresql() {
+    let database_url = fresh_database_url().await;
+    let mut args = test_args(&database_url);
+    args.listen_database_url = Some("mysql://localhost/guildhall".to_owned());
+    let refused = guildhall::server::build(&args).await.err().expect("refused");
+    assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+    if database_url.starts_with("sqlite") {
+        args.listen_database_url = Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let refused = guildhall::server::build(&args).await.err().expect("refused");
+        assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+    }
+}
