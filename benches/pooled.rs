@@ -112,8 +112,10 @@ async fn fill(server: &Server, direct_url: &str) -> Fixture {
     let client = reqwest::Client::new();
     let signed = client
         .post(format!("{}/graphql", server.url))
-        .json(&json!({ "query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-            "variables": { "i": { "email": "owner@example.com", "password": PASSWORD, "name": "Owner" } } }))
+        .json(
+            &json!({ "query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
+            "variables": { "i": { "email": "owner@example.com", "password": PASSWORD, "name": "Owner" } } }),
+        )
         .send()
         .await
         .expect("sign up")
@@ -177,15 +179,9 @@ struct Measured {
     writes: usize,
 }
 
-/// 32 readers over `urls` round-robin for `seconds`; with `writes`, one more task flips a
+/// 32 readers over `urls` round-robin for `seconds`; `with_writes` adds one task flipping a
 /// role binding through the servers in turn as fast as it can.
-async fn drive(
-    setup: &str,
-    urls: &[String],
-    fixture: &Fixture,
-    seconds: u64,
-    with_writes: bool,
-) -> Measured {
+async fn drive(setup: &str, urls: &[String], fixture: &Fixture, seconds: u64, with_writes: bool) -> Measured {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .build()
@@ -224,8 +220,13 @@ async fn drive(
     let started = Instant::now();
     let readers: Vec<_> = (0..CONNECTIONS)
         .map(|task| {
-            let (client, urls, stop, errors, token) =
-                (client.clone(), urls.clone(), stop.clone(), errors.clone(), fixture.token.clone());
+            let (client, urls, stop, errors, token) = (
+                client.clone(),
+                urls.clone(),
+                stop.clone(),
+                errors.clone(),
+                fixture.token.clone(),
+            );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n = task;
@@ -234,8 +235,7 @@ async fn drive(
                     let began = Instant::now();
                     let body = gql(&client, &urls[n % urls.len()], &token, PAGE, json!({ "slug": slug })).await;
                     latencies.push(began.elapsed());
-                    if body["data"]["organization"]["members"]["totalCount"] != 50
-                    {
+                    if body["data"]["organization"]["members"]["totalCount"] != 50 {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
