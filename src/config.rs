@@ -211,6 +211,11 @@ pub struct ServeArgs {
     /// The OTLP encoding: `http/protobuf` or `http/json`.
     #[arg(long, env = "GUILDHALL_OTLP_PROTOCOL", default_value = "http/protobuf")]
     pub otlp_protocol: String,
+    /// Whether a caller's `traceparent` makes the request part of the caller's trace (its id,
+    /// its sampling decision); `false` starts a trace of our own for every request, for a server
+    /// facing callers it does not trust.
+    #[arg(long, env = "GUILDHALL_OTLP_HONOUR_TRACEPARENT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub otlp_honour_traceparent: bool,
     /// The `service.name` spans are exported under.
     #[arg(long, env = "GUILDHALL_OTLP_SERVICE_NAME", default_value = "guildhall")]
     pub otlp_service_name: String,

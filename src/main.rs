@@ -35,7 +35,10 @@ fn init_logging(format: &str, exporting: Option<&Exporting>) -> Result<Option<Tr
     let (tracing, traces) = match exporting {
         Some(exporting) => {
             let (tracing, layer) = Tracing::start(exporting)?;
-            let only_ours = tracing_subscriber::filter::Targets::new().with_target("guildhall", tracing::Level::INFO);
+            // Spans only: log events carry details (database errors, say) that stay in the log.
+            let only_ours = tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() && meta.target().starts_with("guildhall") && *meta.level() <= tracing::Level::INFO
+            });
             (Some(tracing), Some(layer.with_filter(only_ours)))
         }
         None => (None, None),
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
                 endpoint: endpoint.clone(),
                 protocol: args.otlp_protocol.clone(),
                 service_name: args.otlp_service_name.clone(),
+                honour_traceparent: args.otlp_honour_traceparent,
             });
             init_logging(&args.log_format, exporting.as_ref())
         }

@@ -106,15 +106,18 @@ fn spawn_change_watch(app: &Arc<App>, interval: std::time::Duration) {
 }
 
 /// Listens on `url` (a direct PostgreSQL connection) for commits announced on the change
-/// channel, and reads the change clock at once when one comes while a live subscription waits,
+/// channel, and reads the change clock at once when some come while a live subscription waits,
 /// so subscribers hear of other processes' commits within a round trip instead of a poll
-/// interval. Reconnects on its own (backing off up to 5 s) and reads the clock after each
-/// reconnection, as announcements made meanwhile are lost. Stops once the app is gone.
+/// interval. Announcements that arrive together cost one read. When the connection is lost it
+/// says so (log, `change_listener_connected` 0), reconnects itself with a backoff growing to
+/// 5 s (reset once a connection has lasted 10 s), and reads the clock after each reconnection,
+/// as announcements made meanwhile are lost. Stops once the app is gone.
 fn spawn_change_listener(app: &Arc<App>, url: String) {
     use sea_orm::sqlx::postgres::PgListener;
+    const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
     let app = Arc::downgrade(app);
     tokio::spawn(async move {
-        let mut backoff = std::time::Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
         let observe = |app: &Arc<App>| {
             let store = app.store.clone();
             async move {
@@ -131,19 +134,22 @@ fn spawn_change_listener(app: &Arc<App>, url: String) {
             };
             let listening = async {
                 let mut listener = PgListener::connect(&url).await?;
+                // A lost connection is reported by `try_recv`, and reconnecting is done here.
+                listener.eager_reconnect(false);
                 listener.listen(migration::CHANGE_CHANNEL).await?;
                 Ok::<_, sea_orm::sqlx::Error>(listener)
             }
             .await;
             match listening {
                 Ok(mut listener) => {
+                    let connected = std::time::Instant::now();
                     metrics.listener_connected(true);
-                    backoff = std::time::Duration::from_millis(100);
                     if let Some(app) = app.upgrade() {
                         observe(&app).await;
                     }
                     loop {
-                        // Wakes every second to notice that the app is gone.
+                        // Wakes every second to notice that the app is gone. Cutting a read
+                        // short loses nothing: what was read stays in the connection's buffer.
                         match tokio::time::timeout(std::time::Duration::from_secs(1), listener.try_recv()).await {
                             Err(_elapsed) => {
                                 if app.strong_count() == 0 {
@@ -152,8 +158,10 @@ fn spawn_change_listener(app: &Arc<App>, url: String) {
                             }
                             Ok(Ok(Some(_))) => {
                                 metrics.listener_notified();
-                                // Announcements that came together need one read.
-                                while listener.next_buffered().is_some() {
+                                // Whatever else has arrived by now is covered by the same read.
+                                while let Ok(Ok(Some(_))) =
+                                    tokio::time::timeout(std::time::Duration::ZERO, listener.try_recv()).await
+                                {
                                     metrics.listener_notified();
                                 }
                                 let Some(app) = app.upgrade() else { return };
@@ -170,14 +178,17 @@ fn spawn_change_listener(app: &Arc<App>, url: String) {
                         }
                     }
                     metrics.listener_connected(false);
+                    if connected.elapsed() >= std::time::Duration::from_secs(10) {
+                        backoff = FIRST_BACKOFF;
+                    }
                 }
                 Err(err) => {
                     metrics.listener_connected(false);
                     tracing::warn!(error = %err, "cannot listen for change announcements; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
         }
     });
 }
@@ -298,6 +309,11 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
                 "--listen-database-url is for a PostgreSQL database".to_owned(),
             ));
         }
+        // Commits are announced from now on (see the change-announcements migration).
+        app.store
+            .announce_changes()
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
         spawn_change_listener(&app, url.clone());
     }
     if args.retention_interval_minutes > 0 {

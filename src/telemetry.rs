@@ -18,6 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub const TARGET: &str = "guildhall::trace";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static HONOUR_TRACEPARENT: AtomicBool = AtomicBool::new(true);
 
 /// Whether traces are being exported (the schema adds its field spans only then).
 pub fn enabled() -> bool {
@@ -32,6 +33,8 @@ pub struct Exporting {
     /// `http/protobuf` or `http/json`.
     pub protocol: String,
     pub service_name: String,
+    /// Whether a caller's `traceparent` is continued (see `--otlp-honour-traceparent`).
+    pub honour_traceparent: bool,
 }
 
 /// The running exporter; [`Tracing::shutdown`] sends what is still queued.
@@ -99,6 +102,7 @@ impl Tracing {
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("guildhall");
+        HONOUR_TRACEPARENT.store(exporting.honour_traceparent, Ordering::Relaxed);
         ENABLED.store(true, Ordering::Relaxed);
         let layer = tracing_opentelemetry::layer()
             .with_tracer(tracer)
@@ -127,18 +131,37 @@ impl Extractor for Headers<'_> {
     }
 }
 
+/// The name of a request's span: its route, never the caller's own path text (which would
+/// make a new span name of every path asked for).
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/graphql" => "/graphql",
+        "/graphiql" => "/graphiql",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        p if p.starts_with("/graphiql/") => "/graphiql/*",
+        _ => "(unrouted)",
+    }
+}
+
 /// Makes `span` (the request's) a child of the caller's trace when the request carries a valid
-/// `traceparent` (and `tracestate`), names it after the route, and records the trace id on it
-/// for the log. Does nothing with traces off.
+/// `traceparent` (and `tracestate`) and callers are trusted with it, names it after the route,
+/// and records the trace id on it for the log. Does nothing with traces off.
 pub fn adopt_caller(span: &tracing::Span, request: &axum::extract::Request) {
     if !enabled() {
         return;
     }
-    let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-    let _ = span.set_parent(parent);
+    if HONOUR_TRACEPARENT.load(Ordering::Relaxed) {
+        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+        let _ = span.set_parent(parent);
+    }
     span.record(
         "otel.name",
-        tracing::field::display(format_args!("{} {}", request.method(), request.uri().path())),
+        tracing::field::display(format_args!(
+            "{} {}",
+            request.method(),
+            route_name(request.uri().path())
+        )),
     );
     span.record("otel.kind", "server");
     let trace_id = {

@@ -105,8 +105,9 @@ impl From<DbErr> for DomainError {
 }
 
 /// Whether a database error says the database is out of reach rather than that the statement
-/// was wrong: no connection could be had in time, the connection broke, or the server is
-/// shutting down, starting up or refusing connections (SQLSTATE classes 08 and 57P).
+/// was wrong: no connection could be had in time, the connection broke, the server is shutting
+/// down, starting up or refusing connections (SQLSTATE classes 08 and 57P), has too many
+/// connections (53300), or is a read-only standby, as right after a failover (25006).
 pub fn is_unavailable(err: &DbErr) -> bool {
     use sea_orm::RuntimeErr;
     use sea_orm::sqlx::Error as Sqlx;
@@ -120,9 +121,9 @@ pub fn is_unavailable(err: &DbErr) -> bool {
     };
     match sqlx.as_ref() {
         Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
-        Sqlx::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        Sqlx::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006"
+        }),
         _ => false,
     }
 }

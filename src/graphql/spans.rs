@@ -25,11 +25,13 @@ impl Extension for FieldSpans {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        // A name as the document spells it (a GraphQL name), cut to a length a trace view shows.
+        let name: String = operation_name.unwrap_or("(anonymous)").chars().take(64).collect();
         let span = tracing::info_span!(
             target: TARGET,
             "graphql.execute",
-            otel.name = %format_args!("graphql {}", operation_name.unwrap_or("(anonymous)")),
-            graphql.operation.name = operation_name.unwrap_or_default(),
+            otel.name = %format_args!("graphql {name}"),
+            graphql.operation.name = %name,
             graphql.errors = tracing::field::Empty,
         );
         let response = next.run(ctx, operation_name).instrument(span.clone()).await;

@@ -121,7 +121,8 @@ impl SocketExecutor {
         let observed =
             tokio::time::timeout(self.state.config.max_execution, self.state.app.store.observe_changes()).await;
         if !matches!(observed, Ok(Ok(()))) {
-            return Err(refuse("INTERNAL", crate::graphql::error::INTERNAL_MESSAGE.to_owned()));
+            let err = crate::domain::DomainError::Unavailable(String::new());
+            return Err(refuse(err.code(), err.to_string()));
         }
         // The credential is checked again for every operation: a token revoked or a session
         // ended since the connection began opens nothing new.
@@ -254,12 +255,9 @@ pub async fn upgrade(state: HttpState, meta: RequestMeta, mut parts: Parts) -> H
             let served = GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let value = bearer(&payload, upgrade_header.as_deref());
-                    state
-                        .app
-                        .store
-                        .observe_changes()
-                        .await
-                        .map_err(|_| async_graphql::Error::new(crate::graphql::error::INTERNAL_MESSAGE))?;
+                    state.app.store.observe_changes().await.map_err(|_| {
+                        async_graphql::Error::new(crate::domain::DomainError::Unavailable(String::new()).to_string())
+                    })?;
                     super::graphql_endpoint::authenticate_bearer(&state, value.as_deref())
                         .await
                         .map_err(|err| match err {

@@ -347,6 +347,15 @@ impl Store {
         }
     }
 
+    /// Makes every later commit that moves the change clock announce itself on the change
+    /// channel, for servers that listen (PostgreSQL; it stays on for the database).
+    pub async fn announce_changes(&self) -> Result<(), DbErr> {
+        self.conn
+            .execute_unprepared("UPDATE change_clock SET announce = true WHERE id = 1 AND NOT announce")
+            .await?;
+        Ok(())
+    }
+
     /// One read of the database's change clock, moving the write clock if it moved.
     async fn read_clock(&self) -> Result<(), DbErr> {
         let read = self.read_clock_row().await;

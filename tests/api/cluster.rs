@@ -38,7 +38,8 @@ fn as_owner(program: &Path) -> Command {
     }
 }
 
-fn postgres_bin(name: &str) -> PathBuf {
+/// A program of the newest PostgreSQL installed (or the one on `PATH`).
+pub fn postgres_bin(name: &str) -> PathBuf {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -250,12 +251,15 @@ impl Pooler {
 
 impl Drop for Pooler {
     fn drop(&mut self) {
-        // As root the child is runuser; pgbouncer itself goes with a signal to the group
-        // runuser forwards, or when its config directory is gone and the port unused.
+        // As root the child is runuser, which does not pass a kill on: PgBouncer itself is
+        // found by its config file and told to quit at once (SIGQUIT: immediate shutdown).
+        let config = self.dir.0.join("pgbouncer.ini").display().to_string();
+        let _ = Command::new("pkill").args(["-QUIT", "-f", &config]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new("pkill")
-            .args(["-f", &self.dir.0.join("pgbouncer.ini").display().to_string()])
-            .status();
     }
 }

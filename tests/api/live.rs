@@ -475,7 +475,16 @@ async fn announcements_on_a_listening_connection_reach_subscribers_without_polli
     let mut access = signed_in(&two, &bob).await;
     subscribe(&mut access, "a", ACCESS, json!({ "id": organization })).await;
     let first = data(&mut access, "a").await;
-    let heard = value(&two.scrape().await, "guildhall_change_listener_notifications_total");
+    // The setup's own announcements may still be arriving: count from once they have.
+    let mut heard = value(&two.scrape().await, "guildhall_change_listener_notifications_total");
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = value(&two.scrape().await, "guildhall_change_listener_notifications_total");
+        if now == heard {
+            break;
+        }
+        heard = now;
+    }
     let granted = one
         .change_role(&ada, true, &membership, &builtin_role("admin"), None)
         .await;
@@ -484,6 +493,12 @@ async fn announcements_on_a_listening_connection_reach_subscribers_without_polli
     let changed = data(&mut access, "a").await;
     let took = started.elapsed();
     assert_ne!(keys(&changed), keys(&first), "{changed}");
+    // Without the announcement the change would come at the subscription's own check of its
+    // access, every 5 s, or at the ten-minute poll.
+    assert!(
+        took < Duration::from_secs(4),
+        "the change took {took:?}: it was not announced"
+    );
     assert!(
         value(&two.scrape().await, "guildhall_change_listener_notifications_total") > heard,
         "the change came without an announcement"
@@ -506,4 +521,37 @@ async fn a_listening_url_needs_postgresql() {
         let refused = guildhall::server::build(&args).await.err().expect("refused");
         assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
     }
+}
+
+/// Commits are announced only once a server that listens has started: until then no write pays
+/// for PostgreSQL's notification lock. PostgreSQL only.
+#[tokio::test]
+async fn commits_are_announced_only_once_a_listening_server_started() {
+    let database_url = fresh_database_url().await;
+    if !database_url.starts_with("postgres") {
+        return;
+    }
+    let plain = spawn_with(test_args(&database_url)).await;
+    let ada = plain.sign_up("ada@example.com", "Ada").await;
+    let organization = plain.create_organization(&ada, "acme").await;
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect(&database_url)
+        .await
+        .expect("listen");
+    listener.listen(migration::CHANGE_CHANNEL).await.expect("listen");
+    plain.create_workspace(&ada, &organization, "quiet").await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), listener.recv())
+            .await
+            .is_err(),
+        "a commit was announced though no server listens"
+    );
+
+    let mut args = test_args(&database_url);
+    args.listen_database_url = Some(database_url.clone());
+    let listening = spawn_with(args).await;
+    plain.create_workspace(&ada, &organization, "heard").await;
+    let heard = tokio::time::timeout(WAIT, listener.recv()).await;
+    assert!(matches!(heard, Ok(Ok(_))), "{heard:?}");
+    plain.stop().await;
+    listening.stop().await;
 }

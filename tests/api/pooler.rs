@@ -59,6 +59,69 @@ async fn until_listening(servers: &[Process]) {
     }
 }
 
+/// From the first refusal to the last.
+fn refused_window(refused_at: &[Instant]) -> Duration {
+    match (refused_at.iter().min(), refused_at.iter().max()) {
+        (Some(first), Some(last)) => last.duration_since(*first),
+        _ => Duration::ZERO,
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `viewerAccessChanged` subscription over `graphql-transport-ws`, acknowledged.
+async fn subscribe_access(server: &Process, bearer: &str, organization: &str) -> Socket {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}/graphql", server.url.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {bearer}") } });
+    socket.send(Message::text(init.to_string())).await.expect("send");
+    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let subscribe = json!({ "id": "a", "type": "subscribe", "payload": {
+        "query": "subscription($o: ID!) { viewerAccessChanged(organizationId: $o) { keys } }",
+        "variables": { "o": organization } } });
+    socket.send(Message::text(subscribe.to_string())).await.expect("send");
+    socket
+}
+
+async fn next_message(socket: &mut Socket) -> Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(4), socket.next())
+            .await
+            .expect("a message within 4 s (the access re-check is every 5 s, the poll ten minutes)")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("json");
+            if value["type"] == "ping" {
+                socket
+                    .send(Message::text(json!({ "type": "pong" }).to_string()))
+                    .await
+                    .expect("pong");
+                continue;
+            }
+            return value;
+        }
+    }
+}
+
+/// The next `viewerAccessChanged` payload.
+async fn next_payload(socket: &mut Socket) -> Value {
+    let message = next_message(socket).await;
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"]["viewerAccessChanged"].clone()
+}
+
 /// A request with the deadline checked: the answer (or `None` if the connection failed) and
 /// how long it took.
 async fn timed(server: &Process, bearer: &str, query: &str, variables: Value) -> (Option<Value>, Duration) {
@@ -102,7 +165,11 @@ async fn three_servers_behind_pgbouncer_stay_fresh_and_outlive_a_postgresql_rest
     setup.stop().await;
 
     let deadline_ms = DEADLINE.as_millis().to_string();
+    // Live subscriptions hear other processes' commits only through the listener: the poll
+    // would take ten minutes.
     let flags = [
+        "--change-poll-ms",
+        "600000",
         "--plan-limits",
         PLAN_LIMITS,
         "--listen-database-url",
@@ -172,7 +239,7 @@ async fn three_servers_behind_pgbouncer_stay_fresh_and_outlive_a_postgresql_rest
         .await;
     assert_eq!(started_before["data"]["authorize"]["allowed"], true);
     let postmaster_start = || {
-        let output = std::process::Command::new("psql")
+        let output = std::process::Command::new(crate::cluster::postgres_bin("psql"))
             .args(["-X", "-A", "-t", "-d", &cluster.url("postgres"), "-c"])
             .arg("SELECT pg_postmaster_start_time()")
             .output()
@@ -281,6 +348,29 @@ async fn three_servers_behind_pgbouncer_stay_fresh_and_outlive_a_postgresql_rest
         }
     }
     until_listening(&servers[..]).await;
+    assert!(
+        refused_window(&refused_at) < Duration::from_secs(5),
+        "refused for too long"
+    );
+    // Each process's listener hears, after the restart, a change committed through another.
+    for (i, server) in servers.iter().enumerate() {
+        let mut socket = subscribe_access(server, &member.access_token, &org).await;
+        let before = next_payload(&mut socket).await;
+        let writer = &servers[(i + 1) % 3];
+        let granted = before["keys"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "members.read"));
+        let body = writer
+            .gql(
+                Some(&owner.access_token),
+                if granted { REVOKE } else { GRANT },
+                input.clone(),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        let after = next_payload(&mut socket).await;
+        assert_ne!(after["keys"], before["keys"], "process {i}: {after}");
+    }
     let mut present = std::collections::HashSet::new();
     let mut after = Value::Null;
     loop {
@@ -301,8 +391,12 @@ async fn three_servers_behind_pgbouncer_stay_fresh_and_outlive_a_postgresql_rest
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 
     // And freshness holds after the restart as before it.
+    let held = servers[0]
+        .gql(Some(&member.access_token), MAY_READ, json!({ "o": org }))
+        .await["data"]["authorize"]["allowed"]
+        == true;
     for round in 0..6 {
-        let granted = round % 2 == 0;
+        let granted = (round % 2 == 0) != held;
         let body = servers[round % 3]
             .gql(
                 Some(&owner.access_token),

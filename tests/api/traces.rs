@@ -223,6 +223,43 @@ async fn spans_reach_the_collector_under_the_callers_trace_with_the_request_id()
             .iter()
             .any(|(_, s)| s["traceId"] == request["traceId"] && s["name"] == "Mutation.createWorkspace")
     );
+
+    // A path nobody serves is named for what it is, not for its text.
+    let missing = server
+        .client
+        .get(format!("{}/no/such/page", server.url))
+        .header("x-request-id", "traced-404")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 404);
+    let unrouted = until(&received, "the 404's span", |all| {
+        all.iter()
+            .map(|(_, s)| s)
+            .find(|s| attribute(s, "request_id").as_deref() == Some("traced-404"))
+            .cloned()
+    })
+    .await;
+    assert_eq!(unrouted["name"], "GET (unrouted)", "{unrouted}");
+    assert_no_secrets(
+        &received,
+        &[
+            owner.access_token.as_str(),
+            crate::helpers::PASSWORD,
+            "owner@example.com",
+            "Traced",
+        ],
+    );
+}
+
+/// No span carries a credential, a password, an email or a variable's value.
+fn assert_no_secrets(received: &Received, secrets: &[&str]) {
+    for (_, span) in received.lock().expect("lock").iter() {
+        let text = span.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} in {span}");
+        }
+    }
 }
 
 /// Traces are off by default, and an endpoint that is not plain HTTP is refused at start.

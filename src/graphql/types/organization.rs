@@ -196,7 +196,7 @@ impl Organization {
                         let count = loaders.member_counts.load_one(organization_id).await;
                         count
                             .map(Option::unwrap_or_default)
-                            .map_err(|e| DomainError::Internal(format!("database: {e}")))
+                            .map_err(|e| crate::graphql::loaders::loader_error(e).0)
                     }
                     .boxed()
                 })
