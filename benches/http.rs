@@ -35,6 +35,10 @@ fn worst_accepted() -> &'static str {
 }
 const GRANT: &str = "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }";
 const REVOKE: &str = "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { membership { id } } }";
+/// Everyone holding a key in the organization of 10,000 members, a page of 50 with the grants.
+const WHO_CAN: &str = "query($o: ID!, $k: String!) { whoCan(organizationId: $o, key: $k, first: 50) { totalCount
+  edges { node { membership { id user { name } } grants { key implication role { name } keychain { name } } } }
+  pageInfo { hasNextPage } } }";
 const AUTHORIZE: &str = "query($o: ID!) { authorize(organizationId: $o, key: \"members.invite\") { allowed reason } }";
 
 struct Server {
@@ -139,6 +143,8 @@ fn raw(id: &str) -> Uuid {
 struct Fixture {
     token: String,
     first_org: String,
+    /// The organization of 10,000 members.
+    big: String,
     big_after_page_199: String,
     /// A member of the first organization whose role the write stream flips.
     flipped_membership: String,
@@ -209,6 +215,7 @@ async fn fill(server: &Server) -> Fixture {
     Fixture {
         token,
         first_org,
+        big,
         big_after_page_199,
         flipped_membership: guildhall::graphql::ids::encode(guildhall::graphql::ids::NodeKind::Membership, flipped[0])
             .0,
@@ -544,6 +551,20 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
         )
         .await,
     );
+    for (key, label) in [
+        ("members.read", "whoCan, all 10,001 hold it"),
+        ("organization.delete", "whoCan, 1 of 10,001 holds it"),
+    ] {
+        results.push(
+            drive(
+                &server,
+                label,
+                seconds,
+                query_step(&url, token, WHO_CAN, json!({ "o": fixture.big, "k": key })),
+            )
+            .await,
+        );
+    }
     results.push(
         drive(
             &server,

@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod standing;
 pub mod tokens;
 pub mod validate;
+pub mod who_can;
 pub mod workspaces;
 
 use std::sync::Arc;

@@ -1,18 +1,23 @@
 //! Root query fields.
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Object};
+use futures_util::FutureExt;
 use uuid::Uuid;
 
+use crate::domain::page::PageRequest;
 use crate::domain::{
     DomainError, api_tokens as token_service, audit, authorize, definitions, invitations as invitation_service,
-    members, organizations as org_service, workspaces as workspace_service,
+    members, organizations as org_service, who_can, workspaces as workspace_service,
 };
 
-use super::context::{access, app, member_access, principal};
+use super::connection;
+use super::context::{access, app, member_access, principal, require_key};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::types::{
-    ApiToken, AuditEvent, Authorization, Grant, Invitation, Key, Keychain, Membership, Node, Organization, Role, User,
-    Workspace,
+    ApiToken, AuditEvent, Authorization, Grant, Invitation, Key, KeyHolder, KeyHolderConnection, Keychain, Membership,
+    Node, Organization, Role, User, Workspace,
 };
 
 pub struct QueryRoot;
@@ -103,6 +108,55 @@ impl QueryRoot {
             reason: decision.reason,
             grants: decision.grants.into_iter().map(|g| Grant(g, organization_id)).collect(),
         })
+    }
+
+    /// Everyone who holds `key` in the organization (inside a workspace when given), the reverse
+    /// of `authorize`: each member and service account with the bindings, keychains and
+    /// implications that give it the key, in membership order. Needs `members.read`.
+    async fn who_can(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization to look in; the caller must hold `members.read` there.")]
+        organization_id: ID,
+        #[graphql(desc = "A key of the catalog, e.g. `servers.delete`.")] key: String,
+        #[graphql(desc = "A workspace of the organization to look inside; omit it for the organization as a whole.")]
+        workspace_id: Option<ID>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
+    ) -> ApiResult<KeyHolderConnection> {
+        principal(ctx)?;
+        let app = app(ctx).clone();
+        let organization_id = ids::decode("organizationId", NodeKind::Organization, &organization_id)?;
+        require_key(ctx, organization_id, "members.read", None).await?;
+        let key = app
+            .catalog
+            .lookup(&key)
+            .ok_or_else(|| DomainError::bad_input("key", format!("`{key}` is not a key of the catalog")))?;
+        let workspace_id = match workspace_id {
+            None => None,
+            Some(id) => {
+                let workspace_id = ids::decode("workspaceId", NodeKind::Workspace, &id)?;
+                match workspace_service::find(&app, workspace_id).await? {
+                    Some(w) if w.organization_id == organization_id => Some(workspace_id),
+                    _ => return Err(DomainError::NotFound("workspace").into()),
+                }
+            }
+        };
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let question = who_can::Question {
+            organization_id,
+            key,
+            workspace_id,
+        };
+        let page = who_can::holders(&app.store.conn, &app, &question, request).await?;
+        let counter: connection::Counter = Arc::new(move || {
+            let app = app.clone();
+            async move { who_can::count(&app.store.conn, &app, &question).await }.boxed()
+        });
+        Ok(KeyHolderConnection::new(
+            connection::parts(page, &request, |holder| KeyHolder(holder, organization_id)),
+            counter,
+        ))
     }
 
     /// An organization the viewer belongs to; `null` otherwise.

@@ -24,3 +24,4 @@ mod schema;
 mod security;
 mod traces;
 mod transport;
+mod who_can;

@@ -2,11 +2,12 @@
 use async_graphql::{Context, Object, SimpleObject};
 use uuid::Uuid;
 
-use crate::domain::definitions;
 use crate::graphql::context::app;
 use crate::graphql::error::ApiResult;
 
-use super::{Keychain, Role, Workspace};
+use crate::graphql::connection::connection;
+
+use super::{Keychain, Membership, Role, RoleBinding, Workspace};
 
 /// A capability of the key catalog.
 pub struct Key(pub crate::authz::KeyIndex);
@@ -81,13 +82,52 @@ impl Grant {
 
     /// The keychain carrying the key; `null` when the role grants it directly.
     async fn keychain(&self, ctx: &Context<'_>) -> ApiResult<Option<Keychain>> {
+        if let Some(row) = &self.0.keychain {
+            return Ok(Some(Keychain::from(row.clone())));
+        }
         let Some(id) = self.0.keychain_id else { return Ok(None) };
-        let row = definitions::keychain_by_id(app(ctx), id).await?;
+        let row = crate::domain::definitions::keychain_by_id(app(ctx), id).await?;
         Ok(row.map(Keychain::from))
     }
 
     /// The key the role holds: the asked key itself, or one implying it.
     async fn key(&self) -> &str {
         &self.0.via_key
+    }
+
+    /// From `key` to the asked key, each key implying the next directly; just `[key]` when the
+    /// role holds the asked key itself.
+    async fn implication(&self) -> &[String] {
+        &self.0.implication
+    }
+
+    /// The role binding that grants it.
+    async fn role_binding(&self) -> RoleBinding {
+        RoleBinding(self.0.binding.clone(), self.1, None)
+    }
+}
+
+connection!(
+    KeyHolderConnection,
+    KeyHolderEdge,
+    KeyHolder,
+    "A page of the members and service accounts holding a key."
+);
+
+/// A member or service account holding a key, with the grants that explain it.
+pub struct KeyHolder(pub crate::domain::who_can::Holder, pub Uuid);
+
+/// A member or service account holding the asked key, and every binding through which it does.
+#[Object]
+impl KeyHolder {
+    /// The membership holding the key: a person's or a service account's.
+    async fn membership(&self) -> Membership {
+        Membership(self.0.membership.clone())
+    }
+
+    /// Each binding (and within it each keychain or direct key) that gives the key, oldest
+    /// binding first.
+    async fn grants(&self) -> Vec<Grant> {
+        self.0.grants.iter().map(|g| Grant(g.clone(), self.1)).collect()
     }
 }
