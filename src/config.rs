@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// failed sign-ins go too); 0 never prunes.
     #[arg(long, env = "GUILDHALL_RETENTION_INTERVAL_MINUTES", default_value_t = 60)]
     pub retention_interval_minutes: u64,
+    /// Seconds between two removals of role bindings that have ended (decisions ignore them from
+    /// their end on; this removes them and records `role.expire`).
+    #[arg(long, env = "GUILDHALL_GRANT_EXPIRY_SWEEP_SECONDS", default_value_t = 30)]
+    pub grant_expiry_sweep_seconds: u64,
     /// Export traces over OTLP/HTTP to this collector (`http://127.0.0.1:4318`, or its full
     /// `/v1/traces` URL); off when absent. A caller's `traceparent` is honoured.
     #[arg(long, env = "GUILDHALL_OTLP_ENDPOINT")]

@@ -131,7 +131,16 @@ pub async fn seed(app: &App) -> DomainResult<Seeded> {
     let (meta, owner) = (&meta, &owner);
     let grant = |principal: Uuid, role: Uuid, workspace: Option<Uuid>| async move {
         let membership = members::add_member(app, organization.id, principal).await?;
-        bindings::grant_role(app, meta, owner, membership.id, role, workspace).await
+        bindings::grant_role(
+            app,
+            meta,
+            owner,
+            membership.id,
+            role,
+            workspace,
+            &bindings::Terms::default(),
+        )
+        .await
     };
     for (name, email, role, workspace) in PEOPLE {
         let who = person(app, meta, name, email).await?;

@@ -316,6 +316,10 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             .map_err(|e| StartError::Database(e.to_string()))?;
         spawn_change_listener(&app, url.clone());
     }
+    crate::domain::bindings::spawn_expiry(
+        &app,
+        std::time::Duration::from_secs(args.grant_expiry_sweep_seconds.max(1)),
+    );
     if args.retention_interval_minutes > 0 {
         crate::domain::retention::spawn(
             app.clone(),

@@ -6,6 +6,7 @@ mod m20261124_000001_change_notifications;
 mod m20261125_000001_shared_rows_notifications;
 mod m20261125_000002_change_clock;
 mod m20261203_000001_change_announcements;
+mod m20261203_000002_expiring_grants;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
 pub use m20261203_000001_change_announcements::CHANNEL as CHANGE_CHANNEL;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_shared_rows_notifications::Migration),
             Box::new(m20261125_000002_change_clock::Migration),
             Box::new(m20261203_000001_change_announcements::Migration),
+            Box::new(m20261203_000002_expiring_grants::Migration),
         ]
     }
 }

@@ -28,11 +28,19 @@ pub struct MemberAccess {
 }
 
 impl MemberAccess {
+    /// The bindings that grant anything now: one that has ended counts for nothing from that
+    /// instant, however long this standing has been kept.
+    pub fn in_force(&self, app: &App) -> impl Iterator<Item = &ResolvedBinding> {
+        let now = app.now();
+        self.bindings
+            .iter()
+            .filter(move |b| super::bindings::in_force(&b.binding, now))
+    }
+
     /// Keys at the organization (`None`) or inside one workspace.
     pub fn keys_at(&self, app: &App, workspace: Option<Uuid>) -> KeySet {
         let bindings: Vec<Binding<Uuid>> = self
-            .bindings
-            .iter()
+            .in_force(app)
             .map(|b| Binding {
                 keys: b.role_keys,
                 workspace: b.binding.workspace_id,
@@ -72,9 +80,8 @@ impl MemberAccess {
         }
     }
 
-    pub fn holds_role(&self, role_id: Uuid) -> bool {
-        self.bindings
-            .iter()
+    pub fn holds_role(&self, app: &App, role_id: Uuid) -> bool {
+        self.in_force(app)
             .any(|b| b.binding.role_id == role_id && b.binding.workspace_id.is_none())
     }
 }

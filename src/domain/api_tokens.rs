@@ -116,12 +116,11 @@ async fn reachable_keychains<C: ConnectionTrait>(
 ) -> DomainResult<Vec<Uuid>> {
     let mut ids = Vec::new();
     let custom: Vec<Uuid> = member
-        .bindings
-        .iter()
+        .in_force(app)
         .map(|b| b.binding.role_id)
         .filter(|id| app.builtins.role(id).is_none())
         .collect();
-    for binding in &member.bindings {
+    for binding in member.in_force(app) {
         if let Some(chains) = app.builtins.role_keychains(&binding.binding.role_id) {
             ids.extend_from_slice(chains);
         }
@@ -376,7 +375,7 @@ pub async fn create_service_account(
             role: bindings::resolve_role(&tx, organization.id, offer.role_id).await?,
             workspace_id: offer.workspace_id,
         };
-        match bindings::bind(&tx, app, &target, Some(principal.user.id)).await {
+        match bindings::bind(&tx, app, &target, Some(principal.user.id), &bindings::Terms::default()).await {
             Ok(_) | Err(DomainError::Conflict { .. }) => {}
             Err(other) => return Err(other),
         }

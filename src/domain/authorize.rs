@@ -54,8 +54,7 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
         });
     }
     let applicable: Vec<&access::ResolvedBinding> = access
-        .bindings
-        .iter()
+        .in_force(app)
         .filter(|b| match b.binding.workspace_id {
             None => true,
             Some(w) => Some(w) == workspace_id && !wide,
@@ -63,9 +62,9 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
         .filter(|b| b.role_keys.contains(key))
         .collect();
     if applicable.is_empty() {
-        let reason = if access.bindings.is_empty() {
+        let reason = if access.in_force(app).next().is_none() {
             "you hold no role in this organization".to_owned()
-        } else if wide && workspace_id.is_some() && access.bindings.iter().any(|b| b.role_keys.contains(key)) {
+        } else if wide && workspace_id.is_some() && access.in_force(app).any(|b| b.role_keys.contains(key)) {
             format!("`{key_id}` is organization-wide: only an organization-wide role can grant it")
         } else {
             format!("none of your roles grants `{key_id}` here")

@@ -1,7 +1,9 @@
 //! Granting and revoking roles (invariants 1, 2, 6 and 7), each decided inside the transaction
 //! that writes it, with the organization locked.
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -175,21 +177,83 @@ pub async fn holder_counts<C: ConnectionTrait>(
     Ok(counts)
 }
 
+/// How long a binding lasts, and why it was given.
+#[derive(Clone, Debug, Default)]
+pub struct Terms {
+    /// `None`: until revoked.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub reason: Option<String>,
+}
+
+/// Longest `reason` of a grant.
+pub const MAX_REASON_CHARS: usize = 500;
+
+impl Terms {
+    /// Checks the terms of a grant of `role` at `now`: an end in the future, never for a role
+    /// that must keep holders (ownership is never temporary), a short reason.
+    pub fn check(&self, role: &roles::Model, now: chrono::DateTime<chrono::Utc>) -> DomainResult<()> {
+        if let Some(end) = self.expires_at {
+            if end <= now {
+                return Err(DomainError::bad_input("expiresAt", "expiresAt must be in the future"));
+            }
+            if role.min_holders > 0 {
+                return Err(DomainError::bad_input(
+                    "expiresAt",
+                    format!(
+                        "`{}` is never granted for a time: the organization must always keep its holders",
+                        role.name
+                    ),
+                ));
+            }
+        }
+        if let Some(reason) = &self.reason
+            && reason.chars().count() > MAX_REASON_CHARS
+        {
+            return Err(DomainError::bad_input(
+                "reason",
+                format!("the reason may be at most {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a binding ending at `a` lasts at least as long as one ending at `b` (`None`: never ends).
+fn lasts_as_long(a: Option<chrono::DateTime<chrono::Utc>>, b: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a >= b,
+    }
+}
+
+/// Whether a binding still grants anything at `now`.
+pub fn in_force(binding: &role_bindings::Model, now: chrono::DateTime<chrono::Utc>) -> bool {
+    binding.expires_at.is_none_or(|end| end > now)
+}
+
 /// Writes a binding after checking subsumption (invariant 6) and the admin limit (invariant 7).
-/// Returns the new binding and the bindings it replaced.
+/// Returns the new binding and the bindings it replaced. A binding that has ended is replaced
+/// by any new one at its scope; a held binding makes the new one redundant only if it grants
+/// every key of it for at least as long, and the new one replaces a held one only if it grants
+/// all of its keys for at least as long (an expiring grant never takes away a lasting one).
 pub(crate) async fn bind<C: ConnectionTrait>(
     conn: &C,
     app: &App,
     target: &Target,
     granted_by: Option<Uuid>,
+    terms: &Terms,
 ) -> DomainResult<(role_bindings::Model, Vec<role_bindings::Model>)> {
     check_scope(&target.role, target.workspace_id)?;
+    terms.check(&target.role, app.now())?;
     let scope = scope_key(target.workspace_id);
-    let existing: Vec<role_bindings::Model> = role_bindings::Entity::find()
+    let (existing, ended): (Vec<role_bindings::Model>, Vec<role_bindings::Model>) = role_bindings::Entity::find()
         .filter(role_bindings::Column::MembershipId.eq(target.membership.id))
         .filter(role_bindings::Column::ScopeKey.eq(scope.clone()))
         .all(conn)
-        .await?;
+        .await?
+        .into_iter()
+        .partition(|b| in_force(b, app.now()));
     let mut role_ids: Vec<Uuid> = existing.iter().map(|b| b.role_id).collect();
     role_ids.push(target.role.id);
     let key_sets = access::role_key_sets(conn, app, &role_ids).await?;
@@ -202,10 +266,10 @@ pub(crate) async fn bind<C: ConnectionTrait>(
         )
     };
     let new_keys = at_scope(&target.role.id);
-    let mut replaced = Vec::new();
+    let mut replaced = ended;
     for binding in existing {
         let held = at_scope(&binding.role_id);
-        if new_keys.is_subset_of(&held) {
+        if new_keys.is_subset_of(&held) && lasts_as_long(binding.expires_at, terms.expires_at) {
             let name = roles::Entity::find_by_id(binding.role_id)
                 .one(conn)
                 .await?
@@ -223,8 +287,18 @@ pub(crate) async fn bind<C: ConnectionTrait>(
                 },
             ));
         }
-        if held.is_subset_of(&new_keys) {
+        if held.is_subset_of(&new_keys) && lasts_as_long(terms.expires_at, binding.expires_at) {
             replaced.push(binding);
+        } else if binding.role_id == target.role.id {
+            // The same role at the same scope, held for a different time: the new terms replace
+            // the old ones only when they last as long (checked above), else it is a conflict.
+            return Err(DomainError::conflict(
+                Some("expiresAt"),
+                format!(
+                    "the member already holds `{}` at this scope until later; revoke it first",
+                    target.role.name
+                ),
+            ));
         }
     }
     if target.workspace_id.is_none() {
@@ -251,6 +325,8 @@ pub(crate) async fn bind<C: ConnectionTrait>(
         scope_key: Set(scope),
         granted_by_user_id: Set(granted_by),
         granted_at: Set(app.now()),
+        expires_at: Set(terms.expires_at),
+        reason: Set(terms.reason.clone()),
     }
     .insert(conn)
     .await?;
@@ -265,10 +341,12 @@ pub async fn grant_role(
     membership_id: Uuid,
     role_id: Uuid,
     workspace_id: Option<Uuid>,
+    terms: &Terms,
 ) -> DomainResult<memberships::Model> {
     let tx = app.store.begin_write().await?;
     let (target, actor) = resolve(&tx, app, principal, membership_id, role_id, workspace_id).await?;
     check_scope(&target.role, workspace_id)?;
+    terms.check(&target.role, app.now())?;
     let keys = access::role_key_sets(&tx, app, &[target.role.id]).await?;
     check_may_assign(
         app,
@@ -277,7 +355,7 @@ pub async fn grant_role(
         &keys.get(&target.role.id).copied().unwrap_or_default(),
         workspace_id,
     )?;
-    let (binding, replaced) = bind(&tx, app, &target, Some(principal.user.id)).await?;
+    let (binding, replaced) = bind(&tx, app, &target, Some(principal.user.id), terms).await?;
     audit::record(
         &tx,
         meta,
@@ -290,6 +368,7 @@ pub async fn grant_role(
             details: json!({
                 "role": target.role.name, "roleId": target.role.id, "workspaceId": workspace_id,
                 "bindingId": binding.id, "replacedRoleIds": replaced.iter().map(|b| b.role_id).collect::<Vec<_>>(),
+                "expiresAt": terms.expires_at, "reason": terms.reason,
             }),
         },
     )
@@ -373,4 +452,95 @@ pub async fn revoke_role(
     .await?;
     tx.commit().await?;
     Ok(target.membership)
+}
+
+/// Removes up to `batch` bindings that have ended (decisions ignored them from their end on),
+/// recording `role.expire` for each, in one short transaction. Returns how many went.
+pub async fn expire_due(app: &App, batch: u64) -> DomainResult<usize> {
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let due = role_bindings::Entity::find()
+        .filter(role_bindings::Column::ExpiresAt.lte(now))
+        .order_by_asc(role_bindings::Column::ExpiresAt)
+        .limit(batch)
+        .all(&tx)
+        .await?;
+    if due.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let membership_ids: Vec<Uuid> = due.iter().map(|b| b.membership_id).collect();
+    let organization_of: std::collections::HashMap<Uuid, Uuid> = memberships::Entity::find()
+        .filter(memberships::Column::Id.is_in(membership_ids))
+        .all(&tx)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.organization_id))
+        .collect();
+    let role_ids: Vec<Uuid> = due.iter().map(|b| b.role_id).collect();
+    let role_names: std::collections::HashMap<Uuid, String> = roles::Entity::find()
+        .filter(roles::Column::Id.is_in(role_ids))
+        .all(&tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
+    role_bindings::Entity::delete_many()
+        .filter(role_bindings::Column::Id.is_in(due.iter().map(|b| b.id).collect::<Vec<_>>()))
+        .exec(&tx)
+        .await?;
+    let meta = RequestMeta {
+        request_id: "grant-expiry".to_owned(),
+        client_address: None,
+        user_agent: None,
+    };
+    for binding in &due {
+        audit::record(
+            &tx,
+            &meta,
+            now,
+            Event {
+                organization_id: organization_of.get(&binding.membership_id).copied(),
+                actor: audit::Actor {
+                    user_id: None,
+                    token_id: None,
+                },
+                action: "role.expire",
+                target: Some(("Membership", binding.membership_id)),
+                details: json!({
+                    "role": role_names.get(&binding.role_id), "roleId": binding.role_id,
+                    "workspaceId": binding.workspace_id, "bindingId": binding.id,
+                    "expiresAt": binding.expires_at, "reason": binding.reason,
+                    "grantedBy": binding.granted_by_user_id,
+                }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(due.len())
+}
+
+/// Every `interval`, removes the bindings that have ended, in batches of 500. Stops once the app
+/// is gone.
+pub fn spawn_expiry(app: &std::sync::Arc<App>, interval: std::time::Duration) {
+    let app = std::sync::Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            loop {
+                match expire_due(&app, 500).await {
+                    Ok(500) => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "removing ended role bindings");
+                        break;
+                    }
+                }
+            }
+        }
+    });
 }

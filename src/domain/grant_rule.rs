@@ -27,7 +27,7 @@ use super::{App, bindings};
 /// Whether the member acts as an owner: holds the built-in `owner` role and, through a token,
 /// one whose keychain keeps every owner-only key (a narrowed owner token is no owner).
 pub fn is_owner(app: &App, access: &MemberAccess) -> bool {
-    access.holds_role(builtins::role_id("owner"))
+    access.holds_role(app, builtins::role_id("owner"))
         && access
             .mask
             .is_none_or(|mask| app.catalog.owner_only_keys().is_subset_of(&mask))

@@ -500,7 +500,15 @@ async fn accept_in<C: ConnectionTrait>(
             role,
             workspace_id: offer.workspace_id,
         };
-        match bindings::bind(conn, app, &target, invitation.invited_by_user_id).await {
+        match bindings::bind(
+            conn,
+            app,
+            &target,
+            invitation.invited_by_user_id,
+            &bindings::Terms::default(),
+        )
+        .await
+        {
             // An offered role covered by another offered role adds nothing.
             Ok(_) | Err(DomainError::Conflict { .. }) => {}
             Err(other) => return Err(other),

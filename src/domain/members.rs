@@ -270,7 +270,7 @@ pub async fn remove(app: &App, meta: &RequestMeta, principal: &Principal, member
         .await?
         .ok_or(DomainError::NotFound("membership"))?;
     let owner = builtins::role_id("owner");
-    if target.holds_role(owner) && !actor.holds_role(owner) {
+    if target.holds_role(app, owner) && !actor.holds_role(app, owner) {
         return Err(DomainError::Forbidden {
             message: "only owners may remove an owner".to_owned(),
             key: None,
@@ -308,7 +308,7 @@ pub async fn transfer_ownership(
     let me = member_access(&tx, app, principal, organization.id).await?;
     me.require(app, "organization.transfer", None)?;
     let owner_id = builtins::role_id("owner");
-    if !me.holds_role(owner_id) {
+    if !me.holds_role(app, owner_id) {
         return Err(DomainError::forbidden_key("organization.transfer"));
     }
     let target = memberships::Entity::find_by_id(to_membership_id)
@@ -340,7 +340,7 @@ pub async fn transfer_ownership(
     let role = bindings::resolve_role(&tx, organization.id, owner_id).await?;
     let already_owner = access::load(&tx, app, target.user_id, organization.id)
         .await?
-        .is_some_and(|a| a.holds_role(owner_id));
+        .is_some_and(|a| a.holds_role(app, owner_id));
     if already_owner && !step_down {
         return Err(DomainError::conflict(
             Some("toMembershipId"),
@@ -358,6 +358,7 @@ pub async fn transfer_ownership(
                 workspace_id: None,
             },
             Some(principal.user.id),
+            &bindings::Terms::default(),
         )
         .await?;
     }

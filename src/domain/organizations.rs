@@ -94,6 +94,8 @@ pub async fn create(
         scope_key: Set("org".to_owned()),
         granted_by_user_id: Set(Some(principal.user.id)),
         granted_at: Set(now),
+        expires_at: Set(None),
+        reason: Set(None),
     }
     .insert(&tx)
     .await?;

@@ -60,15 +60,19 @@ async fn granting_roles<C: ConnectionTrait>(conn: &C, app: &App, question: &Ques
     Ok(granting)
 }
 
-/// Bindings that apply at the asked scope.
+/// Bindings in force that apply at the asked scope.
 fn at_scope(app: &App, question: &Question) -> Condition {
     let organization_wide = role_bindings::Column::WorkspaceId.is_null();
-    match question.workspace_id {
+    let scope = match question.workspace_id {
         Some(workspace) if !app.catalog.key(question.key).organization_wide => Condition::any()
             .add(organization_wide)
             .add(role_bindings::Column::WorkspaceId.eq(workspace)),
         _ => Condition::all().add(organization_wide),
-    }
+    };
+    let in_force = Condition::any()
+        .add(role_bindings::Column::ExpiresAt.is_null())
+        .add(role_bindings::Column::ExpiresAt.gt(app.now()));
+    Condition::all().add(scope).add(in_force)
 }
 
 /// Memberships of the organization with a binding of one of `roles` at the scope.

@@ -246,10 +246,25 @@ per_mutation! {
         /// `null` for organization-wide.
         workspace_id: Option<ID>,
     }
-    /// The role binding to grant: a member, a role and a scope.
-    GrantRoleInput,
     /// The role binding to revoke: a member, a role and the scope it was granted at.
     RevokeRoleInput,
+}
+
+/// The role binding to grant: a member, a role, a scope, and for a grant that ends, when.
+#[derive(async_graphql::InputObject)]
+pub struct GrantRoleInput {
+    /// The member whose roles change.
+    pub membership_id: ID,
+    /// A built-in role or a custom role of the member's organization.
+    pub role_id: ID,
+    /// `null` for organization-wide.
+    pub workspace_id: Option<ID>,
+    /// When the grant ends, in the future; omitted or `null` for a grant that lasts until it is
+    /// revoked. From that instant every decision ignores it; it is then removed and
+    /// `role.expire` recorded. Never for `owner`.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why it is granted, at most 500 characters; shown on the binding and in the audit log.
+    pub reason: Option<String>,
 }
 
 per_mutation! {
@@ -586,7 +601,16 @@ impl AccessMutations {
         ctx: &Context<'_>,
         #[graphql(desc = "The member, the role and where it applies.")] input: GrantRoleInput,
     ) -> ApiResult<GrantRolePayload> {
-        binding_change(ctx, input.into(), true).await.map(Into::into)
+        let terms = bindings::Terms {
+            expires_at: input.expires_at,
+            reason: input.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+        };
+        let change = RoleBindingChangeInput {
+            membership_id: input.membership_id,
+            role_id: input.role_id,
+            workspace_id: input.workspace_id,
+        };
+        binding_change(ctx, change, Some(terms)).await.map(Into::into)
     }
 
     /// Revokes a role (`roles.assign` and every key of the role at that scope).
@@ -595,7 +619,7 @@ impl AccessMutations {
         ctx: &Context<'_>,
         #[graphql(desc = "The member, the role and where it was granted.")] input: RevokeRoleInput,
     ) -> ApiResult<RevokeRolePayload> {
-        binding_change(ctx, input.into(), false).await.map(Into::into)
+        binding_change(ctx, input.into(), None).await.map(Into::into)
     }
 }
 
@@ -624,14 +648,14 @@ async fn assignment(
 async fn binding_change(
     ctx: &Context<'_>,
     input: RoleBindingChangeInput,
-    grant: bool,
+    grant: Option<bindings::Terms>,
 ) -> ApiResult<RoleBindingChangePayload> {
     let membership_id = ids::decode("membershipId", NodeKind::Membership, &input.membership_id)?;
     let role_id = ids::decode("roleId", NodeKind::Role, &input.role_id)?;
     let workspace_id = decode_opt("workspaceId", NodeKind::Workspace, &input.workspace_id)?;
     let (app, meta, principal) = (app(ctx), &state(ctx).meta, principal(ctx)?);
-    let membership = if grant {
-        bindings::grant_role(app, meta, principal, membership_id, role_id, workspace_id).await?
+    let membership = if let Some(terms) = grant {
+        bindings::grant_role(app, meta, principal, membership_id, role_id, workspace_id, &terms).await?
     } else {
         bindings::revoke_role(app, meta, principal, membership_id, role_id, workspace_id).await?
     };

@@ -53,6 +53,8 @@ pub async fn bulk_members(
                     scope_key: Set("org".to_owned()),
                     granted_by_user_id: Set(None),
                     granted_at: Set(now),
+                    expires_at: Set(None),
+                    reason: Set(None),
                 });
             }
         }

@@ -58,6 +58,8 @@ pub fn test_args(database_url: &str) -> ServeArgs {
     args.jwt_secret = Some(SECRET.to_owned());
     args.public_url = "https://guildhall.test".to_owned();
     args.database.database_max_connections = 8;
+    // Tests remove ended grants themselves (`bindings::expire_due`), at the moment they choose.
+    args.grant_expiry_sweep_seconds = 3_600;
     // The suite signs up many people from one address; the limit has its own test.
     args.sign_ups_per_address = 1_000_000;
     args

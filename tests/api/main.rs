@@ -9,6 +9,7 @@ mod accounts;
 mod cli;
 mod cluster;
 mod conventions;
+mod expiry;
 mod mail;
 mod membership;
 mod metrics;

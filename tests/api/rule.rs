@@ -243,7 +243,16 @@ async fn run(world: &mut World, step: &Step, meta: &RequestMeta) -> Option<Uuid>
             let workspace = in_workspace.then_some(world.workspace);
             let principal = world.principal(actor).await;
             let done = if matches!(step, Step::Grant { .. }) {
-                bindings::grant_role(app, meta, &principal, membership, role, workspace).await
+                bindings::grant_role(
+                    app,
+                    meta,
+                    &principal,
+                    membership,
+                    role,
+                    workspace,
+                    &bindings::Terms::default(),
+                )
+                .await
             } else {
                 bindings::revoke_role(app, meta, &principal, membership, role, workspace).await
             };
@@ -504,6 +513,7 @@ async fn no_sequence_of_changes_gives_a_key_its_giver_lacked() {
                 membership.id,
                 builtins::role_id(role),
                 None,
+                &bindings::Terms::default(),
             )
             .await
             .expect("starting role");

@@ -101,6 +101,11 @@ impl Grant {
         &self.0.implication
     }
 
+    /// When this grant ends; `null` for one that lasts until revoked.
+    async fn expires_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.binding.expires_at
+    }
+
     /// The role binding that grants it.
     async fn role_binding(&self) -> RoleBinding {
         RoleBinding(self.0.binding.clone(), self.1, None)

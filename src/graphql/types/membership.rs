@@ -63,9 +63,15 @@ impl Membership {
             .map_err(loader_error)?
             .unwrap_or_default();
         let organization_id = self.0.organization_id;
+        // A binding that has ended is gone from that instant, before the sweeper removes it.
+        let now = app(ctx).now();
+        let rows: Vec<_> = rows
+            .iter()
+            .filter(|(binding, _)| crate::domain::bindings::in_force(binding, now))
+            .collect();
         charge(ctx, rows.len())?;
         Ok(rows
-            .iter()
+            .into_iter()
             .map(|(binding, role)| RoleBinding(binding.clone(), organization_id, role.clone()))
             .collect())
     }
@@ -77,7 +83,8 @@ impl Membership {
             .load_one(self.0.id)
             .await
             .map_err(loader_error)?;
-        Ok(rows.is_none_or(|r| r.is_empty()))
+        let now = app(ctx).now();
+        Ok(rows.is_none_or(|r| !r.iter().any(|(b, _)| crate::domain::bindings::in_force(b, now))))
     }
 
     /// When the user became a member.
@@ -106,6 +113,11 @@ impl Membership {
                 .await
                 .map_err(loader_error)?
                 .unwrap_or_default();
+            let now = app.now();
+            let rows: Vec<_> = rows
+                .iter()
+                .filter(|(binding, _)| crate::domain::bindings::in_force(binding, now))
+                .collect();
             let role_ids: Vec<Uuid> = rows.iter().map(|(binding, _)| binding.role_id).collect();
             let sets = loaders(ctx)
                 .role_keys
@@ -161,5 +173,15 @@ impl RoleBinding {
     /// When the role was granted.
     async fn granted_at(&self) -> DateTime<Utc> {
         self.0.granted_at
+    }
+
+    /// When the grant ends; `null` for one that lasts until revoked.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    /// Why it was granted, as the granter put it; `null` when no reason was given.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
     }
 }

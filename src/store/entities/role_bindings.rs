@@ -12,6 +12,10 @@ pub struct Model {
     pub scope_key: String,
     pub granted_by_user_id: Option<Uuid>,
     pub granted_at: DateTimeUtc,
+    /// From this instant the binding grants nothing; `None` for a binding that lasts.
+    pub expires_at: Option<DateTimeUtc>,
+    /// Why it was granted, as the granter put it.
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,217 @@
+//! Grants that end: a role binding with `expiresAt` counts for nothing from that instant,
+//! without any write or cache expiry, in decisions, lists and `whoCan`; the sweeper then removes
+//! it and records `role.expire`. The no-escalation rule and ownership are unchanged by it.
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{builtin_role, error_code, spawn_app};
+
+const GRANT: &str = "mutation($i: GrantRoleInput!) { grantRole(input: $i) {
+  membership { roleBindings { role { name } expiresAt reason } } } }";
+
+fn in_seconds(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+fn role_names(membership: &Value) -> Vec<String> {
+    membership["roleBindings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no bindings: {membership}"))
+        .iter()
+        .map(|b| b["role"]["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_ended_grant_counts_for_nothing_from_its_end_and_is_then_swept_and_audited() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let membership = app.add_member(&org, &ana).await;
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            json!({ "i": { "membershipId": membership, "roleId": builtin_role("user_admin"),
+                "expiresAt": in_seconds(2), "reason": "  covering for Bea until Friday " } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let binding = &body["data"]["grantRole"]["membership"]["roleBindings"][0];
+    assert_eq!(binding["reason"], "covering for Bea until Friday");
+    assert!(binding["expiresAt"].is_string(), "{binding}");
+
+    // While it lasts: allowed, with the end shown on the grant, and listed by whoCan.
+    let (allowed, why) = app.authorize(&ana, &org, "members.invite", None).await;
+    assert!(allowed, "{why}");
+    let grants = app
+        .gql(
+            Some(&ana.access_token),
+            "query($o: ID!) { authorize(organizationId: $o, key: \"members.invite\") { grants { expiresAt } } }",
+            json!({ "o": org }),
+        )
+        .await;
+    assert!(
+        grants["data"]["authorize"]["grants"][0]["expiresAt"].is_string(),
+        "{grants}"
+    );
+    let who = "query($o: ID!) { whoCan(organizationId: $o, key: \"members.invite\") { totalCount } }";
+    let holders = app.gql(Some(&owner.access_token), who, json!({ "o": org })).await;
+    assert_eq!(holders["data"]["whoCan"]["totalCount"], 2, "{holders}");
+
+    // From its end on, with nothing written in between and the standing kept in memory: denied,
+    // gone from the member's bindings and from whoCan.
+    let writes_before = app.count_rows("audit_events").await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let (allowed, why) = app.authorize(&ana, &org, "members.invite", None).await;
+    assert!(!allowed, "an ended grant still decided: {why}");
+    let invite = app
+        .gql(
+            Some(&ana.access_token),
+            "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { invitation { id } } }",
+            json!({ "i": { "organizationId": org, "email": "new@example.com" } }),
+        )
+        .await;
+    assert_eq!(error_code(&invite), "FORBIDDEN", "{invite}");
+    let listed = app
+        .gql(
+            Some(&owner.access_token),
+            "query($id: ID!) { node(id: $id) { ... on Membership { roleBindings { role { name } } unassigned } } }",
+            json!({ "id": membership }),
+        )
+        .await;
+    assert_eq!(listed["data"]["node"]["roleBindings"], json!([]), "{listed}");
+    assert_eq!(listed["data"]["node"]["unassigned"], true);
+    let holders = app.gql(Some(&owner.access_token), who, json!({ "o": org })).await;
+    assert_eq!(holders["data"]["whoCan"]["totalCount"], 1, "{holders}");
+    assert_eq!(
+        app.count_rows("role_bindings").await,
+        2,
+        "not yet swept: owner's and Ana's"
+    );
+
+    // The sweeper removes it and records why it went.
+    let swept = guildhall::domain::bindings::expire_due(&app.app, 500)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1);
+    assert_eq!(app.count_rows("role_bindings").await, 1);
+    assert!(app.count_rows("audit_events").await > writes_before);
+    let log = app
+        .gql(
+            Some(&owner.access_token),
+            "query { organization(slug: \"acme\") { auditLog(first: 5, filter: { actions: [\"role.expire\"] }) {
+                nodes { action actor { name } details } } } }",
+            json!({}),
+        )
+        .await;
+    let events = log["data"]["organization"]["auditLog"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(events.len(), 1, "{log}");
+    assert!(events[0]["actor"].is_null(), "the system, not a person: {log}");
+    let details = events[0]["details"].to_string();
+    assert!(
+        details.contains("user_admin") && details.contains("covering for Bea"),
+        "{details}"
+    );
+    assert_eq!(
+        guildhall::domain::bindings::expire_due(&app.app, 500)
+            .await
+            .expect("sweep"),
+        0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn grant_terms_are_checked_and_an_expiring_grant_never_takes_a_lasting_one_away() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let uma = app.sign_up("uma@example.com", "Uma").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let uma_membership = app.add_member(&org, &uma).await;
+    let ana_membership = app.add_member(&org, &ana).await;
+    let grant = |membership: &str, role: &str, expires: Option<String>, reason: Option<String>| json!({ "i": { "membershipId": membership, "roleId": builtin_role(role), "expiresAt": expires, "reason": reason } });
+
+    for (variables, field) in [
+        (
+            grant(&ana_membership, "viewer", Some(in_seconds(-60)), None),
+            "expiresAt",
+        ),
+        (
+            grant(&ana_membership, "owner", Some(in_seconds(3_600)), None),
+            "expiresAt",
+        ),
+        (grant(&ana_membership, "viewer", None, Some("x".repeat(501))), "reason"),
+    ] {
+        let body = app.gql(Some(&owner.access_token), GRANT, variables).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    assert_eq!(app.count_rows("role_bindings").await, 1, "nothing was written");
+
+    // A lasting `member` stays when a wider `viewer` is granted for an hour, and comes back
+    // into play alone when that ends; a lasting grant of `viewer` replaces both.
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&ana_membership, "member", None, None),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&ana_membership, "viewer", Some(in_seconds(3_600)), None),
+        )
+        .await;
+    let mut names = role_names(&body["data"]["grantRole"]["membership"]);
+    names.sort();
+    assert_eq!(names, ["member", "viewer"], "{body}");
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&ana_membership, "viewer", None, None),
+        )
+        .await;
+    assert_eq!(
+        role_names(&body["data"]["grantRole"]["membership"]),
+        ["viewer"],
+        "{body}"
+    );
+    // A lasting viewer already covers an expiring one.
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&ana_membership, "viewer", Some(in_seconds(60)), None),
+        )
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+
+    // The giver rule holds for grants that end: a user admin cannot give admin for an hour.
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&uma_membership, "user_admin", None, None),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app
+        .gql(
+            Some(&uma.access_token),
+            GRANT,
+            grant(&ana_membership, "admin", Some(in_seconds(3_600)), None),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    app.stop().await;
+}
