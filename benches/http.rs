@@ -209,6 +209,11 @@ async fn fill(server: &Server) -> Fixture {
     let flipped = guildhall::store::fixtures::bulk_members(&store, raw(&first_org), 1, None)
         .await
         .expect("member");
+    // Statistics for the planner, as a database that has been running a while has them (the
+    // rows above arrived in bulk a moment ago; autovacuum would analyze them later).
+    sea_orm::ConnectionTrait::execute_unprepared(&store.conn, "ANALYZE")
+        .await
+        .expect("analyze");
     store.close().await;
     // Page 200 starts after 199 pages of 50: the owner's membership plus 9,949 others.
     let big_after_page_199 = guildhall::domain::page::encode_cursor(ids[199 * 50 - 2]);
