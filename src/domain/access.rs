@@ -39,8 +39,27 @@ impl MemberAccess {
 
     /// Keys at the organization (`None`) or inside one workspace.
     pub fn keys_at(&self, app: &App, workspace: Option<Uuid>) -> KeySet {
+        self.keys_through(app, workspace, |_| true)
+    }
+
+    /// Keys at a scope held through bindings that last at least until `until` (`None`: through
+    /// bindings that never end): what the member may hand out for that long. A key held only for
+    /// a time is never given for longer.
+    pub fn keys_held_until(
+        &self,
+        app: &App,
+        workspace: Option<Uuid>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> KeySet {
+        self.keys_through(app, workspace, |b| {
+            super::bindings::lasts_as_long(b.binding.expires_at, until)
+        })
+    }
+
+    fn keys_through(&self, app: &App, workspace: Option<Uuid>, keep: impl Fn(&ResolvedBinding) -> bool) -> KeySet {
         let bindings: Vec<Binding<Uuid>> = self
             .in_force(app)
+            .filter(|b| keep(b))
             .map(|b| Binding {
                 keys: b.role_keys,
                 workspace: b.binding.workspace_id,

@@ -102,17 +102,19 @@ fn owners_only(app: &App, role: &roles::Model) -> bool {
 }
 
 /// Invariant 2 for one role at one scope: `roles.assign` there, then the grant rule for the
-/// role's keys at that scope (every key held; owner-granted keys and roles by owners only).
+/// role's keys at that scope (every key held, for at least as long as the binding will last
+/// (`until`, `None` for good); owner-granted keys and roles by owners only).
 pub(crate) fn check_may_assign(
     app: &App,
     actor: &MemberAccess,
     role: &roles::Model,
     role_keys: &KeySet,
     workspace_id: Option<Uuid>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DomainResult<()> {
     actor.require(app, "roles.assign", workspace_id)?;
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
-    grant_rule::check_gift(app, actor, &at_scope, workspace_id, &format!("`{}`", role.name))?;
+    grant_rule::check_gift(app, actor, &at_scope, workspace_id, &format!("`{}`", role.name), until)?;
     if owners_only(app, role) && !grant_rule::is_owner(app, actor) {
         return Err(actor.deny(DomainError::Forbidden {
             message: format!("only owners may grant or revoke `{}`", role.name),
@@ -185,6 +187,9 @@ pub struct Terms {
     pub reason: Option<String>,
 }
 
+/// Furthest end of a grant that ends (about ten years).
+pub const MAX_GRANT_DAYS: i64 = 3_653;
+
 /// Longest `reason` of a grant.
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -195,6 +200,12 @@ impl Terms {
         if let Some(end) = self.expires_at {
             if end <= now {
                 return Err(DomainError::bad_input("expiresAt", "expiresAt must be in the future"));
+            }
+            if end > now + chrono::Duration::days(MAX_GRANT_DAYS) {
+                return Err(DomainError::bad_input(
+                    "expiresAt",
+                    format!("expiresAt may be at most {MAX_GRANT_DAYS} days ahead; omit it for a grant that lasts"),
+                ));
             }
             if role.min_holders > 0 {
                 return Err(DomainError::bad_input(
@@ -219,7 +230,10 @@ impl Terms {
 }
 
 /// Whether a binding ending at `a` lasts at least as long as one ending at `b` (`None`: never ends).
-fn lasts_as_long(a: Option<chrono::DateTime<chrono::Utc>>, b: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+pub(crate) fn lasts_as_long(
+    a: Option<chrono::DateTime<chrono::Utc>>,
+    b: Option<chrono::DateTime<chrono::Utc>>,
+) -> bool {
     match (a, b) {
         (None, _) => true,
         (Some(_), None) => false,
@@ -289,16 +303,6 @@ pub(crate) async fn bind<C: ConnectionTrait>(
         }
         if held.is_subset_of(&new_keys) && lasts_as_long(terms.expires_at, binding.expires_at) {
             replaced.push(binding);
-        } else if binding.role_id == target.role.id {
-            // The same role at the same scope, held for a different time: the new terms replace
-            // the old ones only when they last as long (checked above), else it is a conflict.
-            return Err(DomainError::conflict(
-                Some("expiresAt"),
-                format!(
-                    "the member already holds `{}` at this scope until later; revoke it first",
-                    target.role.name
-                ),
-            ));
         }
     }
     if target.workspace_id.is_none() {
@@ -354,6 +358,7 @@ pub async fn grant_role(
         &target.role,
         &keys.get(&target.role.id).copied().unwrap_or_default(),
         workspace_id,
+        terms.expires_at,
     )?;
     let (binding, replaced) = bind(&tx, app, &target, Some(principal.user.id), terms).await?;
     audit::record(
@@ -434,6 +439,8 @@ pub async fn revoke_role(
         &target.role,
         &keys.get(&target.role.id).copied().unwrap_or_default(),
         workspace_id,
+        // Taking a role away needs its keys now, however long they are held.
+        Some(app.now()),
     )?;
     ensure_min_holders(&tx, app, target.organization.id, std::slice::from_ref(&binding)).await?;
     role_bindings::Entity::delete_by_id(binding.id).exec(&tx).await?;
@@ -485,9 +492,12 @@ pub async fn expire_due(app: &App, batch: u64) -> DomainResult<usize> {
         .into_iter()
         .map(|r| (r.id, r.name))
         .collect();
-    role_bindings::Entity::delete_many()
+    // Only what this transaction removes is recorded: another process sweeping at the same
+    // time, or a revoke or grant that removed a binding first, leaves no second event.
+    let due = role_bindings::Entity::delete_many()
         .filter(role_bindings::Column::Id.is_in(due.iter().map(|b| b.id).collect::<Vec<_>>()))
-        .exec(&tx)
+        .filter(role_bindings::Column::ExpiresAt.lte(now))
+        .exec_with_returning(&tx)
         .await?;
     let meta = RequestMeta {
         request_id: "grant-expiry".to_owned(),

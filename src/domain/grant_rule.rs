@@ -34,21 +34,29 @@ pub fn is_owner(app: &App, access: &MemberAccess) -> bool {
 }
 
 /// Applies the rule to a giver handing out `given` at a scope (the organization, or one
-/// workspace). `what` names the thing given, for the message.
+/// workspace) for as long as `until` (`None`: for good). `what` names the thing given, for the
+/// message. A key the giver holds only through grants that end before `until` counts as not
+/// held: a grant that ends is never made to outlast itself.
 pub fn check_gift(
     app: &App,
     giver: &MemberAccess,
     given: &KeySet,
     workspace: Option<Uuid>,
     what: &str,
+    until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DomainResult<()> {
-    let held = giver.keys_at(app, workspace);
+    let held = giver.keys_held_until(app, workspace, until);
     match authz::may_give(&app.catalog, &held, is_owner(app, giver), given) {
         Ok(()) => Ok(()),
-        Err(GiftRefusal::Missing(key)) => {
-            let key = app.catalog.key(key).id.clone();
+        Err(GiftRefusal::Missing(index)) => {
+            let key = app.catalog.key(index).id.clone();
+            let message = if giver.keys_at(app, workspace).contains(index) {
+                format!("{what} holds `{key}`, which you hold here only for a time: you cannot give it for longer")
+            } else {
+                format!("{what} holds `{key}`, which you do not hold here")
+            };
             Err(giver.deny(DomainError::Forbidden {
-                message: format!("{what} holds `{key}`, which you do not hold here"),
+                message,
                 key: Some(key),
             }))
         }
@@ -106,7 +114,8 @@ pub fn check_definition_change(
     }
     if change.reaches_holders {
         let added = change.after.difference(&change.before);
-        check_gift(app, editor, &added, None, what)?;
+        // A definition's holders keep what it gains for as long as they hold it.
+        check_gift(app, editor, &added, None, what, None)?;
     }
     Ok(())
 }

@@ -84,6 +84,8 @@ pub(crate) async fn check_offers<C: ConnectionTrait>(
             &role,
             &keys.get(&role.id).copied().unwrap_or_default(),
             offer.workspace_id,
+            // An offer becomes a lasting binding when accepted.
+            None,
         )?;
     }
     Ok(())

@@ -1,8 +1,6 @@
 //! Grants that end: a role binding with `expiresAt` counts for nothing from that instant,
 //! without any write or cache expiry, in decisions, lists and `whoCan`; the sweeper then removes
 //! it and records `role.expire`. The no-escalation rule and ownership are unchanged by it.
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::helpers::{builtin_role, error_code, spawn_app};
@@ -35,7 +33,7 @@ async fn an_ended_grant_counts_for_nothing_from_its_end_and_is_then_swept_and_au
             Some(&owner.access_token),
             GRANT,
             json!({ "i": { "membershipId": membership, "roleId": builtin_role("user_admin"),
-                "expiresAt": in_seconds(2), "reason": "  covering for Bea until Friday " } }),
+                "expiresAt": in_seconds(60), "reason": "  covering for Bea until Friday " } }),
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
@@ -64,7 +62,9 @@ async fn an_ended_grant_counts_for_nothing_from_its_end_and_is_then_swept_and_au
     // From its end on, with nothing written in between and the standing kept in memory: denied,
     // gone from the member's bindings and from whoCan.
     let writes_before = app.count_rows("audit_events").await;
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    // The service's clock moves past the end (no sleeping, so a slow machine cannot turn the
+    // grant's minute into a race).
+    app.app.clock.advance(chrono::Duration::seconds(61));
     let (allowed, why) = app.authorize(&ana, &org, "members.invite", None).await;
     assert!(!allowed, "an ended grant still decided: {why}");
     let invite = app
@@ -213,5 +213,94 @@ async fn grant_terms_are_checked_and_an_expiring_grant_never_takes_a_lasting_one
         )
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    app.stop().await;
+}
+
+/// A key held only for a time is never given for longer: not by a grant that lasts, not by one
+/// that ends later, not to oneself (which would make one's own grant permanent), not by an
+/// invitation (an offer becomes a lasting binding).
+#[tokio::test]
+async fn a_grant_that_ends_cannot_be_made_to_outlast_itself() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let ana_membership = app.add_member(&org, &ana).await;
+    let bob_membership = app.add_member(&org, &bob).await;
+    let grant = |membership: &str, role: &str, expires: Option<String>| json!({ "i": { "membershipId": membership, "roleId": builtin_role(role), "expiresAt": expires } });
+    // Ana administers users for an hour.
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&ana_membership, "user_admin", Some(in_seconds(3_600))),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let refused = [
+        ("her own grant, for good", grant(&ana_membership, "user_admin", None)),
+        (
+            "her own grant, for a day",
+            grant(&ana_membership, "user_admin", Some(in_seconds(86_400))),
+        ),
+        ("member to Bob, for good", grant(&bob_membership, "member", None)),
+        (
+            "member to Bob, past her hour",
+            grant(&bob_membership, "member", Some(in_seconds(7_200))),
+        ),
+    ];
+    for (what, variables) in refused {
+        let body = app.gql(Some(&ana.access_token), GRANT, variables).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{what}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("only for a time"), "{what}: {message}");
+    }
+    let invite = app
+        .gql(
+            Some(&ana.access_token),
+            "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { invitation { id } } }",
+            json!({ "i": { "organizationId": org, "email": "new@example.com",
+                "roleBindings": [{ "roleId": builtin_role("member") }] } }),
+        )
+        .await;
+    assert_eq!(error_code(&invite), "FORBIDDEN", "{invite}");
+    assert_eq!(app.count_rows("invitations").await, 0);
+
+    // Within her hour she may.
+    let body = app
+        .gql(
+            Some(&ana.access_token),
+            GRANT,
+            grant(&bob_membership, "member", Some(in_seconds(1_800))),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    // Ana's binding still ends when it did, and Bob's inside it.
+    let ends = app
+        .gql(
+            Some(&owner.access_token),
+            "query { organization(slug: \"acme\") { members(first: 10) { nodes { user { name } roleBindings { role { name } expiresAt } } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = ends["data"]["organization"]["members"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ends}"));
+    for node in nodes.iter().filter(|n| n["user"]["name"] != "Owner") {
+        let bindings = node["roleBindings"].as_array().expect("bindings");
+        assert_eq!(bindings.len(), 1, "{node}");
+        assert!(bindings[0]["expiresAt"].is_string(), "{node}");
+    }
+    // An end ten years and more ahead is refused, as is a permanent owner-only gift.
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            grant(&bob_membership, "viewer", Some(in_seconds(3_700 * 86_400))),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     app.stop().await;
 }
