@@ -112,7 +112,12 @@ pub struct MemberFilter {
     pub query: Option<String>,
 }
 
-fn filtered(organization_id: Uuid, filter: &MemberFilter) -> sea_orm::Select<memberships::Entity> {
+/// Members matching the filter; role conditions look at bindings in force at `now` only.
+fn filtered(
+    organization_id: Uuid,
+    filter: &MemberFilter,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sea_orm::Select<memberships::Entity> {
     use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
     let mut select = memberships::Entity::find().filter(memberships::Column::OrganizationId.eq(organization_id));
     let holders = |condition: sea_orm::sea_query::SimpleExpr| {
@@ -120,6 +125,11 @@ fn filtered(organization_id: Uuid, filter: &MemberFilter) -> sea_orm::Select<mem
             .column(role_bindings::Column::MembershipId)
             .from(role_bindings::Entity)
             .and_where(condition)
+            .and_where(
+                Expr::col(role_bindings::Column::ExpiresAt)
+                    .is_null()
+                    .or(Expr::col(role_bindings::Column::ExpiresAt).gt(now)),
+            )
             .to_owned()
     };
     if let Some(role_id) = filter.role_id {
@@ -179,7 +189,7 @@ pub async fn page(
     filter: &MemberFilter,
     page: PageRequest,
 ) -> DomainResult<Page<memberships::Model>> {
-    let mut query = filtered(organization_id, filter)
+    let mut query = filtered(organization_id, filter, app.now())
         .order_by_asc(memberships::Column::Id)
         .limit(page.first + 1);
     if let Some(after) = page.after {
@@ -193,7 +203,9 @@ pub async fn page(
 }
 
 pub async fn count(app: &App, organization_id: Uuid, filter: &MemberFilter) -> DomainResult<u64> {
-    Ok(filtered(organization_id, filter).count(&app.store.conn).await?)
+    Ok(filtered(organization_id, filter, app.now())
+        .count(&app.store.conn)
+        .await?)
 }
 
 /// A membership by id, whichever organization it is in.

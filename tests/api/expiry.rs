@@ -86,6 +86,23 @@ async fn an_ended_grant_counts_for_nothing_from_its_end_and_is_then_swept_and_au
     assert_eq!(listed["data"]["node"]["unassigned"], true);
     let holders = app.gql(Some(&owner.access_token), who, json!({ "o": org })).await;
     assert_eq!(holders["data"]["whoCan"]["totalCount"], 1, "{holders}");
+    let filtered = app
+        .gql(
+            Some(&owner.access_token),
+            "query($r: ID!) { organization(slug: \"acme\") {
+                holding: members(filter: { roleId: $r }) { totalCount }
+                unassigned: members(filter: { unassigned: true }) { totalCount } } }",
+            json!({ "r": builtin_role("user_admin") }),
+        )
+        .await;
+    assert_eq!(
+        filtered["data"]["organization"]["holding"]["totalCount"], 0,
+        "{filtered}"
+    );
+    assert_eq!(
+        filtered["data"]["organization"]["unassigned"]["totalCount"], 1,
+        "{filtered}"
+    );
     assert_eq!(
         app.count_rows("role_bindings").await,
         2,
