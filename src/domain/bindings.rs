@@ -246,6 +246,13 @@ pub fn in_force(binding: &role_bindings::Model, now: chrono::DateTime<chrono::Ut
     binding.expires_at.is_none_or(|end| end > now)
 }
 
+/// [`in_force`] as a condition on `role_bindings` rows, for statements.
+pub fn in_force_at(now: chrono::DateTime<chrono::Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(role_bindings::Column::ExpiresAt.is_null())
+        .add(role_bindings::Column::ExpiresAt.gt(now))
+}
+
 /// Writes a binding after checking subsumption (invariant 6) and the admin limit (invariant 7).
 /// Returns the new binding and the bindings it replaced. A binding that has ended is replaced
 /// by any new one at its scope; a held binding makes the new one redundant only if it grants

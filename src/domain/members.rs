@@ -125,11 +125,7 @@ fn filtered(
             .column(role_bindings::Column::MembershipId)
             .from(role_bindings::Entity)
             .and_where(condition)
-            .and_where(
-                Expr::col(role_bindings::Column::ExpiresAt)
-                    .is_null()
-                    .or(Expr::col(role_bindings::Column::ExpiresAt).gt(now)),
-            )
+            .cond_where(super::bindings::in_force_at(now))
             .to_owned()
     };
     if let Some(role_id) = filter.role_id {

@@ -4,9 +4,10 @@
 //! an organization-wide binding of a role whose effective keys hold K, or, inside W, a binding
 //! in W of such a role when K is not organization-wide.
 //!
-//! The roles that grant K are found from the organization's roles (a handful, whatever its
-//! size); then one statement reads a page of the memberships holding one of them and one more
-//! their bindings of those roles. Counting them is a third, asked for separately.
+//! The roles that grant K are found once per question from the organization's roles (a
+//! handful, whatever its size); then one statement reads a page of the memberships holding one
+//! of them and one more their bindings of those roles. Counting them is a third, asked for
+//! separately.
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait,
@@ -31,21 +32,33 @@ pub struct Holder {
     pub grants: Vec<GrantSource>,
 }
 
-/// What is asked: a key at a scope of an organization.
-#[derive(Clone, Copy, Debug)]
+/// What is asked: a key at a scope of an organization, with the roles that grant it there and
+/// the instant bindings are judged at, found once ([`ask`]) for the page and its count alike.
+#[derive(Clone, Debug)]
 pub struct Question {
     pub organization_id: Uuid,
     pub key: KeyIndex,
     /// `None`: the organization as a whole.
     pub workspace_id: Option<Uuid>,
+    /// The roles usable in the organization (built-in and its own) whose effective keys hold
+    /// the key, in id order.
+    roles: Vec<Uuid>,
+    now: chrono::DateTime<chrono::Utc>,
 }
 
-/// The roles usable in the organization (built-in and its own) whose effective keys hold the key.
-async fn granting_roles<C: ConnectionTrait>(conn: &C, app: &App, question: &Question) -> DomainResult<Vec<Uuid>> {
+/// Prepares the question: reads which of the organization's roles grant the key (a handful of
+/// statements, whatever the organization's size).
+pub async fn ask<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    organization_id: Uuid,
+    key: KeyIndex,
+    workspace_id: Option<Uuid>,
+) -> DomainResult<Question> {
     let mut role_ids: Vec<Uuid> = roles::Entity::find()
         .select_only()
         .column(roles::Column::Id)
-        .filter(roles::Column::OrganizationId.eq(question.organization_id))
+        .filter(roles::Column::OrganizationId.eq(organization_id))
         .into_tuple()
         .all(conn)
         .await?;
@@ -53,11 +66,17 @@ async fn granting_roles<C: ConnectionTrait>(conn: &C, app: &App, question: &Ques
     let keys = access::role_key_sets(conn, app, &role_ids).await?;
     let mut granting: Vec<Uuid> = keys
         .into_iter()
-        .filter(|(_, keys)| keys.contains(question.key))
+        .filter(|(_, keys)| keys.contains(key))
         .map(|(id, _)| id)
         .collect();
     granting.sort();
-    Ok(granting)
+    Ok(Question {
+        organization_id,
+        key,
+        workspace_id,
+        roles: granting,
+        now: app.now(),
+    })
 }
 
 /// Bindings in force that apply at the asked scope.
@@ -69,18 +88,17 @@ fn at_scope(app: &App, question: &Question) -> Condition {
             .add(role_bindings::Column::WorkspaceId.eq(workspace)),
         _ => Condition::all().add(organization_wide),
     };
-    let in_force = Condition::any()
-        .add(role_bindings::Column::ExpiresAt.is_null())
-        .add(role_bindings::Column::ExpiresAt.gt(app.now()));
-    Condition::all().add(scope).add(in_force)
+    Condition::all()
+        .add(scope)
+        .add(super::bindings::in_force_at(question.now))
 }
 
-/// Memberships of the organization with a binding of one of `roles` at the scope.
-fn holders_query(app: &App, question: &Question, roles: &[Uuid]) -> sea_orm::Select<memberships::Entity> {
+/// Memberships of the organization with a binding of one of the granting roles at the scope.
+fn holders_query(app: &App, question: &Question) -> sea_orm::Select<memberships::Entity> {
     let holding = role_bindings::Entity::find()
         .select_only()
         .column(role_bindings::Column::MembershipId)
-        .filter(role_bindings::Column::RoleId.is_in(roles.to_vec()))
+        .filter(role_bindings::Column::RoleId.is_in(question.roles.clone()))
         .filter(at_scope(app, question))
         .into_query();
     memberships::Entity::find()
@@ -95,11 +113,10 @@ pub async fn holders<C: ConnectionTrait>(
     question: &Question,
     page: PageRequest,
 ) -> DomainResult<Page<Holder>> {
-    let roles = granting_roles(conn, app, question).await?;
-    if roles.is_empty() || page.first == 0 {
+    if question.roles.is_empty() || page.first == 0 {
         return Ok(Page::from_rows(Vec::new(), page.first));
     }
-    let mut query = holders_query(app, question, &roles);
+    let mut query = holders_query(app, question);
     if let Some(after) = page.after {
         query = query.filter(memberships::Column::Id.gt(after));
     }
@@ -114,7 +131,7 @@ pub async fn holders<C: ConnectionTrait>(
     } else {
         role_bindings::Entity::find()
             .filter(role_bindings::Column::MembershipId.is_in(ids))
-            .filter(role_bindings::Column::RoleId.is_in(roles))
+            .filter(role_bindings::Column::RoleId.is_in(question.roles.clone()))
             .filter(at_scope(app, question))
             .order_by_asc(role_bindings::Column::GrantedAt)
             .order_by_asc(role_bindings::Column::Id)
@@ -140,9 +157,8 @@ pub async fn holders<C: ConnectionTrait>(
 
 /// How many memberships hold the key at the scope.
 pub async fn count<C: ConnectionTrait>(conn: &C, app: &App, question: &Question) -> DomainResult<u64> {
-    let roles = granting_roles(conn, app, question).await?;
-    if roles.is_empty() {
+    if question.roles.is_empty() {
         return Ok(0);
     }
-    Ok(holders_query(app, question, &roles).count(conn).await?)
+    Ok(holders_query(app, question).count(conn).await?)
 }

@@ -143,14 +143,10 @@ impl QueryRoot {
             }
         };
         let request = PageRequest::parse(first, after.as_deref())?;
-        let question = who_can::Question {
-            organization_id,
-            key,
-            workspace_id,
-        };
+        let question = Arc::new(who_can::ask(&app.store.conn, &app, organization_id, key, workspace_id).await?);
         let page = who_can::holders(&app.store.conn, &app, &question, request).await?;
         let counter: connection::Counter = Arc::new(move || {
-            let app = app.clone();
+            let (app, question) = (app.clone(), question.clone());
             async move { who_can::count(&app.store.conn, &app, &question).await }.boxed()
         });
         Ok(KeyHolderConnection::new(
