@@ -95,8 +95,15 @@ impl DomainError {
 
 impl From<DbErr> for DomainError {
     fn from(err: DbErr) -> Self {
-        crate::metrics::note_database_error(&err);
-        if is_unavailable(&err) {
+        DomainError::from(&err)
+    }
+}
+
+/// UNAVAILABLE when the database is out of reach, else INTERNAL; the detail is for the log.
+impl From<&DbErr> for DomainError {
+    fn from(err: &DbErr) -> Self {
+        crate::metrics::note_database_error(err);
+        if is_unavailable(err) {
             DomainError::Unavailable(format!("database: {err}"))
         } else {
             DomainError::Internal(format!("database: {err}"))

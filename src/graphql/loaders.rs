@@ -205,13 +205,7 @@ impl Loaders {
 /// Loader failures are database failures: UNAVAILABLE when the database is out of reach, else
 /// INTERNAL; the detail is logged.
 pub fn loader_error(err: Arc<DbErr>) -> ApiError {
-    crate::metrics::note_database_error(&err);
-    let detail = format!("database: {err}");
-    ApiError(if crate::domain::error::is_unavailable(&err) {
-        DomainError::Unavailable(detail)
-    } else {
-        DomainError::Internal(detail)
-    })
+    ApiError(DomainError::from(err.as_ref()))
 }
 
 pub fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> &'a Arc<Loaders> {
