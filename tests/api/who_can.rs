@@ -272,6 +272,30 @@ async fn who_can_needs_members_read_in_the_organization_and_checks_its_input() {
         .gql(Some(&secret), WHO_CAN, json!({ "o": w.org, "k": "ssh_keys.read" }))
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+
+    // A token confined to another organization of the same owner sees nothing of this one,
+    // though it reads its own.
+    let beta = app.create_organization(&w.owner, "beta").await;
+    let token = app
+        .gql(
+            Some(&w.owner.access_token),
+            "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }",
+            json!({ "i": { "name": "beta reader", "organizationId": beta,
+                "keychainId": crate::helpers::builtin_keychain("read_only") } }),
+        )
+        .await;
+    let beta_secret = token["data"]["createApiToken"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{token}"))
+        .to_owned();
+    let own = app
+        .gql(Some(&beta_secret), WHO_CAN, json!({ "o": beta, "k": "members.read" }))
+        .await;
+    assert_eq!(own["data"]["whoCan"]["totalCount"], 1, "{own}");
+    let body = app
+        .gql(Some(&beta_secret), WHO_CAN, json!({ "o": w.org, "k": "members.read" }))
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
 }
 
 #[tokio::test]
