@@ -174,6 +174,7 @@ pub async fn seed(app: &App) -> DomainResult<Seeded> {
         vec![Offer {
             role_id: builtins::role_id("member"),
             workspace_id: None,
+            expires_at: None,
         }],
     )
     .await?;
@@ -186,6 +187,7 @@ pub async fn seed(app: &App) -> DomainResult<Seeded> {
         vec![Offer {
             role_id: release_manager.id,
             workspace_id: workspace_ids.get("infra").copied(),
+            expires_at: None,
         }],
     )
     .await?;

@@ -7,6 +7,7 @@ mod m20261125_000001_shared_rows_notifications;
 mod m20261125_000002_change_clock;
 mod m20261203_000001_change_announcements;
 mod m20261203_000002_expiring_grants;
+mod m20261203_000003_offer_ends;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
 pub use m20261203_000001_change_announcements::CHANNEL as CHANGE_CHANNEL;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_change_clock::Migration),
             Box::new(m20261203_000001_change_announcements::Migration),
             Box::new(m20261203_000002_expiring_grants::Migration),
+            Box::new(m20261203_000003_offer_ends::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::authz::{self, Binding, KeySet};
+use crate::authz::{self, Binding, KeyIndex, KeySet};
 use crate::store::entities::{keychain_keys, memberships, role_bindings, role_keychains, role_keys};
 
 use super::App;
@@ -54,6 +54,36 @@ impl MemberAccess {
         self.keys_through(app, workspace, |b| {
             super::bindings::lasts_as_long(b.binding.expires_at, until)
         })
+    }
+
+    /// Every key held at a scope with the instant it stops being held: `None` when some binding
+    /// giving it never ends, otherwise the latest end among the bindings that give it.
+    pub fn keys_with_ends(
+        &self,
+        app: &App,
+        workspace: Option<Uuid>,
+    ) -> Vec<(KeyIndex, Option<chrono::DateTime<chrono::Utc>>)> {
+        let lasting = self.keys_held_until(app, workspace, None);
+        let mut ends: Vec<chrono::DateTime<chrono::Utc>> =
+            self.in_force(app).filter_map(|b| b.binding.expires_at).collect();
+        ends.sort_unstable_by(|a, b| b.cmp(a));
+        ends.dedup();
+        // Latest end first: the first set holding a key names when it ends.
+        let until: Vec<(chrono::DateTime<chrono::Utc>, KeySet)> = ends
+            .into_iter()
+            .map(|end| (end, self.keys_held_until(app, workspace, Some(end))))
+            .collect();
+        self.keys_at(app, workspace)
+            .iter()
+            .map(|key| {
+                let end = if lasting.contains(key) {
+                    None
+                } else {
+                    until.iter().find(|(_, keys)| keys.contains(key)).map(|(end, _)| *end)
+                };
+                (key, end)
+            })
+            .collect()
     }
 
     fn keys_through(&self, app: &App, workspace: Option<Uuid>, keep: impl Fn(&ResolvedBinding) -> bool) -> KeySet {

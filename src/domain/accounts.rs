@@ -648,7 +648,7 @@ pub async fn log_out(app: &App, meta: &RequestMeta, principal: &Principal, every
 /// Resolves a bearer access token to its user, refusing tokens of ended sessions and tokens
 /// issued before the user's last "log out everywhere".
 pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
-    let verified = app.tokens.verify(bearer)?;
+    let verified = app.tokens.verify(bearer, app.now())?;
     let invalid = || DomainError::Unauthenticated("the access token is no longer valid".to_owned());
     let user = match app.standing.session(verified.session_id, verified.user_id) {
         Some(user) => user,

@@ -346,6 +346,7 @@ pub async fn create_service_account(
     offers: Vec<Offer>,
 ) -> DomainResult<memberships::Model> {
     let name = display_name("name", name)?;
+    let offers = super::invitations::normalize_offers(offers)?;
     let tx = app.store.begin_write().await?;
     let organization = organizations::lock(&tx, organization_id).await?;
     let actor = member_access(&tx, app, principal, organization.id).await?;
@@ -375,7 +376,11 @@ pub async fn create_service_account(
             role: bindings::resolve_role(&tx, organization.id, offer.role_id).await?,
             workspace_id: offer.workspace_id,
         };
-        match bindings::bind(&tx, app, &target, Some(principal.user.id), &bindings::Terms::default()).await {
+        let terms = bindings::Terms {
+            expires_at: offer.expires_at,
+            reason: None,
+        };
+        match bindings::bind(&tx, app, &target, Some(principal.user.id), &terms).await {
             Ok(_) | Err(DomainError::Conflict { .. }) => {}
             Err(other) => return Err(other),
         }

@@ -130,6 +130,7 @@ async fn organization_wide_holdings<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<Vec<(Uuid, Uuid)>> {
     let members_of_org = Query::select()
         .column(memberships::Column::Id)
@@ -140,6 +141,7 @@ async fn organization_wide_holdings<C: ConnectionTrait>(
         .filter(role_bindings::Column::RoleId.is_in(role_ids.to_vec()))
         .filter(role_bindings::Column::WorkspaceId.is_null())
         .filter(role_bindings::Column::MembershipId.in_subquery(members_of_org))
+        .filter(in_force_at(now))
         .all(conn)
         .await?
         .into_iter()
@@ -150,13 +152,15 @@ async fn organization_wide_holdings<C: ConnectionTrait>(
     Ok(pairs)
 }
 
-/// Members of an organization holding any of these roles organization-wide.
+/// Members of an organization holding any of these roles organization-wide at `now` (a grant
+/// that has ended counts for nothing, swept or not).
 pub async fn holders<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<Vec<Uuid>> {
-    let mut ids: Vec<Uuid> = organization_wide_holdings(conn, organization_id, role_ids)
+    let mut ids: Vec<Uuid> = organization_wide_holdings(conn, organization_id, role_ids, now)
         .await?
         .into_iter()
         .map(|(_, membership)| membership)
@@ -166,14 +170,16 @@ pub async fn holders<C: ConnectionTrait>(
     Ok(ids)
 }
 
-/// How many members of an organization hold each role organization-wide, in one statement.
+/// How many members of an organization hold each role organization-wide at `now`, in one
+/// statement.
 pub async fn holder_counts<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<std::collections::HashMap<Uuid, u64>> {
     let mut counts = std::collections::HashMap::new();
-    for (role, _) in organization_wide_holdings(conn, organization_id, role_ids).await? {
+    for (role, _) in organization_wide_holdings(conn, organization_id, role_ids, now).await? {
         *counts.entry(role).or_insert(0) += 1;
     }
     Ok(counts)
@@ -197,26 +203,7 @@ impl Terms {
     /// Checks the terms of a grant of `role` at `now`: an end in the future, never for a role
     /// that must keep holders (ownership is never temporary), a short reason.
     pub fn check(&self, role: &roles::Model, now: chrono::DateTime<chrono::Utc>) -> DomainResult<()> {
-        if let Some(end) = self.expires_at {
-            if end <= now {
-                return Err(DomainError::bad_input("expiresAt", "expiresAt must be in the future"));
-            }
-            if end > now + chrono::Duration::days(MAX_GRANT_DAYS) {
-                return Err(DomainError::bad_input(
-                    "expiresAt",
-                    format!("expiresAt may be at most {MAX_GRANT_DAYS} days ahead; omit it for a grant that lasts"),
-                ));
-            }
-            if role.min_holders > 0 {
-                return Err(DomainError::bad_input(
-                    "expiresAt",
-                    format!(
-                        "`{}` is never granted for a time: the organization must always keep its holders",
-                        role.name
-                    ),
-                ));
-            }
-        }
+        check_end("expiresAt", self.expires_at, role, now)?;
         if let Some(reason) = &self.reason
             && reason.chars().count() > MAX_REASON_CHARS
         {
@@ -227,6 +214,39 @@ impl Terms {
         }
         Ok(())
     }
+}
+
+/// Checks the end of a grant (or of an offer, named by `field`) of `role` at `now`: in the
+/// future, at most [`MAX_GRANT_DAYS`] ahead, never for a role that must keep holders (ownership
+/// is never temporary).
+pub(crate) fn check_end(
+    field: &'static str,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+    role: &roles::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> DomainResult<()> {
+    let Some(end) = end else {
+        return Ok(());
+    };
+    if end <= now {
+        return Err(DomainError::bad_input(field, format!("{field} must be in the future")));
+    }
+    if end > now + chrono::Duration::days(MAX_GRANT_DAYS) {
+        return Err(DomainError::bad_input(
+            field,
+            format!("{field} may be at most {MAX_GRANT_DAYS} days ahead; omit it for a grant that lasts"),
+        ));
+    }
+    if role.min_holders > 0 {
+        return Err(DomainError::bad_input(
+            field,
+            format!(
+                "`{}` is never granted for a time: the organization must always keep its holders",
+                role.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a binding ending at `a` lasts at least as long as one ending at `b` (`None`: never ends).
@@ -316,7 +336,7 @@ pub(crate) async fn bind<C: ConnectionTrait>(
         let admin_roles = grant_rule::admin_role_ids(conn, app, target.organization.id).await?;
         if admin_roles.contains(&target.role.id) {
             // Counted here once: the holders just read are the admin limit's use.
-            let current = holders(conn, target.organization.id, &admin_roles).await?;
+            let current = holders(conn, target.organization.id, &admin_roles, app.now()).await?;
             if !current.contains(&target.membership.id) {
                 limits::check_room(app, &target.organization.plan, Limit::Admins, current.len() as u64, 1)?;
             }
@@ -406,7 +426,7 @@ pub(crate) async fn ensure_min_holders<C: ConnectionTrait>(
         if removed.is_empty() {
             continue;
         }
-        let remaining = holders(conn, organization_id, &[role_id])
+        let remaining = holders(conn, organization_id, &[role_id], app.now())
             .await?
             .into_iter()
             .filter(|m| !removed.contains(m))

@@ -192,7 +192,7 @@ pub async fn admin_role_ids<C: ConnectionTrait>(conn: &C, app: &App, organizatio
 /// Members holding an admin-class key organization-wide, whatever their role is called.
 pub async fn admin_holders<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Vec<Uuid>> {
     let roles = admin_role_ids(conn, app, organization_id).await?;
-    bindings::holders(conn, organization_id, &roles).await
+    bindings::holders(conn, organization_id, &roles, app.now()).await
 }
 
 /// After a definition change: LIMIT_EXCEEDED when it made more members admins than the plan

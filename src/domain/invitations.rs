@@ -32,6 +32,39 @@ pub const TOKEN_PREFIX: &str = "ghi_";
 pub struct Offer {
     pub role_id: Uuid,
     pub workspace_id: Option<Uuid>,
+    /// When the binding granted from the offer ends; `None` for lasting until revoked. An
+    /// offer whose end has passed when the invitation is accepted grants nothing.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Offer {
+    /// Whether the offer still grants anything at `now`.
+    fn open_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|end| end > now)
+    }
+}
+
+/// Sorts offers and drops exact repeats; the same role at the same scope with two different
+/// ends is a BAD_USER_INPUT (which end was meant is not ours to guess).
+pub(crate) fn normalize_offers(mut offers: Vec<Offer>) -> DomainResult<Vec<Offer>> {
+    if offers.len() > MAX_OFFERS {
+        return Err(DomainError::bad_input(
+            "roleBindings",
+            format!("at most {MAX_OFFERS} role bindings can be offered at once"),
+        ));
+    }
+    offers.sort();
+    offers.dedup();
+    if offers
+        .windows(2)
+        .any(|w| (w[0].role_id, w[0].workspace_id) == (w[1].role_id, w[1].workspace_id))
+    {
+        return Err(DomainError::bad_input(
+            "roleBindings",
+            "the same role is offered twice at the same scope with different ends",
+        ));
+    }
+    Ok(offers)
 }
 
 /// Lifecycle states as stored; EXPIRED is also derived from `expires_at` when reading.
@@ -77,6 +110,7 @@ pub(crate) async fn check_offers<C: ConnectionTrait>(
             }
         }
         bindings::check_scope(&role, offer.workspace_id)?;
+        bindings::check_end("roleBindings.expiresAt", offer.expires_at, &role, app.now())?;
         let keys = access::role_key_sets(conn, app, &[role.id]).await?;
         bindings::check_may_assign(
             app,
@@ -84,8 +118,8 @@ pub(crate) async fn check_offers<C: ConnectionTrait>(
             &role,
             &keys.get(&role.id).copied().unwrap_or_default(),
             offer.workspace_id,
-            // An offer becomes a lasting binding when accepted.
-            None,
+            // Accepted, the offer becomes a binding lasting until the offer's end.
+            offer.expires_at,
         )?;
     }
     Ok(())
@@ -137,16 +171,15 @@ pub async fn invite(
     offers: Vec<Offer>,
 ) -> DomainResult<Issued> {
     let email = Email::parse("email", email)?;
-    let mut offers = if offers.is_empty() {
+    let offers = normalize_offers(if offers.is_empty() {
         vec![Offer {
             role_id: builtins::role_id("member"),
             workspace_id: None,
+            expires_at: None,
         }]
     } else {
         offers
-    };
-    offers.sort();
-    offers.dedup();
+    })?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let organization = organizations::lock(&tx, organization_id).await?;
@@ -218,6 +251,7 @@ pub async fn invite(
             invitation_id: Set(invitation.id),
             role_id: Set(o.role_id),
             workspace_id: Set(o.workspace_id),
+            expires_at: Set(o.expires_at),
         })
         .collect();
     invitation_role_bindings::Entity::insert_many(rows)
@@ -281,7 +315,8 @@ pub async fn resend(app: &App, meta: &RequestMeta, principal: &Principal, invita
     if !matches!(invitation.status.as_str(), "PENDING" | "EXPIRED") {
         return Err(DomainError::InvitationInvalid);
     }
-    let offers = offers_of(&tx, invitation.id).await?;
+    // An offer whose end has passed grants nothing on acceptance; only the others are checked.
+    let offers = open_offers(&tx, invitation.id, now).await?;
     check_offers(&tx, app, &actor, organization.id, &offers).await?;
     // An expired invitation no longer counts against the member limit; renewing it must fit.
     if effective_status(&invitation, now) != PENDING {
@@ -432,8 +467,20 @@ async fn offers_of<C: ConnectionTrait>(conn: &C, invitation_id: Uuid) -> DomainR
         .map(|b| Offer {
             role_id: b.role_id,
             workspace_id: b.workspace_id,
+            expires_at: b.expires_at,
         })
         .collect())
+}
+
+/// The offers of an invitation that still grant something at `now`.
+async fn open_offers<C: ConnectionTrait>(
+    conn: &C,
+    invitation_id: Uuid,
+    now: DateTime<Utc>,
+) -> DomainResult<Vec<Offer>> {
+    let mut offers = offers_of(conn, invitation_id).await?;
+    offers.retain(|o| o.open_at(now));
+    Ok(offers)
 }
 
 /// The pending invitation behind a token: INVITATION_INVALID when unknown, used, revoked or
@@ -473,8 +520,8 @@ async fn accept_in<C: ConnectionTrait>(
             key: None,
         });
     }
-    // The inviter must still be able to grant what they offered.
-    let offers = offers_of(conn, invitation.id).await?;
+    // The inviter must still be able to grant what they offered (what has not ended yet).
+    let offers = open_offers(conn, invitation.id, app.now()).await?;
     let inviter = match invitation.invited_by_user_id {
         Some(id) => access::load(conn, app, id, organization.id).await?,
         None => None,
@@ -507,7 +554,10 @@ async fn accept_in<C: ConnectionTrait>(
             app,
             &target,
             invitation.invited_by_user_id,
-            &bindings::Terms::default(),
+            &bindings::Terms {
+                expires_at: offer.expires_at,
+                reason: None,
+            },
         )
         .await
         {

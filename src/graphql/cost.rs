@@ -58,6 +58,7 @@ fn short_list(type_name: &str, field: &str) -> bool {
 fn computed(type_name: &str, field: &str) -> Option<usize> {
     match (type_name, field) {
         ("Organization", "viewerKeys")
+        | ("Organization", "viewerHeldKeys")
         | ("Membership", "effectiveKeys")
         | ("Role", "keys")
         | ("Role", "effectiveKeys")

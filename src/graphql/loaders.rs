@@ -176,7 +176,7 @@ impl Loaders {
             role_keys: BatchLoader::new(RoleKeysLoader(app.clone()), batcher, clock),
             role_direct_keys: BatchLoader::new(RoleDirectKeysLoader(conn.clone()), batcher, clock),
             keychain_keys: BatchLoader::new(KeychainKeysLoader(app.clone()), batcher, clock),
-            holder_counts: BatchLoader::new(HolderCountLoader(conn.clone()), batcher, clock),
+            holder_counts: BatchLoader::new(HolderCountLoader(app.clone()), batcher, clock),
             keychain_roles: BatchLoader::new(KeychainRolesLoader(app.clone()), batcher, clock),
             member_pages: BatchLoader::sharing(MemberPagesLoader(conn.clone()), batcher, clock, &shared.member_pages),
             member_counts: BatchLoader::sharing(MemberCountLoader(conn.clone()), batcher, clock, &shared.member_counts),
@@ -372,7 +372,7 @@ impl Loader<Uuid> for KeychainRolesLoader {
 
 /// Members holding each role organization-wide, per (organization, role): one statement per
 /// organization in the batch, however many roles are asked about.
-pub struct HolderCountLoader(pub DatabaseConnection);
+pub struct HolderCountLoader(pub Arc<App>);
 
 impl Loader<(Uuid, Uuid)> for HolderCountLoader {
     type Value = u64;
@@ -385,7 +385,7 @@ impl Loader<(Uuid, Uuid)> for HolderCountLoader {
         }
         let mut out = HashMap::new();
         for (organization, roles) in by_organization {
-            let counts = crate::domain::bindings::holder_counts(&self.0, organization, &roles)
+            let counts = crate::domain::bindings::holder_counts(&self.0.store.conn, organization, &roles, self.0.now())
                 .await
                 .map_err(Arc::new)?;
             for role in roles {

@@ -1,5 +1,6 @@
 //! Mutations of the membership lifecycle: invitations, removal, leaving, ownership transfer.
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
 
 use crate::domain::invitations::{self as invitation_service, Issued, Offer};
 use crate::domain::members;
@@ -21,6 +22,10 @@ pub struct RoleBindingInput {
     pub role_id: ID,
     /// A workspace of the organization to bind the role inside; `null` for organization-wide.
     pub workspace_id: Option<ID>,
+    /// When the binding ends (from that instant it grants nothing); `null` for lasting until
+    /// revoked. In the future, at most ten years ahead, never for `owner`. An invitation offer
+    /// whose end passes before it is accepted grants nothing.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Whom to invite into which organization, with which roles.
@@ -185,6 +190,7 @@ impl MemberMutations {
                     .as_ref()
                     .map(|w| ids::decode("roleBindings.workspaceId", NodeKind::Workspace, w))
                     .transpose()?,
+                expires_at: binding.expires_at,
             });
         }
         let result = invitation_service::invite(

@@ -152,6 +152,7 @@ impl TokenMutations {
                     .as_ref()
                     .map(|w| ids::decode("roleBindings.workspaceId", NodeKind::Workspace, w))
                     .transpose()?,
+                expires_at: binding.expires_at,
             });
         }
         let membership = token_service::create_service_account(

@@ -103,8 +103,15 @@ impl QueryRoot {
             }
         };
         let decision = authorize::decide(&app.store.conn, app, &access, index, workspace).await?;
+        // Held until the last grant ends, or without end when any grant lasts.
+        let until = if decision.allowed && decision.grants.iter().all(|g| g.binding.expires_at.is_some()) {
+            decision.grants.iter().filter_map(|g| g.binding.expires_at).max()
+        } else {
+            None
+        };
         Ok(Authorization {
             allowed: decision.allowed,
+            until,
             reason: decision.reason,
             grants: decision.grants.into_iter().map(|g| Grant(g, organization_id)).collect(),
         })

@@ -321,3 +321,263 @@ async fn a_grant_that_ends_cannot_be_made_to_outlast_itself() {
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     app.stop().await;
 }
+
+const INVITE: &str = "mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
+  acceptUrl invitation { roleBindings { role { name } expiresAt } } } }";
+const ACCEPT: &str = "mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) {
+  membership { roleBindings { role { name } expiresAt } } } }";
+
+fn token_of(payload: &Value) -> String {
+    payload["acceptUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no link: {payload}"))
+        .split_once("token=")
+        .expect("token in link")
+        .1
+        .to_owned()
+}
+
+/// An invitation may offer a role for a time: accepted, the binding ends when the offer said;
+/// accepted after that end, the offer grants nothing. The viewer sees which keys end and when.
+#[tokio::test]
+async fn an_offer_that_ends_grants_only_until_its_end_and_the_viewer_sees_when() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let end = in_seconds(3_600);
+    let offer = |role: &str, expires: Option<&str>| json!({ "roleId": builtin_role(role), "expiresAt": expires });
+
+    // Terms are checked as for a grant, and nothing is written when they are wrong.
+    for (offers, what) in [
+        (json!([offer("owner", Some(&end))]), "ownership for a time"),
+        (json!([offer("viewer", Some(&in_seconds(-5)))]), "an end in the past"),
+        (
+            json!([offer("viewer", Some(&end)), offer("viewer", Some(&in_seconds(60)))]),
+            "one role with two ends",
+        ),
+    ] {
+        let body = app
+            .gql(
+                Some(&owner.access_token),
+                INVITE,
+                json!({ "i": { "organizationId": org, "email": "ana@example.com", "roleBindings": offers } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{what}: {body}");
+        let field = body["errors"][0]["extensions"]["field"].as_str().unwrap_or_default();
+        assert!(field.starts_with("roleBindings"), "{what}: {body}");
+    }
+    assert_eq!(app.count_rows("invitations").await, 0);
+
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            INVITE,
+            json!({ "i": { "organizationId": org, "email": "ana@example.com",
+                "roleBindings": [offer("member", None), offer("user_admin", Some(&end))] } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let offered = &body["data"]["inviteMember"]["invitation"]["roleBindings"];
+    let offered_end = offered
+        .as_array()
+        .expect("offers")
+        .iter()
+        .find(|o| o["role"]["name"] == "user_admin")
+        .and_then(|o| o["expiresAt"].as_str())
+        .unwrap_or_else(|| panic!("the offer shows its end: {offered}"))
+        .to_owned();
+    let ana_token = token_of(&body["data"]["inviteMember"]);
+
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let accepted = app
+        .gql(Some(&ana.access_token), ACCEPT, json!({ "i": { "token": ana_token } }))
+        .await;
+    assert!(accepted["errors"].is_null(), "{accepted}");
+    let mut bindings: Vec<(String, Value)> = accepted["data"]["acceptInvitation"]["membership"]["roleBindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .map(|b| {
+            (
+                b["role"]["name"].as_str().expect("name").to_owned(),
+                b["expiresAt"].clone(),
+            )
+        })
+        .collect();
+    bindings.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        bindings,
+        [
+            ("member".to_owned(), Value::Null),
+            ("user_admin".to_owned(), json!(offered_end))
+        ]
+    );
+
+    // What Ana holds, and until when: the user administrator's keys end with the offer, the
+    // member's keys last; authorize says the same.
+    let held = app
+        .gql(
+            Some(&ana.access_token),
+            "query { organization(slug: \"acme\") { viewerKeys viewerHeldKeys { key until } } }",
+            json!({}),
+        )
+        .await;
+    let organization = &held["data"]["organization"];
+    let entries = organization["viewerHeldKeys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{held}"));
+    let keys: Vec<&str> = entries.iter().map(|e| e["key"].as_str().expect("key")).collect();
+    let listed: Vec<&str> = organization["viewerKeys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("key"))
+        .collect();
+    assert_eq!(keys, listed, "the same keys in the same order");
+    let until = |key: &str| {
+        entries
+            .iter()
+            .find(|e| e["key"] == key)
+            .unwrap_or_else(|| panic!("{key} not held: {held}"))["until"]
+            .clone()
+    };
+    assert_eq!(until("members.invite"), json!(offered_end), "{held}");
+    assert_eq!(until("members.read"), Value::Null, "{held}");
+    let decided = app
+        .gql(
+            Some(&ana.access_token),
+            "query($o: ID!) { invite: authorize(organizationId: $o, key: \"members.invite\") { allowed until }
+                read: authorize(organizationId: $o, key: \"members.read\") { allowed until } }",
+            json!({ "o": org }),
+        )
+        .await;
+    assert_eq!(
+        decided["data"]["invite"],
+        json!({ "allowed": true, "until": offered_end }),
+        "{decided}"
+    );
+    assert_eq!(
+        decided["data"]["read"],
+        json!({ "allowed": true, "until": null }),
+        "{decided}"
+    );
+
+    // Within her hour Ana may offer her temporary role for part of it, never for good.
+    let invite_bea = |expires: Option<String>| {
+        json!({ "i": { "organizationId": org, "email": "bea@example.com",
+            "roleBindings": [{ "roleId": builtin_role("user_admin"), "expiresAt": expires }] } })
+    };
+    let forever = app.gql(Some(&ana.access_token), INVITE, invite_bea(None)).await;
+    assert_eq!(error_code(&forever), "FORBIDDEN", "{forever}");
+    let within = app
+        .gql(Some(&ana.access_token), INVITE, invite_bea(Some(in_seconds(1_800))))
+        .await;
+    assert!(within["errors"].is_null(), "{within}");
+    let bea_token = token_of(&within["data"]["inviteMember"]);
+
+    // Two hours on, Bea accepts: her invitation is still open, the offer's half hour is over,
+    // so she joins without the role (and Ana's hour has ended too, which no longer matters).
+    app.app.clock.advance(chrono::Duration::seconds(7_200));
+    let bea = app.sign_up("bea@example.com", "Bea").await;
+    let late = app
+        .gql(Some(&bea.access_token), ACCEPT, json!({ "i": { "token": bea_token } }))
+        .await;
+    assert!(late["errors"].is_null(), "{late}");
+    assert_eq!(
+        late["data"]["acceptInvitation"]["membership"]["roleBindings"],
+        json!([]),
+        "{late}"
+    );
+    let ana_again = app.log_in("ana@example.com").await;
+    let held = app
+        .gql(
+            Some(&ana_again),
+            "query { organization(slug: \"acme\") { viewerHeldKeys { key until } } }",
+            json!({}),
+        )
+        .await;
+    let after: Vec<&Value> = held["data"]["organization"]["viewerHeldKeys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|e| e["until"].is_null()),
+        "{held}"
+    );
+    assert!(after.iter().all(|e| e["key"] != "members.invite"), "{held}");
+    app.stop().await;
+}
+
+/// A grant ending while requests that use it are in flight: each request is judged at one
+/// instant, so none succeeds on a grant that had ended when it was judged, and every request
+/// made after the end is refused — with the caller's standing kept in memory throughout.
+#[tokio::test]
+async fn a_grant_ending_during_requests_lets_none_through_after_its_end() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let membership = app.add_member(&org, &ana).await;
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            GRANT,
+            json!({ "i": { "membershipId": membership, "roleId": builtin_role("user_admin"), "expiresAt": in_seconds(60) } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let end = chrono::Utc::now() + chrono::Duration::seconds(60);
+    // Warm Ana's standing so that later requests would find it in memory.
+    let (allowed, why) = app.authorize(&ana, &org, "members.invite", None).await;
+    assert!(allowed, "{why}");
+
+    const IN_FLIGHT: usize = 20;
+    let invite = "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { invitation { createdAt } } }";
+    let app_ref = &app;
+    let requests = (0..IN_FLIGHT).map(|n| {
+        let variables = json!({ "i": { "organizationId": org, "email": format!("guest{n}@example.com") } });
+        let token = ana.access_token.clone();
+        async move { app_ref.gql(Some(&token), invite, variables).await }
+    });
+    let advance = async {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        app.app.clock.advance(chrono::Duration::seconds(120));
+    };
+    let (answers, ()) = tokio::join!(futures_util::future::join_all(requests), advance);
+
+    let mut created = 0;
+    for answer in &answers {
+        if answer["errors"].is_null() {
+            created += 1;
+            let at: chrono::DateTime<chrono::Utc> = answer["data"]["inviteMember"]["invitation"]["createdAt"]
+                .as_str()
+                .expect("createdAt")
+                .parse()
+                .expect("a time");
+            assert!(at < end, "created at {at}, after the grant ended at {end}");
+        } else {
+            assert_eq!(error_code(answer), "FORBIDDEN", "{answer}");
+        }
+    }
+    assert_eq!(
+        app.count_rows("invitations").await,
+        created as i64,
+        "one row per success"
+    );
+    // Once the end has passed, every request is refused.
+    for n in 0..3 {
+        let body = app
+            .gql(
+                Some(&ana.access_token),
+                invite,
+                json!({ "i": { "organizationId": org, "email": format!("late{n}@example.com") } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    }
+    assert_eq!(app.count_rows("invitations").await, created as i64);
+    app.stop().await;
+}

@@ -162,6 +162,22 @@ impl TestApp {
         }
     }
 
+    /// Signs `email` in again (after the service clock moved past an access token's life);
+    /// returns a fresh access token.
+    pub async fn log_in(&self, email: &str) -> String {
+        let body = self
+            .gql(
+                None,
+                "mutation($input: LogInInput!) { logIn(input: $input) { accessToken } }",
+                json!({ "input": { "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        body["data"]["logIn"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("log in failed: {body}"))
+            .to_owned()
+    }
+
     /// Creates an organization as `user`; returns its global id.
     pub async fn create_organization(&self, user: &TestUser, slug: &str) -> String {
         let body = self

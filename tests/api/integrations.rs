@@ -342,7 +342,9 @@ async fn expired_and_revoked_tokens_are_unauthenticated_and_only_hashes_are_stor
         "UNAUTHENTICATED"
     );
 
-    let listed = gql_ok(&app, &ada.access_token, viewer, json!({})).await;
+    // Ada's own access token ended with the two hours too.
+    let ada_token = app.log_in(&ada.email).await;
+    let listed = gql_ok(&app, &ada_token, viewer, json!({})).await;
     let tokens = listed["viewer"]["apiTokens"].as_array().expect("tokens");
     assert_eq!(tokens.len(), 2);
     assert!(

@@ -154,9 +154,11 @@ async fn the_invitation_story_with_sign_up_resend_reuse_and_expiry() {
         )
         .await;
     assert_eq!(error_code(&expired), "INVITATION_EXPIRED", "{expired}");
+    // Ada's access token ended with the 73 hours too.
+    let ada_token = app.log_in(&ada.email).await;
     let listed = app
         .gql(
-            Some(&ada.access_token),
+            Some(&ada_token),
             "{ organization(slug: \"acme\") { expired: invitations(status: EXPIRED) { totalCount nodes { id status } } pending: invitations(status: PENDING) { totalCount } } }",
             json!({}),
         )
@@ -366,6 +368,7 @@ async fn fifty_rounds_of_owners_demoting_and_removing_each_other_never_leave_zer
             &store.conn,
             crate::helpers::raw_id(&org),
             &[guildhall::domain::builtins::role_id("owner")],
+            chrono::Utc::now(),
         )
         .await
         .expect("owners");

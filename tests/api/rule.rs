@@ -377,6 +377,7 @@ async fn run(world: &mut World, step: &Step, meta: &RequestMeta) -> Option<Uuid>
                 vec![Offer {
                     role_id: role,
                     workspace_id: None,
+                    expires_at: None,
                 }],
             )
             .await
@@ -410,6 +411,7 @@ async fn run(world: &mut World, step: &Step, meta: &RequestMeta) -> Option<Uuid>
                 vec![Offer {
                     role_id: role,
                     workspace_id: None,
+                    expires_at: None,
                 }],
             )
             .await

@@ -190,4 +190,10 @@ impl InvitationRoleBinding {
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
         Workspace::load(ctx, self.0.workspace_id).await
     }
+
+    /// When the binding granted from this offer ends; `null` for lasting until revoked. Past
+    /// this instant, accepting the invitation no longer grants it.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
 }

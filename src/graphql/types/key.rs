@@ -1,5 +1,6 @@
 //! Keys of the catalog, and the answer to an authorization check.
 use async_graphql::{Context, Object, SimpleObject};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::graphql::context::app;
@@ -58,10 +59,23 @@ impl Key {
 pub struct Authorization {
     /// Whether the caller holds the key there.
     pub allowed: bool,
+    /// When the caller stops holding the key: the end of the last grant giving it when every
+    /// such grant ends; `null` when some grant lasts until revoked (or the key is not held).
+    pub until: Option<DateTime<Utc>>,
     /// Why, in words.
     pub reason: String,
     /// The bindings (and keychains) that allow it; empty when denied.
     pub grants: Vec<Grant>,
+}
+
+/// A key the viewer holds and until when.
+#[derive(SimpleObject)]
+pub struct HeldKey {
+    /// The key, e.g. `members.invite`.
+    pub key: String,
+    /// When the viewer stops holding it: the latest end among the grants giving it; `null` when
+    /// some grant giving it lasts until revoked.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// One binding that grants a key, and through which keychain.

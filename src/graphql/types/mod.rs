@@ -20,7 +20,7 @@ use async_graphql::{ID, Interface};
 pub use api_token::ApiToken;
 pub use audit::{AuditEvent, AuditEventConnection, AuditEventEdge, AuditFilter};
 pub use invitation::{Invitation, InvitationConnection, InvitationEdge, InvitationRoleBinding, InvitationStatus};
-pub use key::{Authorization, Grant, Key, KeyHolder, KeyHolderConnection, KeyHolderEdge};
+pub use key::{Authorization, Grant, HeldKey, Key, KeyHolder, KeyHolderConnection, KeyHolderEdge};
 pub use keychain::Keychain;
 pub use membership::{Membership, MembershipConnection, MembershipEdge, RoleBinding};
 pub use organization::{

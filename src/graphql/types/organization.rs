@@ -22,8 +22,8 @@ use crate::graphql::loaders::{MemberBindings, domain_loader_error, loader_error,
 use crate::store::entities::{memberships, organizations, role_bindings, roles};
 
 use super::{
-    AuditEvent, AuditEventConnection, AuditFilter, Invitation, InvitationConnection, InvitationStatus, Keychain,
-    Membership, MembershipConnection, Role, Workspace, WorkspaceConnection,
+    AuditEvent, AuditEventConnection, AuditFilter, HeldKey, Invitation, InvitationConnection, InvitationStatus,
+    Keychain, Membership, MembershipConnection, Role, Workspace, WorkspaceConnection,
 };
 
 connection!(
@@ -129,6 +129,33 @@ impl Organization {
             };
             let app = app(ctx);
             Ok(app.catalog.names(&access.keys_at(app, workspace)))
+        })
+        .await;
+        result
+    }
+
+    /// Every key the viewer holds here (in a workspace when given), each with when it stops
+    /// being held: `viewerKeys` with the ends of grants that last only for a time.
+    async fn viewer_held_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A workspace of this organization; omit it for the keys held organization-wide.")]
+        workspace_id: Option<ID>,
+    ) -> ApiResult<Vec<HeldKey>> {
+        let result: ApiResult<Vec<HeldKey>> = Box::pin(async move {
+            let workspace = workspace_in(ctx, self.0.id, workspace_id).await?;
+            let Some(access) = access(ctx, self.0.id).await? else {
+                return Ok(Vec::new());
+            };
+            let app = app(ctx);
+            Ok(access
+                .keys_with_ends(app, workspace)
+                .into_iter()
+                .map(|(key, until)| HeldKey {
+                    key: app.catalog.key(key).id.clone(),
+                    until,
+                })
+                .collect())
         })
         .await;
         result

@@ -9,6 +9,8 @@ pub struct Model {
     pub invitation_id: Uuid,
     pub role_id: Uuid,
     pub workspace_id: Option<Uuid>,
+    /// When the binding granted from this offer ends; `None` for lasting until revoked.
+    pub expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
