@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Public base URL of the web app, used in links such as invitation URLs.
     #[arg(long, env = "GUILDHALL_PUBLIC_URL", default_value = "http://localhost:8080")]
     pub public_url: String,
+    /// Public base URL of this server, for links it answers itself (the unsubscribe page of
+    /// notifications); the web app's `--public-url` when omitted.
+    #[arg(long, env = "GUILDHALL_API_URL")]
+    pub api_url: Option<String>,
     /// Whether GraphQL introspection is allowed (GraphiQL needs it).
     #[arg(long, env = "GUILDHALL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,

@@ -246,6 +246,12 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         .map_err(|e| StartError::Database(e.to_string()))?;
     let settings = Settings {
         public_url: args.public_url.trim_end_matches('/').to_owned(),
+        api_url: args
+            .api_url
+            .as_deref()
+            .unwrap_or(&args.public_url)
+            .trim_end_matches('/')
+            .to_owned(),
         access_token_ttl: Duration::seconds(args.access_token_ttl),
         refresh_token_ttl: Duration::seconds(args.refresh_token_ttl),
         refresh_reuse_interval: Duration::seconds(args.refresh_reuse_interval.max(0)),

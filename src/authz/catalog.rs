@@ -37,6 +37,10 @@ pub enum CatalogError {
     MissingOwner,
     #[error("role `{role}` carries the owner-only key `{key}`; only the role `owner` may")]
     OwnerOnlyOutsideOwner { role: String, key: String },
+    #[error("notification category id `{0}` is not lower-case letters, digits and underscores")]
+    MalformedCategory(String),
+    #[error("notification category `{category}` is sent with `{key}`, which the catalog does not declare")]
+    UnknownSendKey { category: String, key: String },
     #[error("key `{key}` implies `{implied}`, which is {what} while `{key}` is not")]
     WiderImplication {
         key: String,
@@ -53,6 +57,18 @@ struct CatalogFile {
     keychains: Vec<KeychainFile>,
     #[serde(default)]
     roles: Vec<RoleFile>,
+    #[serde(default)]
+    notification_categories: Vec<CategoryFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CategoryFile {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    send_key: String,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +196,17 @@ pub struct BuiltInRole {
     pub effective_keys: KeySet,
 }
 
+/// A kind of mail an organization sends, which subscriber contacts choose to receive.
+#[derive(Clone, Debug)]
+pub struct NotificationCategory {
+    /// Stable id, e.g. `accounting_documents`.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// The key a caller needs to send mail of this category to an organization's contacts.
+    pub send_key: KeyIndex,
+}
+
 /// The validated catalog.
 #[derive(Debug)]
 pub struct Catalog {
@@ -196,6 +223,7 @@ pub struct Catalog {
     admin_class: KeySet,
     pub keychains: Vec<BuiltInKeychain>,
     pub roles: Vec<BuiltInRole>,
+    pub notification_categories: Vec<NotificationCategory>,
 }
 
 fn valid_key_id(id: &str) -> bool {
@@ -308,6 +336,7 @@ impl Catalog {
             admin_class: KeySet::EMPTY,
             keychains: Vec::new(),
             roles: Vec::new(),
+            notification_categories: Vec::new(),
         };
 
         let mut names = HashSet::new();
@@ -395,7 +424,38 @@ impl Catalog {
             .all
             .difference(&carried_by(&|r| !r.counts_as_admin))
             .union(&catalog.owner_only);
+        let mut category_ids = HashSet::new();
+        for category in &file.notification_categories {
+            let well_formed = !category.id.is_empty()
+                && category
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !well_formed {
+                return Err(CatalogError::MalformedCategory(category.id.clone()));
+            }
+            if !category_ids.insert(category.id.clone()) {
+                return Err(CatalogError::DuplicateName(category.id.clone()));
+            }
+            let send_key = catalog
+                .lookup(&category.send_key)
+                .ok_or_else(|| CatalogError::UnknownSendKey {
+                    category: category.id.clone(),
+                    key: category.send_key.clone(),
+                })?;
+            catalog.notification_categories.push(NotificationCategory {
+                id: category.id.clone(),
+                name: category.name.clone(),
+                description: category.description.clone(),
+                send_key,
+            });
+        }
         Ok(catalog)
+    }
+
+    /// The notification category with this id.
+    pub fn notification_category(&self, id: &str) -> Option<&NotificationCategory> {
+        self.notification_categories.iter().find(|c| c.id == id)
     }
 
     fn match_pattern(&self, pattern: &str) -> KeySet {

@@ -2,7 +2,7 @@
 pub mod catalog;
 pub mod keyset;
 
-pub use catalog::{Catalog, CatalogError, GrantedBy, RoleScope};
+pub use catalog::{Catalog, CatalogError, GrantedBy, NotificationCategory, RoleScope};
 pub use keyset::{KeyIndex, KeySet};
 
 /// One role binding as the engine sees it: the role's effective keys (closed under `implies`)

@@ -30,6 +30,8 @@ pub struct Outgoing<'a> {
     pub body: String,
     pub kind: &'a str,
     pub invitation_id: Option<Uuid>,
+    /// For mail to a subscriber contact: the one-click unsubscribe address.
+    pub unsubscribe_url: Option<String>,
 }
 
 /// Queues a message inside the caller's transaction.
@@ -46,6 +48,7 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>, message: 
         sent_at: Set(None),
         last_error: Set(None),
         created_at: Set(now),
+        unsubscribe_url: Set(message.unsubscribe_url),
     }
     .insert(conn)
     .await?;
@@ -108,11 +111,12 @@ pub async fn deliver_due(
             continue;
         }
         let result = match message.recipient.parse::<Mailbox>() {
-            Ok(to) => match Message::builder()
-                .from(from.clone())
-                .to(to)
-                .subject(message.subject.clone())
-                .body(message.body.clone())
+            Ok(to) => match with_unsubscribe(
+                Message::builder().from(from.clone()).to(to),
+                message.unsubscribe_url.as_deref(),
+            )
+            .subject(message.subject.clone())
+            .body(message.body.clone())
             {
                 Ok(email) => transport.send(email).await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -129,7 +133,8 @@ pub async fn deliver_due(
                 // Once delivered, the link is no longer needed at rest.
                 update = update
                     .col_expr(mail_outbox::Column::SentAt, Expr::value(app.now()))
-                    .col_expr(mail_outbox::Column::Body, Expr::value(redact_links(&message.body)));
+                    .col_expr(mail_outbox::Column::Body, Expr::value(redact_links(&message.body)))
+                    .col_expr(mail_outbox::Column::UnsubscribeUrl, Expr::value(None::<String>));
             }
             Err(error) => {
                 let backoff = chrono::Duration::seconds(30 * 2_i64.pow(message.attempts.clamp(0, 10) as u32));
@@ -146,6 +151,24 @@ pub async fn deliver_due(
         update.exec(&app.store.conn).await?;
     }
     Ok(sent)
+}
+
+/// RFC 2369 and RFC 8058 headers: mail programs offer a one-click unsubscribe that POSTs to
+/// the address without opening a page.
+fn with_unsubscribe(builder: lettre::message::MessageBuilder, url: Option<&str>) -> lettre::message::MessageBuilder {
+    use lettre::message::header::{HeaderName, HeaderValue};
+    let Some(url) = url else {
+        return builder;
+    };
+    let header = |name: &str, value: String| {
+        HeaderValue::new(
+            HeaderName::new_from_ascii(name.to_owned()).expect("a valid header name"),
+            value,
+        )
+    };
+    builder
+        .raw_header(header("List-Unsubscribe", format!("<{url}>")))
+        .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()))
 }
 
 /// Messages not delivered: still to be tried, and given up on after every attempt.

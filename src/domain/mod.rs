@@ -6,6 +6,7 @@ pub mod audit;
 pub mod authorize;
 pub mod bindings;
 pub mod builtins;
+pub mod contacts;
 pub mod definitions;
 pub mod documents;
 pub mod error;
@@ -40,7 +41,10 @@ pub use error::{DomainError, DomainResult};
 /// Settings the services need at run time.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Base of links to the web app (invitations).
     pub public_url: String,
+    /// Base of links to pages this server answers itself (unsubscribing).
+    pub api_url: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     /// How long a rotated refresh token still yields its (same) successor: two tabs refreshing
@@ -60,6 +64,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             public_url: "http://127.0.0.1:8080".to_owned(),
+            api_url: "http://127.0.0.1:8080".to_owned(),
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
             refresh_reuse_interval: Duration::seconds(5),

@@ -18,6 +18,7 @@ pub enum NodeKind {
     Invitation,
     ApiToken,
     AuditEvent,
+    SubscriberContact,
 }
 
 impl NodeKind {
@@ -32,6 +33,7 @@ impl NodeKind {
             NodeKind::Invitation => "Invitation",
             NodeKind::ApiToken => "ApiToken",
             NodeKind::AuditEvent => "AuditEvent",
+            NodeKind::SubscriberContact => "SubscriberContact",
         }
     }
 
@@ -46,6 +48,7 @@ impl NodeKind {
             NodeKind::Invitation,
             NodeKind::ApiToken,
             NodeKind::AuditEvent,
+            NodeKind::SubscriberContact,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -80,6 +83,7 @@ pub fn decode(field: &str, kind: NodeKind, id: &ID) -> Result<Uuid, DomainError>
             NodeKind::Invitation => "invitation",
             NodeKind::ApiToken => "API token",
             NodeKind::AuditEvent => "audit event",
+            NodeKind::SubscriberContact => "subscriber contact",
         })),
     }
 }

@@ -36,6 +36,7 @@ pub mod ids;
 pub mod loaders;
 pub mod mutation;
 pub mod mutation_access;
+pub mod mutation_contacts;
 pub mod mutation_members;
 pub mod mutation_tokens;
 pub mod query;
@@ -57,6 +58,7 @@ pub struct MutationRoot(
     mutation::AccountMutations,
     mutation_access::AccessMutations,
     mutation_members::MemberMutations,
+    mutation_contacts::ContactMutations,
     mutation_tokens::TokenMutations,
 );
 

@@ -17,7 +17,7 @@ use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::types::{
     ApiToken, AuditEvent, Authorization, Grant, Invitation, Key, KeyHolder, KeyHolderConnection, Keychain, Membership,
-    Node, Organization, Role, User, Workspace,
+    Node, NotificationCategory, Organization, Role, SubscriberContact, User, Workspace,
 };
 
 pub struct QueryRoot;
@@ -71,6 +71,16 @@ impl QueryRoot {
             .iter()
             .filter_map(|k| catalog.lookup(&k.id))
             .map(Key)
+            .collect()
+    }
+
+    /// The notification categories of the catalog: what subscriber contacts may receive.
+    async fn notification_categories(&self, ctx: &Context<'_>) -> Vec<NotificationCategory> {
+        let catalog = &app(ctx).catalog;
+        catalog
+            .notification_categories
+            .iter()
+            .map(|c| NotificationCategory::of(catalog, c))
             .collect()
     }
 
@@ -256,6 +266,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
                     || can_see(ctx, i.organization_id, "members.invite").await? =>
             {
                 Some(Node::Invitation(Invitation(i)))
+            }
+            _ => None,
+        },
+        NodeKind::SubscriberContact => match crate::domain::contacts::find(app, uuid).await? {
+            Some(c) if can_see(ctx, c.row.organization_id, "contacts.read").await? => {
+                Some(Node::SubscriberContact(SubscriberContact(c)))
             }
             _ => None,
         },

@@ -160,7 +160,7 @@ fn client_address(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bo
 }
 
 /// Facts about a request kept with what it does (audit events).
-fn request_meta(state: &HttpState, headers: &HeaderMap, peer: SocketAddr, request_id: &str) -> RequestMeta {
+pub(super) fn request_meta(state: &HttpState, headers: &HeaderMap, peer: SocketAddr, request_id: &str) -> RequestMeta {
     RequestMeta {
         request_id: request_id.to_owned(),
         client_address: Some(client_address(headers, peer, state.config.trust_forwarded_for)),

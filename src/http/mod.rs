@@ -3,6 +3,7 @@ mod graphql_endpoint;
 mod parsed;
 mod request_id;
 mod socket;
+mod unsubscribe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +93,7 @@ pub fn router(app: Arc<App>, schemas: Schemas, config: HttpConfig) -> Router {
             )
             .route("/graphiql", get(graphiql))
             .route("/graphiql/{name}", get(graphiql_asset))
+            .route("/unsubscribe", get(unsubscribe::show).post(unsubscribe::confirm))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

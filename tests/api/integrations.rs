@@ -396,7 +396,11 @@ impl Walk<'_> {
 
 fn collect_secrets(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if ["ghp_", "ghs_", "ghi_", "ghr_", "eyJ"].iter().any(|p| s.starts_with(p)) => {
+        Value::String(s)
+            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "eyJ"]
+                .iter()
+                .any(|p| s.starts_with(p)) =>
+        {
             out.push(s.clone())
         }
         Value::String(s) if s.contains("token=") => {
@@ -684,6 +688,57 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
         t,
         "mutation($i: DeleteRoleInput!) { deleteRole(input: $i) { deletedRoleId } }",
         json!({ "i": { "roleId": role_id } }),
+    )
+    .await;
+    let contact = walk
+        .run(
+            "addSubscriberContact",
+            t,
+            "mutation($i: AddSubscriberContactInput!) { addSubscriberContact(input: $i) { subscriberContact { id } } }",
+            json!({ "i": { "organizationId": org_id, "email": "accounts@client.example", "categories": ["payments"] } }),
+        )
+        .await;
+    let contact_id = contact["subscriberContact"]["id"].as_str().expect("contact").to_owned();
+    walk.run(
+        "updateSubscriberContact",
+        t,
+        "mutation($i: UpdateSubscriberContactInput!) { updateSubscriberContact(input: $i) { subscriberContact { id } } }",
+        json!({ "i": { "contactId": contact_id, "categories": ["payments", "balance_sheet"] } }),
+    )
+    .await;
+    walk.run(
+        "sendNotification",
+        t,
+        "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { recipients } }",
+        json!({ "i": { "organizationId": org_id, "category": "payments", "subject": "Paid", "body": "Thank you." } }),
+    )
+    .await;
+    let store = app.store().await;
+    let row = store
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT unsubscribe_url FROM mail_outbox WHERE kind = 'notification'",
+        ))
+        .await
+        .expect("outbox")
+        .expect("a notification");
+    store.close().await;
+    let url: String = row.try_get("", "unsubscribe_url").expect("url");
+    let unsubscribe_token = url.split_once("token=").expect("token").1.to_owned();
+    walk.secrets.push(unsubscribe_token.clone());
+    walk.run(
+        "unsubscribe",
+        None,
+        "mutation($i: UnsubscribeInput!) { unsubscribe(input: $i) { email } }",
+        json!({ "i": { "token": unsubscribe_token } }),
+    )
+    .await;
+    walk.run(
+        "removeSubscriberContact",
+        t,
+        "mutation($i: RemoveSubscriberContactInput!) { removeSubscriberContact(input: $i) { removedContactId } }",
+        json!({ "i": { "contactId": contact_id } }),
     )
     .await;
     walk.run(

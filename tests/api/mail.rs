@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::helpers::spawn_app;
 
 /// A minimal SMTP server: refuses the first `refusals` messages with 451, stores the rest.
-async fn smtp_sink(refusals: usize) -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn smtp_sink(refusals: usize) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let received = Arc::new(Mutex::new(Vec::new()));

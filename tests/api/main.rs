@@ -8,6 +8,7 @@ mod live;
 mod accounts;
 mod cli;
 mod cluster;
+mod contacts;
 mod conventions;
 mod expiry;
 mod mail;

@@ -6,6 +6,7 @@
 //! one heavy resolver would make every field of a thousand listed members heavy.
 pub mod api_token;
 pub mod audit;
+pub mod contact;
 pub mod invitation;
 pub mod key;
 pub mod keychain;
@@ -19,6 +20,7 @@ use async_graphql::{ID, Interface};
 
 pub use api_token::ApiToken;
 pub use audit::{AuditEvent, AuditEventConnection, AuditEventEdge, AuditFilter};
+pub use contact::{NotificationCategory, SubscriberContact, SubscriberContactConnection, SubscriberContactEdge};
 pub use invitation::{Invitation, InvitationConnection, InvitationEdge, InvitationRoleBinding, InvitationStatus};
 pub use key::{Authorization, Grant, HeldKey, Key, KeyHolder, KeyHolderConnection, KeyHolderEdge};
 pub use keychain::Keychain;
@@ -48,4 +50,5 @@ pub enum Node {
     Invitation(Invitation),
     ApiToken(ApiToken),
     AuditEvent(AuditEvent),
+    SubscriberContact(SubscriberContact),
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use uuid::Uuid;
 
+use crate::domain::contacts as contact_service;
 use crate::domain::limits::{self, Limit};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::{
@@ -23,7 +24,8 @@ use crate::store::entities::{memberships, organizations, role_bindings, roles};
 
 use super::{
     AuditEvent, AuditEventConnection, AuditFilter, HeldKey, Invitation, InvitationConnection, InvitationStatus,
-    Keychain, Membership, MembershipConnection, Role, Workspace, WorkspaceConnection,
+    Keychain, Membership, MembershipConnection, Role, SubscriberContact, SubscriberContactConnection, Workspace,
+    WorkspaceConnection,
 };
 
 connection!(
@@ -298,6 +300,45 @@ impl Organization {
             });
             Ok(InvitationConnection::new(
                 connection::parts(page, &request, Invitation),
+                counter,
+            ))
+        })
+        .await;
+        result.map(Some)
+    }
+
+    /// Subscriber contacts in the order they were added, optionally only those receiving one
+    /// notification category (`contacts.read`; without it `null`, with a FORBIDDEN error).
+    /// Contacts are never members: `members` does not list them and no limit counts them.
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"contacts.read\")")]
+    async fn subscriber_contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only contacts receiving this notification category (an id of `notificationCategories`).")]
+        category: Option<String>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
+    ) -> ApiResult<Option<SubscriberContactConnection>> {
+        let result: ApiResult<SubscriberContactConnection> = Box::pin(async move {
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let app = app(ctx).clone();
+            if let Some(category) = &category
+                && app.catalog.notification_category(category).is_none()
+            {
+                return Err(ApiError(DomainError::bad_input(
+                    "category",
+                    format!("`{category}` is not a notification category of the catalog"),
+                )));
+            }
+            let page = contact_service::page(&app, self.0.id, category.as_deref(), request).await?;
+            let organization_id = self.0.id;
+            let counter: connection::Counter = Arc::new(move || {
+                let app = app.clone();
+                let category = category.clone();
+                async move { contact_service::count(&app, organization_id, category.as_deref()).await }.boxed()
+            });
+            Ok(SubscriberContactConnection::new(
+                connection::parts(page, &request, SubscriberContact),
                 counter,
             ))
         })

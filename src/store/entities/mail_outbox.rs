@@ -16,6 +16,9 @@ pub struct Model {
     pub sent_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The one-click unsubscribe address of a mail to a subscriber contact (sent as
+    /// `List-Unsubscribe`).
+    pub unsubscribe_url: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,5 +16,8 @@ pub mod role_keys;
 pub mod roles;
 pub mod sessions;
 pub mod settings;
+pub mod subscriber_contact_categories;
+pub mod subscriber_contacts;
+pub mod unsubscribe_links;
 pub mod users;
 pub mod workspaces;
