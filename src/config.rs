@@ -110,6 +110,14 @@ pub struct ServeArgs {
     /// Lifetime of invitations, in hours.
     #[arg(long, env = "GUILDHALL_INVITATION_TTL_HOURS", default_value_t = 72)]
     pub invitation_ttl_hours: i64,
+    /// Notification mails one organization may queue a day (`sendNotification`, all
+    /// categories together).
+    #[arg(long, env = "GUILDHALL_NOTIFICATIONS_PER_DAY", default_value_t = 5_000)]
+    pub notifications_per_day: u64,
+    /// How long a request to recover ownership through the recovery contact waits, in hours,
+    /// while every owner is told and may cancel it.
+    #[arg(long, env = "GUILDHALL_OWNER_RECOVERY_WAIT_HOURS", default_value_t = 168)]
+    pub owner_recovery_wait_hours: i64,
     /// Origins allowed to call the API from a browser, comma-separated. None: same origin only.
     #[arg(long, env = "GUILDHALL_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

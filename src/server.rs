@@ -219,6 +219,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         ("access token lifetime", args.access_token_ttl),
         ("refresh token lifetime", args.refresh_token_ttl),
         ("invitation lifetime", args.invitation_ttl_hours),
+        ("owner recovery wait", args.owner_recovery_wait_hours),
         ("login failure window", args.login_failure_window),
         ("sign-up window", args.sign_up_window),
     ] {
@@ -256,6 +257,8 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         refresh_token_ttl: Duration::seconds(args.refresh_token_ttl),
         refresh_reuse_interval: Duration::seconds(args.refresh_reuse_interval.max(0)),
         invitation_ttl: Duration::hours(args.invitation_ttl_hours),
+        owner_recovery_wait: Duration::hours(args.owner_recovery_wait_hours),
+        notifications_per_day: args.notifications_per_day,
         login_max_failures_per_email: args.login_max_failures_per_email,
         login_max_failures_per_address: args.login_max_failures_per_address,
         login_failure_window: Duration::seconds(args.login_failure_window),

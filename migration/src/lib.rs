@@ -9,6 +9,7 @@ mod m20261203_000001_change_announcements;
 mod m20261203_000002_expiring_grants;
 mod m20261203_000003_offer_ends;
 mod m20261203_000004_subscriber_contacts;
+mod m20261203_000005_owner_recovery;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
 pub use m20261203_000001_change_announcements::CHANNEL as CHANGE_CHANNEL;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_expiring_grants::Migration),
             Box::new(m20261203_000003_offer_ends::Migration),
             Box::new(m20261203_000004_subscriber_contacts::Migration),
+            Box::new(m20261203_000005_owner_recovery::Migration),
         ]
     }
 }

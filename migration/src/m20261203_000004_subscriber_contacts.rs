@@ -1,6 +1,8 @@
 //! Subscriber contacts: people who receive an organization's mail of chosen notification
 //! categories and never sign in (no user, no membership, no keys); the one-click links that
-//! unsubscribe them, kept only as hashes; and the unsubscribe address of each queued mail.
+//! unsubscribe them, kept only as hashes; the opt-outs that outlive a contact (nobody but the
+//! person can subscribe an address again to what it left); and, on each queued mail, its
+//! unsubscribe address, contact and category (so that leaving also stops mail still queued).
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -88,10 +90,38 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .alter_table(
-                Table::alter()
+            .create_table(
+                Table::create()
+                    .table("contact_opt_outs")
+                    .col(uuid("organization_id"))
+                    .col(string("email_canonical"))
+                    .col(string("category"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .primary_key(
+                        Index::create()
+                            .col("organization_id")
+                            .col("email_canonical")
+                            .col("category"),
+                    )
+                    .foreign_key(&mut fk("contact_opt_outs", "organization_id", "organizations"))
+                    .to_owned(),
+            )
+            .await?;
+        for column in [
+            ColumnDef::new("unsubscribe_url").string().null().to_owned(),
+            ColumnDef::new("contact_id").uuid().null().to_owned(),
+            ColumnDef::new("category").string().null().to_owned(),
+        ] {
+            manager
+                .alter_table(Table::alter().table("mail_outbox").add_column(column).to_owned())
+                .await?;
+        }
+        manager
+            .create_index(
+                Index::create()
+                    .name("mail_outbox_contact")
                     .table("mail_outbox")
-                    .add_column(ColumnDef::new("unsubscribe_url").string().null())
+                    .col("contact_id")
                     .to_owned(),
             )
             .await

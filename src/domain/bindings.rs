@@ -113,6 +113,19 @@ pub(crate) fn check_may_assign(
     until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DomainResult<()> {
     actor.require(app, "roles.assign", workspace_id)?;
+    // The right to grant counts time as the keys do: held only until Friday, it grants nothing
+    // lasting past Friday, whatever keys the giver holds for good.
+    if let Some(assign) = app.catalog.lookup("roles.assign")
+        && !actor.keys_held_until(app, workspace_id, until).contains(assign)
+    {
+        return Err(actor.deny(DomainError::Forbidden {
+            message: format!(
+                "you hold `roles.assign` here only for a time: you cannot grant `{}` for longer",
+                role.name
+            ),
+            key: Some("roles.assign".to_owned()),
+        }));
+    }
     let at_scope = authz::role_keys_at(&app.catalog, role_keys, workspace_id.is_some());
     grant_rule::check_gift(app, actor, &at_scope, workspace_id, &format!("`{}`", role.name), until)?;
     if owners_only(app, role) && !grant_rule::is_owner(app, actor) {
@@ -416,6 +429,7 @@ pub(crate) async fn ensure_min_holders<C: ConnectionTrait>(
     organization_id: Uuid,
     removing: &[role_bindings::Model],
 ) -> DomainResult<()> {
+    let mut plan: Option<String> = None;
     for role in app.catalog.roles.iter().filter(|r| r.min_holders > 0) {
         let role_id = builtins::role_id(&role.name);
         let removed: Vec<Uuid> = removing
@@ -431,10 +445,29 @@ pub(crate) async fn ensure_min_holders<C: ConnectionTrait>(
             .into_iter()
             .filter(|m| !removed.contains(m))
             .count();
-        if remaining < role.min_holders as usize {
+        // The plan may ask for more owners than the catalog does.
+        let mut minimum = role.min_holders as u64;
+        if role.name == "owner" {
+            if plan.is_none() {
+                plan = Some(
+                    org_rows::Entity::find_by_id(organization_id)
+                        .one(conn)
+                        .await?
+                        .map(|o| o.plan)
+                        .unwrap_or_default(),
+                );
+            }
+            let plan_minimum = app
+                .settings
+                .plan_limits
+                .for_plan(plan.as_deref().unwrap_or_default())
+                .min_owners;
+            minimum = Ord::max(minimum, plan_minimum);
+        }
+        if (remaining as u64) < minimum {
             return Err(DomainError::LastOwner(format!(
-                "the organization must keep at least {} holder(s) of `{}`",
-                role.min_holders, role.name
+                "the organization must keep at least {minimum} holder(s) of `{}`",
+                role.name
             )));
         }
     }

@@ -14,13 +14,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::store::entities::{
-    organizations as org_rows, subscriber_contact_categories as categories, subscriber_contacts as contacts,
-    unsubscribe_links as links,
+    contact_opt_outs as opt_outs, mail_outbox, organizations as org_rows, subscriber_contact_categories as categories,
+    subscriber_contacts as contacts, unsubscribe_links as links,
 };
 
 use super::audit::{self, Actor, Event};
 use super::error::{DomainError, DomainResult};
-use super::mailer::{self, Outgoing};
+use super::mailer::{self, Listed, Outgoing};
 use super::organizations::{self, actor_of, member_access};
 use super::page::{Page, PageRequest};
 use super::validate::{Email, display_name};
@@ -70,6 +70,34 @@ fn parse_name(name: Option<&str>) -> DomainResult<Option<String>> {
     match name.map(str::trim) {
         None | Some("") => Ok(None),
         Some(name) => display_name("name", name).map(Some),
+    }
+}
+
+/// BAD_USER_INPUT when the address left one of `chosen`: only its owner may come back.
+async fn refuse_opted_out<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: Uuid,
+    email_canonical: &str,
+    chosen: &[String],
+) -> DomainResult<()> {
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    let left = opt_outs::Entity::find()
+        .filter(opt_outs::Column::OrganizationId.eq(organization_id))
+        .filter(opt_outs::Column::EmailCanonical.eq(email_canonical.to_owned()))
+        .filter(opt_outs::Column::Category.is_in(chosen.to_vec()))
+        .one(conn)
+        .await?;
+    match left {
+        Some(left) => Err(DomainError::bad_input(
+            "categories",
+            format!(
+                "this address unsubscribed from `{}`; it is not subscribed to it again on anyone's behalf",
+                left.category
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -160,6 +188,7 @@ pub async fn add(app: &App, meta: &RequestMeta, principal: &Principal, new: NewC
         .filter(contacts::Column::OrganizationId.eq(organization.id))
         .count(&tx)
         .await?;
+    refuse_opted_out(&tx, organization.id, email.canonical(), &chosen).await?;
     if kept >= MAX_CONTACTS {
         return Err(DomainError::LimitExceeded {
             limit: "contacts".to_owned(),
@@ -199,8 +228,9 @@ pub async fn add(app: &App, meta: &RequestMeta, principal: &Principal, new: NewC
     })
 }
 
-/// A contact of an organization where the caller holds `contacts.manage`; NOT_FOUND otherwise
-/// (a contact of an organization the caller cannot manage does not exist for them).
+/// A contact of an organization where the caller holds `contacts.manage`: NOT_FOUND for
+/// callers outside the organization (it does not exist for them), FORBIDDEN for members
+/// without the key.
 async fn for_manager<C: ConnectionTrait>(
     conn: &C,
     app: &App,
@@ -216,6 +246,11 @@ async fn for_manager<C: ConnectionTrait>(
         .await?
         .ok_or(DomainError::NotFound("subscriber contact"))?;
     actor.require(app, "contacts.manage", None)?;
+    // Read again under the organization's lock: a contact removed meanwhile is gone.
+    let contact = contacts::Entity::find_by_id(contact_id)
+        .one(conn)
+        .await?
+        .ok_or(DomainError::NotFound("subscriber contact"))?;
     Ok((contact, organization))
 }
 
@@ -240,6 +275,15 @@ pub async fn update(
     let tx = app.store.begin_write().await?;
     let (contact, organization) = for_manager(&tx, app, principal, change.contact_id).await?;
     let before = with_categories(&tx, app, contact.clone()).await?;
+    if let Some(chosen) = &chosen {
+        // Only categories it does not receive yet; what it kept is no new subscription.
+        let added: Vec<String> = chosen
+            .iter()
+            .filter(|c| !before.categories.contains(c))
+            .cloned()
+            .collect();
+        refuse_opted_out(&tx, organization.id, &contact.email_canonical, &added).await?;
+    }
     let mut model: contacts::ActiveModel = contact.into();
     if let Some(name) = name.clone() {
         model.name = Set(name);
@@ -278,6 +322,7 @@ pub async fn remove(app: &App, meta: &RequestMeta, principal: &Principal, contac
     let tx = app.store.begin_write().await?;
     let (contact, organization) = for_manager(&tx, app, principal, contact_id).await?;
     contacts::Entity::delete_by_id(contact.id).exec(&tx).await?;
+    drop_queued(&tx, contact.id, None).await?;
     audit::record(
         &tx,
         meta,
@@ -403,35 +448,59 @@ pub async fn notify(
         .order_by_asc(contacts::Column::Id)
         .all(&tx)
         .await?;
+    // Counted in this transaction: a refused send counts nothing, and concurrent sends can
+    // never together pass the quota.
+    let quota = super::rate_limit::Limit {
+        scope: "notifications",
+        max: app.settings.notifications_per_day,
+        window: chrono::Duration::days(1),
+    };
+    let sent_today =
+        super::rate_limit::count_many(&tx, &quota, &organization.id.to_string(), now, recipients.len() as u64).await?;
+    if sent_today > quota.max {
+        return Err(DomainError::LimitExceeded {
+            limit: "notifications".to_owned(),
+            message: format!(
+                "an organization sends at most {} notification mails a day; this send of {} would pass it",
+                quota.max,
+                recipients.len()
+            ),
+        });
+    }
+    let mut link_rows = Vec::with_capacity(recipients.len());
+    let mut mails = Vec::with_capacity(recipients.len());
     for contact in &recipients {
         let token = secrets::generate(TOKEN_PREFIX);
-        links::ActiveModel {
+        link_rows.push(links::ActiveModel {
             token_hash: Set(secrets::digest(&token)),
             contact_id: Set(contact.id),
             category: Set(category.id.clone()),
             created_at: Set(now),
-        }
-        .insert(&tx)
-        .await?;
+        });
         let url = unsubscribe_url(app, &token);
-        mailer::enqueue(
-            &tx,
-            now,
-            Outgoing {
-                recipient: &contact.email,
-                subject: subject.to_owned(),
-                body: format!(
-                    "{body}\n\n--\nYou receive {category} mail from {org} on Guildhall. To stop receiving it, open:\n{url}\n",
-                    category = category.name,
-                    org = organization.name,
-                ),
-                kind: "notification",
-                invitation_id: None,
-                unsubscribe_url: Some(url),
-            },
-        )
-        .await?;
+        mails.push(Outgoing {
+            recipient: &contact.email,
+            subject: subject.to_owned(),
+            body: format!(
+                "{body}\n\n--\nYou receive {category} mail from {org} on Guildhall. To stop receiving it, open:\n{url}\n",
+                category = category.name,
+                org = organization.name,
+            ),
+            kind: "notification",
+            invitation_id: None,
+            listed: Some(Listed {
+                unsubscribe_url: url,
+                contact_id: contact.id,
+                category: category.id.clone(),
+            }),
+        });
     }
+    let mut link_rows = link_rows.into_iter().peekable();
+    while link_rows.peek().is_some() {
+        let chunk: Vec<links::ActiveModel> = link_rows.by_ref().take(200).collect();
+        links::Entity::insert_many(chunk).exec_without_returning(&tx).await?;
+    }
+    mailer::enqueue_all(&tx, now, mails).await?;
     audit::record(
         &tx,
         meta,
@@ -512,20 +581,66 @@ pub async fn inspect(app: &App, token: &str) -> DomainResult<Option<LinkTarget>>
     Ok(Some(target_of(app, &link, &contact, &organization, subscribed)))
 }
 
+/// Mail to a contact not delivered yet (of one category, or all) is not sent after all.
+async fn drop_queued<C: ConnectionTrait>(conn: &C, contact_id: Uuid, category: Option<&str>) -> DomainResult<()> {
+    let mut queued = mail_outbox::Entity::delete_many()
+        .filter(mail_outbox::Column::ContactId.eq(contact_id))
+        .filter(mail_outbox::Column::SentAt.is_null());
+    if let Some(category) = category {
+        queued = queued.filter(mail_outbox::Column::Category.eq(category));
+    }
+    queued.exec(conn).await?;
+    Ok(())
+}
+
 /// Unsubscribes the link's contact from the link's category, or from every category when
-/// `everything`; NOT_FOUND for a link that names nobody. Repeating it changes nothing more.
+/// `everything`; NOT_FOUND for a link that names nobody. The address is remembered as having
+/// left (so no manager can subscribe it again), and its mail still queued is not sent.
+/// Repeating it changes nothing more.
 pub async fn unsubscribe(app: &App, meta: &RequestMeta, token: &str, everything: bool) -> DomainResult<LinkTarget> {
+    // Looked up before any write: a made-up link costs one read, never the write lock.
+    if link(&app.store.conn, token).await?.is_none() {
+        return Err(DomainError::NotFound("unsubscribe link"));
+    }
     let now: DateTime<Utc> = app.now();
     let tx = app.store.begin_write().await?;
     let (link, contact, organization) = link(&tx, token)
         .await?
         .ok_or(DomainError::NotFound("unsubscribe link"))?;
-    let mut removal = categories::Entity::delete_many().filter(categories::Column::ContactId.eq(contact.id));
-    if !everything {
-        removal = removal.filter(categories::Column::Category.eq(link.category.clone()));
-    }
-    let removed = removal.exec(&tx).await?.rows_affected;
-    if removed > 0 {
+    let leaving: Vec<String> = if everything {
+        app.catalog
+            .notification_categories
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
+    } else {
+        vec![link.category.clone()]
+    };
+    let removed = categories::Entity::delete_many()
+        .filter(categories::Column::ContactId.eq(contact.id))
+        .filter(categories::Column::Category.is_in(leaving.clone()))
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    let recorded = opt_outs::Entity::insert_many(leaving.iter().map(|category| opt_outs::ActiveModel {
+        organization_id: Set(organization.id),
+        email_canonical: Set(contact.email_canonical.clone()),
+        category: Set(category.clone()),
+        created_at: Set(now),
+    }))
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::columns([
+            opt_outs::Column::OrganizationId,
+            opt_outs::Column::EmailCanonical,
+            opt_outs::Column::Category,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(&tx)
+    .await?;
+    drop_queued(&tx, contact.id, (!everything).then_some(link.category.as_str())).await?;
+    if removed > 0 || recorded > 0 {
         audit::record(
             &tx,
             meta,

@@ -149,7 +149,7 @@ async fn queue_mail<C: ConnectionTrait>(
             body,
             kind,
             invitation_id: Some(invitation.id),
-            unsubscribe_url: None,
+            listed: None,
         },
     )
     .await

@@ -23,6 +23,14 @@ pub struct Limits {
     pub custom_roles: u64,
     pub custom_keychains: u64,
     pub workspaces: u64,
+    /// Owners the organization must keep (at least the catalog's minimum for `owner`): the last
+    /// of them cannot leave, be removed or lose the role.
+    #[serde(default = "one_owner")]
+    pub min_owners: u64,
+}
+
+fn one_owner() -> u64 {
+    1
 }
 
 /// Limits per plan.
@@ -37,6 +45,7 @@ impl Default for PlanLimits {
             custom_roles,
             custom_keychains,
             workspaces,
+            min_owners: 1,
         };
         PlanLimits(BTreeMap::from([
             ("FREE".to_owned(), plan(3, 25, 10, 10, 5)),
@@ -67,6 +76,7 @@ impl PlanLimits {
             custom_roles: 0,
             custom_keychains: 0,
             workspaces: 0,
+            min_owners: 1,
         })
     }
 }

@@ -30,12 +30,55 @@ pub struct Outgoing<'a> {
     pub body: String,
     pub kind: &'a str,
     pub invitation_id: Option<Uuid>,
-    /// For mail to a subscriber contact: the one-click unsubscribe address.
-    pub unsubscribe_url: Option<String>,
+    /// For mail to a subscriber contact: its one-click unsubscribe address, contact and category.
+    pub listed: Option<Listed>,
+}
+
+/// What a mail to a subscriber contact carries besides its text.
+pub struct Listed {
+    pub unsubscribe_url: String,
+    pub contact_id: Uuid,
+    pub category: String,
 }
 
 /// Queues a message inside the caller's transaction.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>, message: Outgoing<'_>) -> DomainResult<()> {
+    row(now, message).insert(conn).await?;
+    Ok(())
+}
+
+/// Queues many messages in a few statements, inside the caller's transaction.
+pub async fn enqueue_all<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    messages: Vec<Outgoing<'_>>,
+) -> DomainResult<()> {
+    let mut chunk: Vec<mail_outbox::ActiveModel> = Vec::with_capacity(100);
+    for message in messages {
+        chunk.push(row(now, message));
+        if chunk.len() == 100 {
+            mail_outbox::Entity::insert_many(std::mem::take(&mut chunk))
+                .exec_without_returning(conn)
+                .await?;
+        }
+    }
+    if !chunk.is_empty() {
+        mail_outbox::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn row(now: DateTime<Utc>, message: Outgoing<'_>) -> mail_outbox::ActiveModel {
+    let (unsubscribe_url, contact_id, category) = match message.listed {
+        Some(listed) => (
+            Some(listed.unsubscribe_url),
+            Some(listed.contact_id),
+            Some(listed.category),
+        ),
+        None => (None, None, None),
+    };
     mail_outbox::ActiveModel {
         id: Set(new_id()),
         recipient: Set(message.recipient.to_owned()),
@@ -48,11 +91,10 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>, message: 
         sent_at: Set(None),
         last_error: Set(None),
         created_at: Set(now),
-        unsubscribe_url: Set(message.unsubscribe_url),
+        unsubscribe_url: Set(unsubscribe_url),
+        contact_id: Set(contact_id),
+        category: Set(category),
     }
-    .insert(conn)
-    .await?;
-    Ok(())
 }
 
 /// SMTP delivery settings.

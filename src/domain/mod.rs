@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mailer;
 pub mod members;
 pub mod organizations;
+pub mod owner_safety;
 pub mod page;
 pub mod rate_limit;
 pub mod retention;
@@ -51,6 +52,10 @@ pub struct Settings {
     /// at once both stay signed in.
     pub refresh_reuse_interval: Duration,
     pub invitation_ttl: Duration,
+    /// Notification mails one organization may queue a day.
+    pub notifications_per_day: u64,
+    /// How long a recovery of ownership waits for the owners to cancel it.
+    pub owner_recovery_wait: Duration,
     pub login_max_failures_per_email: u64,
     pub login_max_failures_per_address: u64,
     pub login_failure_window: Duration,
@@ -69,6 +74,8 @@ impl Default for Settings {
             refresh_token_ttl: Duration::days(30),
             refresh_reuse_interval: Duration::seconds(5),
             invitation_ttl: Duration::hours(72),
+            owner_recovery_wait: Duration::hours(168),
+            notifications_per_day: 5_000,
             login_max_failures_per_email: 5,
             login_max_failures_per_address: 50,
             login_failure_window: Duration::minutes(15),

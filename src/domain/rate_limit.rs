@@ -54,14 +54,26 @@ pub async fn count_attempt<C: ConnectionTrait>(
     subject: &str,
     now: DateTime<Utc>,
 ) -> DomainResult<u64> {
+    count_many(conn, limit, subject, now, 1).await
+}
+
+/// Counts `amount` units at once (mails of one send) and returns the window's total.
+pub async fn count_many<C: ConnectionTrait>(
+    conn: &C,
+    limit: &Limit,
+    subject: &str,
+    now: DateTime<Utc>,
+    amount: u64,
+) -> DomainResult<u64> {
+    let amount = amount.min(i64::MAX as u64) as i64;
     let backend = conn.get_database_backend();
     let now_s = now.timestamp();
     let expired_before = now_s - limit.window.num_seconds();
     let sql = placeholders(
         backend,
-        "INSERT INTO rate_counters (scope, subject, window_start, count) VALUES (?, ?, ?, 1) \
+        "INSERT INTO rate_counters (scope, subject, window_start, count) VALUES (?, ?, ?, ?) \
          ON CONFLICT (scope, subject) DO UPDATE SET \
-           count = CASE WHEN rate_counters.window_start <= ? THEN 1 ELSE rate_counters.count + 1 END, \
+           count = CASE WHEN rate_counters.window_start <= ? THEN excluded.count ELSE rate_counters.count + excluded.count END, \
            window_start = CASE WHEN rate_counters.window_start <= ? THEN excluded.window_start ELSE rate_counters.window_start END \
          RETURNING count",
     );
@@ -69,6 +81,7 @@ pub async fn count_attempt<C: ConnectionTrait>(
         limit.scope.into(),
         subject.into(),
         now_s.into(),
+        amount.into(),
         expired_before.into(),
         expired_before.into(),
     ];

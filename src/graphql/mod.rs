@@ -38,6 +38,7 @@ pub mod mutation;
 pub mod mutation_access;
 pub mod mutation_contacts;
 pub mod mutation_members;
+pub mod mutation_owner_safety;
 pub mod mutation_tokens;
 pub mod query;
 pub mod shape;
@@ -59,6 +60,7 @@ pub struct MutationRoot(
     mutation_access::AccessMutations,
     mutation_members::MemberMutations,
     mutation_contacts::ContactMutations,
+    mutation_owner_safety::OwnerSafetyMutations,
     mutation_tokens::TokenMutations,
 );
 

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::Form;
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -95,7 +94,7 @@ pub(super) async fn show(State(state): State<HttpState>, Query(query): Query<Has
                 )
             };
             let form = format!(
-                "<form method=\"post\" action=\"/unsubscribe\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+                "<form method=\"post\" action=\"unsubscribe\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
                  <button type=\"submit\" name=\"scope\" value=\"category\">Unsubscribe from this category</button> \
                  <button type=\"submit\" name=\"scope\" value=\"all\">Unsubscribe from all of {org}'s mail</button></form>\n",
                 token = escape(token.trim()),
@@ -137,8 +136,12 @@ pub(super) async fn confirm(
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    Form(form): Form<HashMap<String, String>>,
+    body: axum::body::Bytes,
 ) -> Response {
+    // The page's form is url-encoded; a mail program's one-click POST may be url-encoded or
+    // multipart (RFC 8058) and carries the token in the link itself, so the body is only
+    // searched for the two plain fields the form sends.
+    let form = form_fields(&body);
     let Some(token) = form.get("token").or_else(|| query.get("token")) else {
         return unknown_link();
     };
@@ -154,9 +157,30 @@ pub(super) async fn confirm(
     }
 }
 
+/// `token` and `scope` of a url-encoded body. Their values are plain (URL-safe tokens, two
+/// words), so nothing needs decoding; anything else in the body is ignored.
+fn form_fields(body: &[u8]) -> HashMap<String, String> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| matches!(*name, "token" | "scope"))
+        .filter(|(_, value)| value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, form_fields};
+
+    #[test]
+    fn only_the_plain_form_fields_are_read() {
+        let fields = form_fields(b"token=ghu_abc-9_Z&scope=all&x=1");
+        assert_eq!(fields.get("token").map(String::as_str), Some("ghu_abc-9_Z"));
+        assert_eq!(fields.get("scope").map(String::as_str), Some("all"));
+        assert!(form_fields(b"List-Unsubscribe=One-Click").is_empty());
+        assert!(form_fields(b"token=%3Cscript%3E").is_empty());
+    }
 
     #[test]
     fn names_cannot_become_markup() {

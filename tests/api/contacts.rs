@@ -327,17 +327,27 @@ async fn contacts_receive_only_their_categories_and_unsubscribe_without_signing_
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
 
-    // Renaming and re-subscribing, then removing; a removed contact's links name nobody.
+    // Having left everything, the address is not subscribed again by a manager; renaming is
+    // fine. Then removing: a removed contact's links name nobody.
+    let update = "mutation($i: UpdateSubscriberContactInput!) { updateSubscriberContact(input: $i) { subscriberContact { name categories } } }";
     let body = app
         .gql(
             Some(&uma.access_token),
-            "mutation($i: UpdateSubscriberContactInput!) { updateSubscriberContact(input: $i) { subscriberContact { name categories } } }",
-            json!({ "i": { "contactId": accounts_id, "name": "", "categories": ["balance_sheet"] } }),
+            update,
+            json!({ "i": { "contactId": accounts_id, "categories": ["balance_sheet"] } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let body = app
+        .gql(
+            Some(&uma.access_token),
+            update,
+            json!({ "i": { "contactId": accounts_id, "name": "" } }),
         )
         .await;
     assert_eq!(
         body["data"]["updateSubscriberContact"]["subscriberContact"],
-        json!({ "name": null, "categories": ["balance_sheet"] }),
+        json!({ "name": null, "categories": [] }),
         "{body}"
     );
     let body = app
@@ -477,6 +487,177 @@ async fn contacts_stay_inside_their_organization_and_concurrent_adds_keep_one() 
         categories_of(&app, &uma.access_token, &contact).await,
         json!(["payments"]),
         "nothing changed"
+    );
+    app.stop().await;
+}
+
+async fn outbox_to(app: &TestApp, recipient: &str) -> i64 {
+    let store = app.store().await;
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        &store.conn,
+        sea_orm::Statement::from_string(
+            store.backend(),
+            format!("SELECT COUNT(*) AS n FROM mail_outbox WHERE recipient = '{recipient}' AND kind = 'notification'"),
+        ),
+    )
+    .await
+    .expect("count")
+    .expect("row");
+    store.close().await;
+    row.try_get("", "n").expect("n")
+}
+
+/// Leaving lasts: the address cannot be put back on the category by a manager (not by an
+/// update, not by removing and adding it again), and its mail still queued is not sent. Sends
+/// stay within the organization's daily quota. Tokens keep to their organization and keychain.
+#[tokio::test]
+async fn unsubscribing_lasts_and_stops_queued_mail_and_sends_keep_a_daily_quota() {
+    let mut args = crate::helpers::test_args(&crate::helpers::fresh_database_url().await);
+    args.notifications_per_day = 3;
+    let app = crate::helpers::spawn_with(args).await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let other_org = app.create_organization(&owner, "globex").await;
+    let mut ids = Vec::new();
+    for email in ["a@client.example", "b@client.example"] {
+        let body = app
+            .gql(
+                Some(&owner.access_token),
+                ADD,
+                json!({ "i": { "organizationId": org, "email": email, "categories": ["payments"] } }),
+            )
+            .await;
+        ids.push(
+            body["data"]["addSubscriberContact"]["subscriberContact"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_owned(),
+        );
+    }
+    let notice =
+        json!({ "i": { "organizationId": org, "category": "payments", "subject": "Paid", "body": "Thank you." } });
+    let body = app.gql(Some(&owner.access_token), SEND, notice.clone()).await;
+    assert_eq!(body["data"]["sendNotification"]["recipients"], 2, "{body}");
+
+    // A mail program's one-click request, multipart as in RFC 8058's example.
+    let token = mailed_token(&app, "a@client.example").await;
+    let response = app
+        .client
+        .post(format!("{}/unsubscribe?token={token}", app.address))
+        .header(reqwest::header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+        .body("--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--XyZ--\r\n")
+        .send()
+        .await
+        .expect("one-click");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        outbox_to(&app, "a@client.example").await,
+        0,
+        "the queued mail is not sent"
+    );
+    assert_eq!(outbox_to(&app, "b@client.example").await, 1);
+
+    // Nobody subscribes the address again on its behalf.
+    let update = "mutation($i: UpdateSubscriberContactInput!) { updateSubscriberContact(input: $i) { subscriberContact { categories } } }";
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            update,
+            json!({ "i": { "contactId": ids[0], "categories": ["payments"] } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            "mutation($i: RemoveSubscriberContactInput!) { removeSubscriberContact(input: $i) { removedContactId } }",
+            json!({ "i": { "contactId": ids[0] } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let readd = |categories: Value| json!({ "i": { "organizationId": org, "email": "A@client.example", "categories": categories } });
+    let body = app
+        .gql(Some(&owner.access_token), ADD, readd(json!(["payments"])))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unsubscribed"),
+        "{body}"
+    );
+    let body = app
+        .gql(Some(&owner.access_token), ADD, readd(json!(["balance_sheet"])))
+        .await;
+    assert!(body["errors"].is_null(), "other categories are a new choice: {body}");
+    // Another organization's list is another list.
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            ADD,
+            json!({ "i": { "organizationId": other_org, "email": "a@client.example", "categories": ["payments"] } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    // The quota: 2 sent, 1 more fits, then nothing; a refused send queues nothing.
+    let body = app.gql(Some(&owner.access_token), SEND, notice.clone()).await;
+    assert_eq!(body["data"]["sendNotification"]["recipients"], 1, "{body}");
+    let queued = app.count_rows("mail_outbox").await;
+    let body = app.gql(Some(&owner.access_token), SEND, notice.clone()).await;
+    assert_eq!(error_code(&body), "LIMIT_EXCEEDED", "{body}");
+    assert_eq!(app.count_rows("mail_outbox").await, queued);
+    let body = app
+        .gql(
+            Some(&owner.access_token),
+            SEND,
+            json!({ "i": { "organizationId": other_org, "category": "payments", "subject": "Paid", "body": "Thanks." } }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["sendNotification"]["recipients"], 1,
+        "each organization has its own: {body}"
+    );
+
+    // A token confined to the other organization, and one whose keychain only reads.
+    let mint = |input: Value| {
+        let app = &app;
+        let token = owner.access_token.clone();
+        async move {
+            let body = app
+                .gql(
+                    Some(&token),
+                    "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }",
+                    json!({ "i": input }),
+                )
+                .await;
+            body["data"]["createApiToken"]["token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_owned()
+        }
+    };
+    let confined = mint(json!({ "name": "globex only", "organizationId": other_org })).await;
+    let reader = mint(
+        json!({ "name": "reader", "organizationId": org, "keychainId": crate::helpers::builtin_keychain("read_only") }),
+    )
+    .await;
+    let add_c = json!({ "i": { "organizationId": org, "email": "c@client.example", "categories": ["payments"] } });
+    let body = app.gql(Some(&confined), ADD, add_c.clone()).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    let body = app.gql(Some(&reader), ADD, add_c).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let listed = app
+        .gql(
+            Some(&reader),
+            "{ organization(slug: \"acme\") { subscriberContacts { totalCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["data"]["organization"]["subscriberContacts"]["totalCount"], 2,
+        "{listed}"
     );
     app.stop().await;
 }

@@ -581,3 +581,49 @@ async fn a_grant_ending_during_requests_lets_none_through_after_its_end() {
     assert_eq!(app.count_rows("invitations").await, created as i64);
     app.stop().await;
 }
+
+/// The right to grant counts time too: a member holding `member` for good and `user_admin`
+/// until Friday holds every key of `member` for good, yet `roles.assign` only until Friday, so
+/// she can neither grant `member` for good nor offer it for good in an invitation.
+#[tokio::test]
+async fn the_right_to_grant_held_for_a_time_grants_nothing_for_longer() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let ana_membership = app.add_member(&org, &ana).await;
+    let bob_membership = app.add_member(&org, &bob).await;
+    let grant = |membership: &str, role: &str, expires: Option<String>| json!({ "i": { "membershipId": membership, "roleId": builtin_role(role), "expiresAt": expires } });
+    for (role, expires) in [("member", None), ("user_admin", Some(in_seconds(3_600)))] {
+        let body = app
+            .gql(Some(&owner.access_token), GRANT, grant(&ana_membership, role, expires))
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let body = app
+        .gql(Some(&ana.access_token), GRANT, grant(&bob_membership, "member", None))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["key"], "roles.assign", "{body}");
+    let invite = app
+        .gql(
+            Some(&ana.access_token),
+            INVITE,
+            json!({ "i": { "organizationId": org, "email": "new@example.com",
+                "roleBindings": [{ "roleId": builtin_role("member") }] } }),
+        )
+        .await;
+    assert_eq!(error_code(&invite), "FORBIDDEN", "{invite}");
+    assert_eq!(app.count_rows("invitations").await, 0);
+    // Within her hour, both are hers to do.
+    let body = app
+        .gql(
+            Some(&ana.access_token),
+            GRANT,
+            grant(&bob_membership, "member", Some(in_seconds(1_800))),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    app.stop().await;
+}

@@ -374,6 +374,24 @@ async fn expired_and_revoked_tokens_are_unauthenticated_and_only_hashes_are_stor
     app.stop().await;
 }
 
+/// The token of the newest owner-recovery link mailed to the recovery contact.
+async fn recovery_link(app: &TestApp) -> String {
+    let store = app.store().await;
+    let row = store
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT body FROM mail_outbox WHERE recipient = 'rescue@example.com' ORDER BY id DESC",
+        ))
+        .await
+        .expect("outbox")
+        .expect("a mail");
+    store.close().await;
+    let body: String = row.try_get("", "body").expect("body");
+    let start = body.find("token=").expect("link") + "token=".len();
+    body[start..].split_whitespace().next().expect("token").to_owned()
+}
+
 /// Runs a mutation that must succeed and must add at least one audit event.
 struct Walk<'a> {
     app: &'a TestApp,
@@ -397,7 +415,7 @@ impl Walk<'_> {
 fn collect_secrets(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s)
-            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "eyJ"]
+            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "ghv_", "eyJ"]
                 .iter()
                 .any(|p| s.starts_with(p)) =>
         {
@@ -739,6 +757,72 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
         t,
         "mutation($i: RemoveSubscriberContactInput!) { removeSubscriberContact(input: $i) { removedContactId } }",
         json!({ "i": { "contactId": contact_id } }),
+    )
+    .await;
+    // Owner safety: Dee (an owner since the transfer) names a recovery contact; Ada recovers
+    // through it once, is cancelled, then again after the wait.
+    walk.run(
+        "setOwnerRecoveryContact",
+        Some(&dee_token),
+        "mutation($i: SetOwnerRecoveryContactInput!) { setOwnerRecoveryContact(input: $i) { recoveryContact { email } } }",
+        json!({ "i": { "organizationId": org_id, "email": "rescue@example.com" } }),
+    )
+    .await;
+    let confirm = recovery_link(&app).await;
+    walk.secrets.push(confirm.clone());
+    walk.run(
+        "confirmOwnerRecoveryContact",
+        None,
+        "mutation($i: ConfirmOwnerRecoveryContactInput!) { confirmOwnerRecoveryContact(input: $i) { recoveryContact { verifiedAt } } }",
+        json!({ "i": { "token": confirm } }),
+    )
+    .await;
+    for round in 0..2 {
+        if round == 1 {
+            app.app.clock.advance(chrono::Duration::minutes(11));
+        }
+        walk.run(
+            "requestOwnershipRecovery",
+            None,
+            "mutation($i: RequestOwnershipRecoveryInput!) { requestOwnershipRecovery(input: $i) { message } }",
+            json!({ "i": { "organizationId": org_id, "email": "rescue@example.com" } }),
+        )
+        .await;
+        let start = recovery_link(&app).await;
+        walk.secrets.push(start.clone());
+        walk.run(
+            "startOwnershipRecovery",
+            t,
+            "mutation($i: StartOwnershipRecoveryInput!) { startOwnershipRecovery(input: $i) { recovery { status } } }",
+            json!({ "i": { "token": start } }),
+        )
+        .await;
+        if round == 0 {
+            walk.run(
+                "cancelOwnershipRecovery",
+                Some(&dee_token),
+                "mutation($i: CancelOwnershipRecoveryInput!) { cancelOwnershipRecovery(input: $i) { recovery { status } } }",
+                json!({ "i": { "organizationId": org_id } }),
+            )
+            .await;
+        }
+    }
+    app.app.clock.advance(chrono::Duration::hours(169));
+    let ada_token = app.log_in("ada@example.com").await;
+    let t = Some(ada_token.as_str());
+    let dee_token = app.log_in("dee@example.com").await;
+    walk.run(
+        "completeOwnershipRecovery",
+        t,
+        "mutation($i: CompleteOwnershipRecoveryInput!) { completeOwnershipRecovery(input: $i) { membership { id } } }",
+        json!({ "i": { "organizationId": org_id } }),
+    )
+    .await;
+    walk.run(
+        "removeOwnerRecoveryContact",
+        Some(&dee_token),
+        "mutation($i: RemoveOwnerRecoveryContactInput!) { removeOwnerRecoveryContact(input: $i) { organizationId } }",
+        json!({ "i": { "organizationId": org_id } }),
     )
     .await;
     walk.run(

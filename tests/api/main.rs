@@ -15,6 +15,7 @@ mod mail;
 mod membership;
 mod metrics;
 mod organizations;
+mod owner_safety;
 mod performance;
 mod permissions;
 mod pooler;

@@ -12,6 +12,7 @@ pub mod key;
 pub mod keychain;
 pub mod membership;
 pub mod organization;
+pub mod owner_safety;
 pub mod role;
 pub mod user;
 pub mod workspace;
@@ -29,6 +30,7 @@ pub use organization::{
     DocumentFormat, LimitUsage, MemberFilter, Organization, OrganizationConnection, OrganizationEdge,
     OrganizationLimits, Plan,
 };
+pub use owner_safety::{OwnerRecoveryContact, OwnerSafety, OwnershipRecovery, OwnershipRecoveryStatus};
 pub use role::{DefinitionKind, Role, RoleScope};
 pub use user::{User, UserKind, visible_user};
 pub use workspace::{Workspace, WorkspaceConnection, WorkspaceEdge};

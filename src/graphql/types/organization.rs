@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::contacts as contact_service;
 use crate::domain::limits::{self, Limit};
+use crate::domain::owner_safety;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::{
     DomainError, audit, definitions, documents, invitations as invitation_service, members,
@@ -24,8 +25,8 @@ use crate::store::entities::{memberships, organizations, role_bindings, roles};
 
 use super::{
     AuditEvent, AuditEventConnection, AuditFilter, HeldKey, Invitation, InvitationConnection, InvitationStatus,
-    Keychain, Membership, MembershipConnection, Role, SubscriberContact, SubscriberContactConnection, Workspace,
-    WorkspaceConnection,
+    Keychain, Membership, MembershipConnection, OwnerSafety, Role, SubscriberContact, SubscriberContactConnection,
+    Workspace, WorkspaceConnection,
 };
 
 connection!(
@@ -304,6 +305,16 @@ impl Organization {
             ))
         })
         .await;
+        result.map(Some)
+    }
+
+    /// How safe ownership is: owners, the plan's minimum, whether it is at risk, the recovery
+    /// contact and any pending recovery (owners only, `organization.transfer`; for anyone else
+    /// `null` with a FORBIDDEN error).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"organization.transfer\")")]
+    async fn owner_safety(&self, ctx: &Context<'_>) -> ApiResult<Option<OwnerSafety>> {
+        let result: ApiResult<OwnerSafety> =
+            Box::pin(async move { Ok(OwnerSafety(owner_safety::safety(app(ctx), &self.0).await?)) }).await;
         result.map(Some)
     }
 

@@ -19,6 +19,9 @@ pub struct Model {
     /// The one-click unsubscribe address of a mail to a subscriber contact (sent as
     /// `List-Unsubscribe`).
     pub unsubscribe_url: Option<String>,
+    /// The subscriber contact and notification category of such a mail.
+    pub contact_id: Option<Uuid>,
+    pub category: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

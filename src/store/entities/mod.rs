@@ -1,6 +1,7 @@
 //! SeaORM entities, one per table of the migration.
 pub mod api_tokens;
 pub mod audit_events;
+pub mod contact_opt_outs;
 pub mod invitation_role_bindings;
 pub mod invitations;
 pub mod keychain_keys;
@@ -9,6 +10,8 @@ pub mod login_failures;
 pub mod mail_outbox;
 pub mod memberships;
 pub mod organizations;
+pub mod owner_recovery_contacts;
+pub mod ownership_recoveries;
 pub mod refresh_tokens;
 pub mod role_bindings;
 pub mod role_keychains;
