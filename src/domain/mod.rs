@@ -18,6 +18,7 @@ pub mod members;
 pub mod organizations;
 pub mod owner_safety;
 pub mod page;
+pub mod preview;
 pub mod rate_limit;
 pub mod retention;
 pub mod secrets;

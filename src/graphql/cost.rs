@@ -43,6 +43,8 @@ pub const COMPUTED: usize = 5;
 /// Selections visited in pricing one operation before it is priced as too costly: pricing
 /// itself must stay cheap whatever the document.
 const MAX_VISITS: usize = 100_000;
+/// What one `previewRoleChange` costs on its own (at most ten fit the default limit).
+pub const PREVIEW: usize = 5_000;
 /// A mutation field's own cost: each one is a transaction of its own.
 pub const MUTATION: usize = 100;
 
@@ -482,6 +484,10 @@ impl Walk<'_> {
     ) -> usize {
         if let Some(cost) = computed(type_name, name) {
             return cost;
+        }
+        // A preview reads every member's access twice and runs a write it rolls back.
+        if type_name == self.model.query_root && name == "previewRoleChange" {
+            return PREVIEW.saturating_add(child.saturating_mul(DEFAULT_PAGE));
         }
         let Some(shape) = shape else {
             return 1usize.saturating_add(child);

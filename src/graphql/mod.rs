@@ -40,6 +40,7 @@ pub mod mutation_contacts;
 pub mod mutation_members;
 pub mod mutation_owner_safety;
 pub mod mutation_tokens;
+pub mod preview;
 pub mod query;
 pub mod shape;
 pub mod spans;

@@ -337,6 +337,9 @@ pub struct ImportRolesPayload {
     pub unchanged: Vec<RolesDocumentItem>,
     /// True when nothing was written.
     pub dry_run: bool,
+    /// With `dryRun`: who would gain and lose which keys, as `previewRoleChange` reports it;
+    /// `null` for an import that was written.
+    pub impact: Option<super::preview::RoleChangeImpact>,
 }
 
 fn items(list: Vec<(ItemKind, String)>) -> Vec<RolesDocumentItem> {
@@ -442,7 +445,7 @@ impl AccessMutations {
     }
 
     /// Changes a custom role (`roles.manage`); built-in roles cannot change.
-    async fn update_role(
+    pub(crate) async fn update_role(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The role and what to change.")] input: UpdateRoleInput,
@@ -471,7 +474,7 @@ impl AccessMutations {
     }
 
     /// Deletes a custom role nobody holds and no pending invitation offers (`roles.manage`).
-    async fn delete_role(
+    pub(crate) async fn delete_role(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The role to delete.")] input: DeleteRoleInput,
@@ -484,7 +487,7 @@ impl AccessMutations {
     }
 
     /// Imports a roles document atomically (`roles.manage` and `keychains.manage`).
-    async fn import_roles(
+    pub(crate) async fn import_roles(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The organization, the document and how to apply it.")] input: ImportRolesInput,
@@ -495,17 +498,25 @@ impl AccessMutations {
             ImportMode::Merge => Mode::Merge,
             ImportMode::Replace => Mode::Replace,
         };
-        let report = documents::import(
+        let import = Box::pin(documents::import(
             app(ctx),
             &state(ctx).meta,
             principal(ctx)?,
             organization_id,
             &document,
             mode,
-            input.dry_run,
-        )
-        .await?;
+            false,
+        ));
+        // A dry run is the import itself, previewed: rolled back, with who would gain and lose what.
+        let (report, impact) = if input.dry_run {
+            let (report, changes) =
+                Box::pin(crate::domain::preview::preview(app(ctx), organization_id, import)).await?;
+            (report, Some(super::preview::RoleChangeImpact::of(app(ctx), changes)))
+        } else {
+            (import.await?, None)
+        };
         Ok(ImportRolesPayload {
+            impact,
             created: items(report.created),
             updated: items(report.updated),
             deleted: items(report.deleted),
@@ -540,7 +551,7 @@ impl AccessMutations {
     }
 
     /// Changes a custom keychain (`keychains.manage`); built-in keychains cannot change.
-    async fn update_keychain(
+    pub(crate) async fn update_keychain(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The keychain and what to change.")] input: UpdateKeychainInput,
@@ -565,7 +576,7 @@ impl AccessMutations {
     }
 
     /// Deletes a custom keychain no role uses (`keychains.manage`).
-    async fn delete_keychain(
+    pub(crate) async fn delete_keychain(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The keychain to delete.")] input: DeleteKeychainInput,
@@ -578,7 +589,7 @@ impl AccessMutations {
     }
 
     /// Adds a keychain to a custom role (`keychains.assign`, holding every key of the keychain).
-    async fn assign_keychain_to_role(
+    pub(crate) async fn assign_keychain_to_role(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The keychain and the role to add it to.")] input: AssignKeychainToRoleInput,
@@ -587,7 +598,7 @@ impl AccessMutations {
     }
 
     /// Removes a keychain from a custom role (`keychains.assign`, holding every key of the keychain).
-    async fn unassign_keychain_from_role(
+    pub(crate) async fn unassign_keychain_from_role(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The keychain and the role to remove it from.")] input: UnassignKeychainFromRoleInput,
@@ -596,7 +607,7 @@ impl AccessMutations {
     }
 
     /// Grants a role (`roles.assign` and every key of the role at that scope).
-    async fn grant_role(
+    pub(crate) async fn grant_role(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The member, the role and where it applies.")] input: GrantRoleInput,
@@ -614,7 +625,7 @@ impl AccessMutations {
     }
 
     /// Revokes a role (`roles.assign` and every key of the role at that scope).
-    async fn revoke_role(
+    pub(crate) async fn revoke_role(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The member, the role and where it was granted.")] input: RevokeRoleInput,

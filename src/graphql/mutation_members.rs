@@ -277,7 +277,7 @@ impl MemberMutations {
     }
 
     /// Removes a member (`members.remove`, holding every key they hold; owners only by owners).
-    async fn remove_member(
+    pub(crate) async fn remove_member(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The member to remove.")] input: RemoveMemberInput,

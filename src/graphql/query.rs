@@ -74,6 +74,20 @@ impl QueryRoot {
             .collect()
     }
 
+    /// Who would gain and who would lose which keys, at which scope, if a change were made: the
+    /// change runs through its own mutation (the same checks, the same rule, the same writes)
+    /// and is rolled back. A change the caller may not make is refused here with the same
+    /// error. Needs `members.read` in the organization.
+    async fn preview_role_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization whose members' keys to compare.")] organization_id: ID,
+        #[graphql(desc = "The change, as the input of its mutation.")] change: super::preview::RoleChangeInput,
+    ) -> async_graphql::Result<super::preview::RoleChangeImpact> {
+        principal(ctx)?;
+        super::preview::run(ctx, &organization_id, change).await
+    }
+
     /// The notification categories of the catalog: what subscriber contacts may receive.
     async fn notification_categories(&self, ctx: &Context<'_>) -> Vec<NotificationCategory> {
         let catalog = &app(ctx).catalog;

@@ -147,8 +147,38 @@ pub struct WriteTx {
     span: tracing::Span,
 }
 
+/// A run whose writes are judged and then undone (a preview): each write transaction opened
+/// inside [`dry_run`] is shown to the hook when it begins and when it would commit, and is then
+/// rolled back instead. The code that wrote it goes on as if it had committed.
+#[async_trait::async_trait]
+pub trait DryRun: Send + Sync {
+    /// Right after BEGIN, before the run's first statement.
+    async fn began(&self, tx: &DatabaseTransaction) -> Result<(), DbErr>;
+    /// At what would be the commit, with every write of the run in place.
+    async fn finishing(&self, tx: &DatabaseTransaction) -> Result<(), DbErr>;
+}
+
+tokio::task_local! {
+    static DRY_RUN: Arc<dyn DryRun>;
+}
+
+/// Runs `work` with every write transaction it opens rolled back at its commit (see [`DryRun`]).
+pub async fn dry_run<F: std::future::Future>(hook: Arc<dyn DryRun>, work: F) -> F::Output {
+    DRY_RUN.scope(hook, work).await
+}
+
+fn dry_run_hook() -> Option<Arc<dyn DryRun>> {
+    DRY_RUN.try_with(Arc::clone).ok()
+}
+
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
+        if let Some(hook) = dry_run_hook() {
+            let seen = hook.finishing(&self.tx).await;
+            self.span.record("outcome", "previewed");
+            self.tx.rollback().await?;
+            return seen;
+        }
         let result = self.tx.commit().await;
         self.span
             .record("outcome", if result.is_ok() { "committed" } else { "failed" });
@@ -284,8 +314,12 @@ impl Store {
             otel.name = "write transaction",
             outcome = tracing::field::Empty,
         );
+        let tx = self.conn.begin_with_options(options).await?;
+        if let Some(hook) = dry_run_hook() {
+            hook.began(&tx).await?;
+        }
         Ok(WriteTx {
-            tx: self.conn.begin_with_options(options).await?,
+            tx,
             store: self.clone(),
             span,
         })

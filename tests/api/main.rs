@@ -19,6 +19,7 @@ mod owner_safety;
 mod performance;
 mod permissions;
 mod pooler;
+mod preview;
 mod probe;
 mod processes;
 mod retention;
