@@ -280,6 +280,7 @@ try {
     directiveIsRepeatable: true,
     schemaDescription: true,
     inputValueDeprecation: true,
+    oneOf: true,
   });
   const { status, json, text } = await post({ query });
   if (json === null) {
