@@ -379,6 +379,7 @@ pub async fn create_service_account(
         let terms = bindings::Terms {
             expires_at: offer.expires_at,
             reason: None,
+            recovery: false,
         };
         match bindings::bind(&tx, app, &target, Some(principal.user.id), &terms).await {
             Ok(_) | Err(DomainError::Conflict { .. }) => {}

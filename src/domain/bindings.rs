@@ -204,6 +204,9 @@ pub struct Terms {
     /// `None`: until revoked.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub reason: Option<String>,
+    /// A recovery of ownership: the admin limit does not stop an organization from getting
+    /// an owner back.
+    pub recovery: bool,
 }
 
 /// Furthest end of a grant that ends (about ten years).
@@ -347,7 +350,7 @@ pub(crate) async fn bind<C: ConnectionTrait>(
     }
     if target.workspace_id.is_none() {
         let admin_roles = grant_rule::admin_role_ids(conn, app, target.organization.id).await?;
-        if admin_roles.contains(&target.role.id) {
+        if admin_roles.contains(&target.role.id) && !terms.recovery {
             // Counted here once: the holders just read are the admin limit's use.
             let current = holders(conn, target.organization.id, &admin_roles, app.now()).await?;
             if !current.contains(&target.membership.id) {
@@ -422,7 +425,28 @@ pub async fn grant_role(
     Ok(target.membership)
 }
 
-/// LAST_OWNER when removing these bindings would leave a role below its minimum holders.
+/// How many of these memberships are people's (not service accounts').
+pub(crate) async fn people_among<C: ConnectionTrait>(conn: &C, membership_ids: &[Uuid]) -> DomainResult<usize> {
+    if membership_ids.is_empty() {
+        return Ok(0);
+    }
+    let user_ids: Vec<Uuid> = memberships::Entity::find()
+        .filter(memberships::Column::Id.is_in(membership_ids.to_vec()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    use sea_orm::PaginatorTrait;
+    Ok(crate::store::entities::users::Entity::find()
+        .filter(crate::store::entities::users::Column::Id.is_in(user_ids))
+        .filter(crate::store::entities::users::Column::Kind.eq("HUMAN"))
+        .count(conn)
+        .await? as usize)
+}
+
+/// LAST_OWNER when removing these bindings would leave a role below its minimum holders
+/// (people only: service accounts do not count).
 pub(crate) async fn ensure_min_holders<C: ConnectionTrait>(
     conn: &C,
     app: &App,
@@ -440,11 +464,13 @@ pub(crate) async fn ensure_min_holders<C: ConnectionTrait>(
         if removed.is_empty() {
             continue;
         }
-        let remaining = holders(conn, organization_id, &[role_id], app.now())
+        let remaining: Vec<Uuid> = holders(conn, organization_id, &[role_id], app.now())
             .await?
             .into_iter()
             .filter(|m| !removed.contains(m))
-            .count();
+            .collect();
+        // Only people count: a service account holding `owner` keeps no organization owned.
+        let remaining = people_among(conn, &remaining).await?;
         // The plan may ask for more owners than the catalog does.
         let mut minimum = role.min_holders as u64;
         if role.name == "owner" {

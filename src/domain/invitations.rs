@@ -558,6 +558,7 @@ async fn accept_in<C: ConnectionTrait>(
             &bindings::Terms {
                 expires_at: offer.expires_at,
                 reason: None,
+                recovery: false,
             },
         )
         .await

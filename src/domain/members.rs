@@ -338,6 +338,19 @@ pub async fn transfer_ownership(
         ));
     }
     if step_down {
+        let mine: Vec<role_bindings::Model> = role_bindings::Entity::find()
+            .filter(role_bindings::Column::MembershipId.eq(me.membership.id))
+            .filter(role_bindings::Column::RoleId.eq(owner_id))
+            .filter(role_bindings::Column::WorkspaceId.is_null())
+            .all(&tx)
+            .await?;
+        // Stepping down in favour of someone already an owner leaves one owner fewer.
+        let target_is_owner = access::load(&tx, app, target.user_id, organization.id)
+            .await?
+            .is_some_and(|a| a.holds_role(app, owner_id));
+        if target_is_owner {
+            bindings::ensure_min_holders(&tx, app, organization.id, &mine).await?;
+        }
         role_bindings::Entity::delete_many()
             .filter(role_bindings::Column::MembershipId.eq(me.membership.id))
             .filter(role_bindings::Column::RoleId.eq(owner_id))

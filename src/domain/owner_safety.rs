@@ -32,6 +32,19 @@ pub const START_TTL: Duration = Duration::hours(1);
 /// At most one mail to the recovery contact per this interval, however often it is asked for.
 pub const MAIL_INTERVAL: Duration = Duration::minutes(10);
 
+/// Namings of a recovery contact per organization per day.
+const CONTACT_CHANGES: super::rate_limit::Limit = super::rate_limit::Limit {
+    scope: "recovery_contact",
+    max: 5,
+    window: Duration::days(1),
+};
+/// Requests for a recovery link per client address per hour.
+const REQUESTS_PER_ADDRESS: super::rate_limit::Limit = super::rate_limit::Limit {
+    scope: "recovery_request",
+    max: 20,
+    window: Duration::hours(1),
+};
+
 const VERIFY: &str = "VERIFY";
 const START: &str = "START";
 pub const PENDING: &str = "PENDING";
@@ -39,6 +52,7 @@ pub const PENDING: &str = "PENDING";
 /// How safe an organization's ownership is.
 #[derive(Clone, Debug)]
 pub struct Safety {
+    /// People holding `owner` (service accounts are not counted).
     pub owners: u64,
     pub minimum: u64,
     pub contact: Option<contacts::Model>,
@@ -64,6 +78,12 @@ async fn owner_memberships<C: ConnectionTrait>(conn: &C, app: &App, organization
     bindings::holders(conn, organization_id, &[builtins::role_id("owner")], app.now()).await
 }
 
+/// How many people hold `owner` (a service account holding it keeps nobody in charge).
+async fn owner_people<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<u64> {
+    let owners = owner_memberships(conn, app, organization_id).await?;
+    Ok(bindings::people_among(conn, &owners).await? as u64)
+}
+
 /// Owners' addresses, to tell them about recovery.
 async fn owner_addresses<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Vec<String>> {
     let memberships = owner_memberships(conn, app, organization_id).await?;
@@ -87,7 +107,7 @@ async fn owner_addresses<C: ConnectionTrait>(conn: &C, app: &App, organization_i
 pub async fn safety(app: &App, organization: &org_rows::Model) -> DomainResult<Safety> {
     let conn = &app.store.conn;
     Ok(Safety {
-        owners: owner_memberships(conn, app, organization.id).await?.len() as u64,
+        owners: owner_people(conn, app, organization.id).await?,
         minimum: minimum(app, &organization.plan),
         contact: contacts::Entity::find_by_id(organization.id).one(conn).await?,
         pending: match pending(conn, organization.id).await? {
@@ -190,6 +210,8 @@ pub async fn set_contact(
             existing: None,
         });
     }
+    // Each naming mails an address of the owner's choosing: a few a day is plenty.
+    super::rate_limit::take(&tx, &CONTACT_CHANGES, &organization.id.to_string(), now).await?;
     contacts::Entity::delete_by_id(organization.id).exec(&tx).await?;
     let token = secrets::generate(TOKEN_PREFIX);
     let contact = contacts::ActiveModel {
@@ -267,7 +289,30 @@ pub async fn remove_contact(
         .one(&tx)
         .await?
         .ok_or(DomainError::NotFound("recovery contact"))?;
-    decide_pending(&tx, app, organization.id, "CANCELLED", Some(principal.user.id)).await?;
+    if let Some(recovery) = pending(&tx, organization.id).await? {
+        decide_pending(&tx, app, organization.id, "CANCELLED", Some(principal.user.id)).await?;
+        mail(
+            &tx,
+            app,
+            &recovery.email,
+            format!("Recovery of {} cancelled", organization.name),
+            format!(
+                "An owner of {org} removed this address as its recovery contact, which cancelled the recovery of ownership started through it.\n",
+                org = organization.name
+            ),
+        )
+        .await?;
+        record(
+            &tx,
+            meta,
+            app,
+            organization.id,
+            actor_of(principal),
+            "owner_recovery.cancel",
+            json!({ "recoveryId": recovery.id, "by": "contact removal" }),
+        )
+        .await?;
+    }
     contacts::Entity::delete_by_id(organization.id).exec(&tx).await?;
     record(
         &tx,
@@ -336,8 +381,26 @@ async fn take_link<C: ConnectionTrait>(
     Ok(contact)
 }
 
+/// Whether a live link of `purpose` exists, read without any lock: a made-up link costs one
+/// read and never the write lock.
+async fn link_exists(app: &App, token: &str, purpose: &str) -> DomainResult<()> {
+    let invalid = || DomainError::bad_input("token", "the link is not valid or has expired; ask for a new one");
+    let token = token.trim();
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(invalid());
+    }
+    let found = contacts::Entity::find()
+        .filter(contacts::Column::TokenHash.eq(secrets::digest(token)))
+        .filter(contacts::Column::TokenPurpose.eq(purpose))
+        .filter(contacts::Column::TokenExpiresAt.gt(app.now()))
+        .one(&app.store.conn)
+        .await?;
+    found.map(drop).ok_or_else(invalid)
+}
+
 /// Confirms the recovery contact's address by the link mailed to it; needs no sign-in.
 pub async fn confirm_contact(app: &App, meta: &RequestMeta, token: &str) -> DomainResult<contacts::Model> {
+    link_exists(app, token, VERIFY).await?;
     let tx = app.store.begin_write().await?;
     let contact = take_link(&tx, app, token, VERIFY).await?;
     organizations::lock(&tx, contact.organization_id).await?;
@@ -365,10 +428,27 @@ pub async fn confirm_contact(app: &App, meta: &RequestMeta, token: &str) -> Doma
 /// recovery contact when `email` is that address, at most once per [`MAIL_INTERVAL`]; the
 /// answer is the same whatever the organization, address or outcome, so nothing is learned.
 pub async fn request(app: &App, meta: &RequestMeta, organization_id: Uuid, email: &str) -> DomainResult<()> {
+    let now = app.now();
+    if let Some(address) = &meta.client_address {
+        super::rate_limit::take(
+            &app.store.conn,
+            &REQUESTS_PER_ADDRESS,
+            &super::rate_limit::address_subject(address),
+            now,
+        )
+        .await?;
+    }
     let Ok(email) = Email::parse("email", email) else {
         return Ok(());
     };
-    let now = app.now();
+    // Matched without any lock first: a miss never takes the write lock.
+    let matched = contacts::Entity::find_by_id(organization_id)
+        .one(&app.store.conn)
+        .await?
+        .is_some_and(|c| c.verified_at.is_some() && c.email_canonical == email.canonical());
+    if !matched {
+        return Ok(());
+    }
     let tx = app.store.begin_write().await?;
     let Some(organization) = org_rows::Entity::find_by_id(organization_id).one(&tx).await? else {
         return Ok(());
@@ -443,6 +523,7 @@ pub async fn start(
             key: None,
         });
     }
+    link_exists(app, token, START).await?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let contact = take_link(&tx, app, token, START).await?;
@@ -587,7 +668,11 @@ pub async fn complete(
         membership: membership.clone(),
         workspace_id: None,
     };
-    match bindings::bind(&tx, app, &target, None, &bindings::Terms::default()).await {
+    let terms = bindings::Terms {
+        recovery: true,
+        ..Default::default()
+    };
+    match bindings::bind(&tx, app, &target, None, &terms).await {
         Ok(_) | Err(DomainError::Conflict { .. }) => {}
         Err(other) => return Err(other),
     }

@@ -26,8 +26,8 @@ pub struct Snapshot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub membership: memberships::Model,
-    /// `None`: organization-wide. A workspace entry lists only what the organization-wide
-    /// entry does not already say.
+    /// `None`: organization-wide. A workspace is listed only where its change differs from
+    /// what the organization-wide change means there, and then with its whole change.
     pub workspace_id: Option<Uuid>,
     pub gained: KeySet,
     pub lost: KeySet,
@@ -98,12 +98,18 @@ pub fn diff(catalog: &Catalog, before: &Snapshot, after: &Snapshot) -> Vec<Chang
                 lost: org_lost,
             });
         }
+        // Organization-wide keys hold inside every workspace too, so the organization-wide
+        // change is what each workspace inherits. A workspace is listed only where its change
+        // differs from that (a key kept there through a workspace binding, or gained or lost
+        // there alone), and then with its whole change, so that no entry reads "lost" for a
+        // key still held there.
+        let (inherited_gain, inherited_loss) = (org_gained, org_lost);
         let workspaces: BTreeSet<Uuid> = was.iter().chain(is.iter()).filter_map(|b| b.workspace).collect();
         for workspace in workspaces {
             let (ws_before, ws_after) = (keys(was, Some(&workspace)), keys(is, Some(&workspace)));
-            let gained = ws_after.difference(&ws_before).difference(&org_gained);
-            let lost = ws_before.difference(&ws_after).difference(&org_lost);
-            if !gained.is_empty() || !lost.is_empty() {
+            let gained = ws_after.difference(&ws_before);
+            let lost = ws_before.difference(&ws_after);
+            if gained != inherited_gain || lost != inherited_loss {
                 changes.push(Change {
                     membership: membership.clone(),
                     workspace_id: Some(workspace),

@@ -20,6 +20,9 @@ pub struct RequestState {
     pub meta: RequestMeta,
     /// Objects unpaged lists may still hand out in this request (see [`charge`]).
     objects_left: AtomicUsize,
+    /// Previews of one request run one at a time: each holds a write transaction, and query
+    /// fields otherwise run together, each taking a connection of the pool.
+    pub previews: tokio::sync::Mutex<()>,
 }
 
 impl RequestState {
@@ -33,6 +36,7 @@ impl RequestState {
             principal,
             meta,
             objects_left: AtomicUsize::new(objects),
+            previews: tokio::sync::Mutex::new(()),
         }
     }
 }

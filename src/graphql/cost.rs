@@ -43,7 +43,8 @@ pub const COMPUTED: usize = 5;
 /// Selections visited in pricing one operation before it is priced as too costly: pricing
 /// itself must stay cheap whatever the document.
 const MAX_VISITS: usize = 100_000;
-/// What one `previewRoleChange` costs on its own (at most ten fit the default limit).
+/// What one `previewRoleChange` or `importRoles` costs on its own (at most ten fit the default
+/// limit).
 pub const PREVIEW: usize = 5_000;
 /// A mutation field's own cost: each one is a transaction of its own.
 pub const MUTATION: usize = 100;
@@ -485,8 +486,11 @@ impl Walk<'_> {
         if let Some(cost) = computed(type_name, name) {
             return cost;
         }
-        // A preview reads every member's access twice and runs a write it rolls back.
-        if type_name == self.model.query_root && name == "previewRoleChange" {
+        // A preview reads every member's access twice and runs a write it rolls back; an import
+        // (a dry run is a preview) is priced alike.
+        let previews = (type_name == self.model.query_root && name == "previewRoleChange")
+            || (type_name == self.model.mutation_root && name == "importRoles");
+        if previews {
             return PREVIEW.saturating_add(child.saturating_mul(DEFAULT_PAGE));
         }
         let Some(shape) = shape else {

@@ -6,7 +6,7 @@ use crate::domain::definitions::{self, KeychainInput, RoleInput};
 use crate::domain::documents::{self, ItemKind, Mode};
 use crate::domain::workspaces::{self as workspace_service, CreateWorkspace, UpdateWorkspace};
 
-use super::context::{app, principal, state};
+use super::context::{app, member_access, principal, state};
 use super::error::ApiResult;
 use super::ids::{self, NodeKind};
 use super::types::{DocumentFormat, Keychain, Membership, Role, RoleScope, Workspace};
@@ -509,6 +509,11 @@ impl AccessMutations {
         ));
         // A dry run is the import itself, previewed: rolled back, with who would gain and lose what.
         let (report, impact) = if input.dry_run {
+            // The impact shows who holds what: a member who may read the members, checked
+            // before the preview reads the organization under the write lock.
+            member_access(ctx, organization_id)
+                .await?
+                .require(app(ctx), "members.read", None)?;
             let (report, changes) =
                 Box::pin(crate::domain::preview::preview(app(ctx), organization_id, import)).await?;
             (report, Some(super::preview::RoleChangeImpact::of(app(ctx), changes)))
@@ -615,6 +620,7 @@ impl AccessMutations {
         let terms = bindings::Terms {
             expires_at: input.expires_at,
             reason: input.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+            recovery: false,
         };
         let change = RoleBindingChangeInput {
             membership_id: input.membership_id,

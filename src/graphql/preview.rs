@@ -90,8 +90,9 @@ impl AccessChange {
         &self.membership
     }
 
-    /// The workspace; `null` for organization-wide. A workspace entry lists only what the
-    /// organization-wide entry of the same member does not already say.
+    /// The workspace; `null` for organization-wide. A workspace is listed only where its change
+    /// differs from what the member's organization-wide change means there (a key kept there
+    /// through a workspace binding, or changed there alone), and then with its whole change.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
         Workspace::load(ctx, self.workspace_id).await
     }
@@ -154,6 +155,7 @@ pub async fn run(
             }
         }
     };
+    let _turn = super::context::state(ctx).previews.lock().await;
     let ((), changes) = Box::pin(preview::preview(app, organization, Box::pin(work))).await?;
     Ok(RoleChangeImpact::of(app, changes))
 }

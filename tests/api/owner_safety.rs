@@ -50,7 +50,7 @@ async fn mutate(app: &TestApp, token: Option<&str>, name: &str, input: Value, se
 async fn a_lone_owner_is_warned_and_the_plan_minimum_of_owners_holds() {
     let mut args = test_args(&crate::helpers::fresh_database_url().await);
     args.plan_limits = Some(
-        r#"{"TEAM": {"admins": 10, "members": 500, "customRoles": 50, "customKeychains": 50, "workspaces": 50, "minOwners": 2}}"#
+        r#"{"FREE": {"admins": 10, "members": 25, "customRoles": 10, "customKeychains": 10, "workspaces": 5}, "TEAM": {"admins": 10, "members": 500, "customRoles": 50, "customKeychains": 50, "workspaces": 50, "minOwners": 2}}"#
             .to_owned(),
     );
     let app = spawn_with(args).await;
@@ -69,6 +69,27 @@ async fn a_lone_owner_is_warned_and_the_plan_minimum_of_owners_holds() {
         safety(&app, &owner.access_token).await,
         json!({ "owners": 1, "minimum": 1, "atRisk": true, "recoveryContact": null, "pendingRecovery": null })
     );
+    // A service account holding `owner` keeps nobody in charge: it is not counted, and the one
+    // person who owns the organization still cannot leave it to the robot.
+    let robot = mutate(
+        &app,
+        Some(&owner.access_token),
+        "createServiceAccount",
+        json!({ "organizationId": org, "name": "robot", "roleBindings": [{ "roleId": builtin_role("owner") }] }),
+        "membership { id }",
+    )
+    .await;
+    assert!(robot["errors"].is_null(), "{robot}");
+    assert_eq!(safety(&app, &owner.access_token).await["owners"], 1);
+    let left = mutate(
+        &app,
+        Some(&owner.access_token),
+        "leaveOrganization",
+        json!({ "organizationId": org }),
+        "leftOrganizationId",
+    )
+    .await;
+    assert_eq!(error_code(&left), "LAST_OWNER", "{left}");
     // Only owners see it: an admin gets null and FORBIDDEN, and the rest still answers.
     let body = app
         .gql(
@@ -110,6 +131,16 @@ async fn a_lone_owner_is_warned_and_the_plan_minimum_of_owners_holds() {
         "leaveOrganization",
         json!({ "organizationId": org }),
         "leftOrganizationId",
+    )
+    .await;
+    assert_eq!(error_code(&body), "LAST_OWNER", "{body}");
+    // Nor may one owner step down in favour of the other.
+    let body = mutate(
+        &app,
+        Some(&owner.access_token),
+        "transferOwnership",
+        json!({ "organizationId": org, "toMembershipId": bob_membership, "stepDown": true }),
+        "membership { id }",
     )
     .await;
     assert_eq!(error_code(&body), "LAST_OWNER", "{body}");

@@ -262,6 +262,32 @@ async fn a_preview_says_who_loses_what_writes_nothing_and_refuses_what_the_mutat
             .any(|(m, _, gained, _)| m == ana_membership && gained.contains(&"servers.console".to_owned())),
         "{dry_run}"
     );
+
+    // A key lost organization-wide but kept in a workspace: the workspace entry says so.
+    let cy = &w.people[2].1;
+    for change in [
+        json!({ "grantRole": { "membershipId": cy, "roleId": builtin_role("viewer") } }),
+        json!({ "grantRole": { "membershipId": cy, "roleId": w.deployer, "workspaceId": w.staging } }),
+    ] {
+        let body = run_mutation(&app, &owner.access_token, &change).await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let revoke = json!({ "revokeRole": { "membershipId": cy, "roleId": builtin_role("viewer") } });
+    let body = app
+        .gql(Some(&owner.access_token), PREVIEW, json!({ "o": w.org, "c": revoke }))
+        .await;
+    let entries = from_response(&body["data"]["previewRoleChange"]);
+    let org_wide = entries
+        .iter()
+        .find(|(m, ws, _, _)| m == cy && ws.is_none())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(org_wide.3.contains(&"servers.read".to_owned()), "{body}");
+    let staging = entries
+        .iter()
+        .find(|(m, ws, _, _)| m == cy && ws.as_deref() == Some(w.staging.as_str()))
+        .unwrap_or_else(|| panic!("the workspace where servers.read stays is listed: {body}"));
+    assert!(!staging.3.contains(&"servers.read".to_owned()), "{body}");
+    assert!(staging.3.contains(&"databases.read".to_owned()), "{body}");
     app.stop().await;
 }
 
