@@ -36,6 +36,7 @@ fn worst_accepted() -> &'static str {
 const GRANT: &str = "mutation($i: GrantRoleInput!) { grantRole(input: $i) { membership { id } } }";
 const REVOKE: &str = "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { membership { id } } }";
 /// Everyone holding a key in the organization of 10,000 members, a page of 50 with the grants.
+const PREVIEW: &str = "query($o: ID!, $c: RoleChangeInput!) { previewRoleChange(organizationId: $o, change: $c) { gaining losing changes { gained } } }";
 const WHO_CAN: &str = "query($o: ID!, $k: String!) { whoCan(organizationId: $o, key: $k, first: 50) { totalCount
   edges { node { membership { id user { name } } grants { key implication role { name } keychain { name } } } }
   pageInfo { hasNextPage } } }";
@@ -570,6 +571,36 @@ async fn run_backend(label: &str, database_url: String, seconds: u64) -> Value {
             .await,
         );
     }
+    // A preview at 10,001 members: granting `user_admin` to one of them, run through grantRole,
+    // rolled back, with everyone's access read twice inside the transaction.
+    let page = gql(
+        &reqwest::Client::new(),
+        &url,
+        token,
+        "query($o: ID!) { node(id: $o) { ... on Organization { members(first: 2) { nodes { id } } } } }",
+        json!({ "o": fixture.big }),
+    )
+    .await;
+    let member = page["data"]["node"]["members"]["nodes"][1]["id"].clone();
+    let user_admin = guildhall::graphql::ids::encode(
+        guildhall::graphql::ids::NodeKind::Role,
+        guildhall::domain::builtins::role_id("user_admin"),
+    )
+    .0;
+    let change = json!({ "o": fixture.big, "c": { "grantRole": { "membershipId": member, "roleId": user_admin } } });
+    let once = gql(&reqwest::Client::new(), &url, token, PREVIEW, change.clone()).await;
+    if !once["errors"].is_null() {
+        println!("  previewRoleChange answered {}", once["errors"]);
+    }
+    results.push(
+        drive(
+            &server,
+            "previewRoleChange, 10,001 members",
+            seconds,
+            query_step(&url, token, PREVIEW, change),
+        )
+        .await,
+    );
     results.push(
         drive(
             &server,
