@@ -14,8 +14,11 @@ use super::error::{DomainError, DomainResult};
 /// A role binding with its role's effective keys.
 #[derive(Clone, Debug)]
 pub struct ResolvedBinding {
+    /// A team's binding comes shaped as the member's own (same id and terms).
     pub binding: role_bindings::Model,
     pub role_keys: KeySet,
+    /// The team it is held through; `None` for the member's own binding.
+    pub team_id: Option<Uuid>,
 }
 
 /// A member's standing in one organization, read fresh for each request.
@@ -129,9 +132,16 @@ impl MemberAccess {
         }
     }
 
+    /// Whether the member holds the role organization-wide themself (ownership stays personal:
+    /// a team's binding never counts here).
     pub fn holds_role(&self, app: &App, role_id: Uuid) -> bool {
         self.in_force(app)
-            .any(|b| b.binding.role_id == role_id && b.binding.workspace_id.is_none())
+            .any(|b| b.team_id.is_none() && b.binding.role_id == role_id && b.binding.workspace_id.is_none())
+    }
+
+    /// The member's own bindings, without those held through teams.
+    pub fn own_bindings(&self) -> impl Iterator<Item = &role_bindings::Model> {
+        self.bindings.iter().filter(|b| b.team_id.is_none()).map(|b| &b.binding)
     }
 }
 
@@ -150,19 +160,12 @@ pub async fn load<C: ConnectionTrait>(
     else {
         return Ok(None);
     };
-    let bindings = role_bindings::Entity::find()
+    let own = role_bindings::Entity::find()
         .filter(role_bindings::Column::MembershipId.eq(membership.id))
         .all(conn)
         .await?;
-    let role_ids: Vec<Uuid> = bindings.iter().map(|b| b.role_id).collect();
-    let keys = role_key_sets(conn, app, &role_ids).await?;
-    let bindings = bindings
-        .into_iter()
-        .map(|binding| ResolvedBinding {
-            role_keys: keys.get(&binding.role_id).copied().unwrap_or_default(),
-            binding,
-        })
-        .collect();
+    let through_teams = super::teams::held_through_teams(conn, &[membership.id]).await?;
+    let bindings = resolve(conn, app, own, through_teams).await?;
     Ok(Some(MemberAccess {
         membership,
         bindings,
@@ -185,12 +188,13 @@ pub async fn load_many<C: ConnectionTrait>(
     if memberships.is_empty() {
         return Ok(HashMap::new());
     }
-    let bindings = role_bindings::Entity::find()
-        .filter(role_bindings::Column::MembershipId.is_in(memberships.iter().map(|m| m.id).collect::<Vec<_>>()))
+    let ids: Vec<Uuid> = memberships.iter().map(|m| m.id).collect();
+    let own = role_bindings::Entity::find()
+        .filter(role_bindings::Column::MembershipId.is_in(ids.clone()))
         .all(conn)
         .await?;
-    let role_ids: Vec<Uuid> = bindings.iter().map(|b| b.role_id).collect();
-    let keys = role_key_sets(conn, app, &role_ids).await?;
+    let through_teams = super::teams::held_through_teams(conn, &ids).await?;
+    let bindings = resolve(conn, app, own, through_teams).await?;
     let mut out: HashMap<Uuid, MemberAccess> = memberships
         .into_iter()
         .map(|m| {
@@ -205,14 +209,38 @@ pub async fn load_many<C: ConnectionTrait>(
         })
         .collect();
     for binding in bindings {
-        if let Some(access) = out.get_mut(&binding.membership_id) {
-            access.bindings.push(ResolvedBinding {
-                role_keys: keys.get(&binding.role_id).copied().unwrap_or_default(),
-                binding,
-            });
+        if let Some(access) = out.get_mut(&binding.binding.membership_id) {
+            access.bindings.push(binding);
         }
     }
     Ok(out.into_values().map(|a| (a.membership.organization_id, a)).collect())
+}
+
+/// Members' own bindings and those they hold through teams, with their roles' keys (read in at
+/// most three statements).
+async fn resolve<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    own: Vec<role_bindings::Model>,
+    through_teams: Vec<(Uuid, role_bindings::Model)>,
+) -> DomainResult<Vec<ResolvedBinding>> {
+    let role_ids: Vec<Uuid> = own
+        .iter()
+        .map(|b| b.role_id)
+        .chain(through_teams.iter().map(|(_, b)| b.role_id))
+        .collect();
+    let keys = role_key_sets(conn, app, &role_ids).await?;
+    let key_of = |binding: &role_bindings::Model| keys.get(&binding.role_id).copied().unwrap_or_default();
+    Ok(own
+        .into_iter()
+        .map(|binding| (None, binding))
+        .chain(through_teams.into_iter().map(|(team, binding)| (Some(team), binding)))
+        .map(|(team_id, binding)| ResolvedBinding {
+            role_keys: key_of(&binding),
+            binding,
+            team_id,
+        })
+        .collect())
 }
 
 /// Whether an API token in use hides the organization entirely.

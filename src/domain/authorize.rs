@@ -14,7 +14,10 @@ use super::error::DomainResult;
 /// One binding that grants the key, and through which keychain (None: a direct key of the role).
 #[derive(Clone, Debug)]
 pub struct GrantSource {
+    /// A team's binding comes shaped as its member's (see [`super::teams::as_member_binding`]).
     pub binding: role_bindings::Model,
+    /// The team the binding is held through; `None` for a member's own.
+    pub team_id: Option<Uuid>,
     pub role_id: Uuid,
     pub workspace_id: Option<Uuid>,
     pub keychain_id: Option<Uuid>,
@@ -76,7 +79,12 @@ pub async fn decide<C: sea_orm::ConnectionTrait>(
         });
     }
     let bindings: Vec<&role_bindings::Model> = applicable.iter().map(|b| &b.binding).collect();
-    let grants = explain(conn, app, &bindings, key).await?;
+    let mut grants = explain(conn, app, &bindings, key).await?;
+    let teams: std::collections::HashMap<Uuid, Uuid> = applicable
+        .iter()
+        .filter_map(|b| b.team_id.map(|team| (b.binding.id, team)))
+        .collect();
+    name_teams(&mut grants, &teams);
     Ok(Decision {
         allowed: true,
         reason: format!("`{key_id}` is granted by {} binding(s)", applicable.len()),
@@ -134,6 +142,7 @@ pub async fn explain<C: sea_orm::ConnectionTrait>(
         };
         let source = |keychain_id: Option<Uuid>, (via_key, implication): (String, Vec<String>)| GrantSource {
             binding: (*binding).clone(),
+            team_id: None,
             role_id,
             workspace_id: binding.workspace_id,
             keychain_id,
@@ -151,6 +160,13 @@ pub async fn explain<C: sea_orm::ConnectionTrait>(
         }
     }
     Ok(grants)
+}
+
+/// Sets the team of each grant whose binding is a team's (`teams`: binding id to team id).
+pub fn name_teams(grants: &mut [GrantSource], teams: &std::collections::HashMap<Uuid, Uuid>) {
+    for grant in grants {
+        grant.team_id = teams.get(&grant.binding.id).copied();
+    }
 }
 
 /// Reads the keychain rows of `grants` (`GrantSource::keychain`) in one statement, for answers

@@ -137,13 +137,23 @@ pub(crate) fn check_may_assign(
     Ok(())
 }
 
+/// Who counts as holding a role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Through {
+    /// Their own bindings only: ownership, which stays personal.
+    Own,
+    /// Their own bindings and their teams': keys, and the admin limit.
+    OwnOrTeam,
+}
+
 /// (role, membership) pairs of an organization's members holding these roles organization-wide,
-/// sorted and without repeats, in one statement.
+/// sorted and without repeats, in one statement (two when teams count).
 async fn organization_wide_holdings<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],
     now: chrono::DateTime<chrono::Utc>,
+    through: Through,
 ) -> DomainResult<Vec<(Uuid, Uuid)>> {
     let members_of_org = Query::select()
         .column(memberships::Column::Id)
@@ -160,20 +170,25 @@ async fn organization_wide_holdings<C: ConnectionTrait>(
         .into_iter()
         .map(|b| (b.role_id, b.membership_id))
         .collect();
+    if through == Through::OwnOrTeam {
+        pairs.extend(super::teams::holders_through_teams(conn, organization_id, role_ids, now).await?);
+    }
     pairs.sort();
     pairs.dedup();
     Ok(pairs)
 }
 
 /// Members of an organization holding any of these roles organization-wide at `now` (a grant
-/// that has ended counts for nothing, swept or not).
+/// that has ended counts for nothing, swept or not), `through` their own bindings only or
+/// their teams' too.
 pub async fn holders<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
     role_ids: &[Uuid],
     now: chrono::DateTime<chrono::Utc>,
+    through: Through,
 ) -> DomainResult<Vec<Uuid>> {
-    let mut ids: Vec<Uuid> = organization_wide_holdings(conn, organization_id, role_ids, now)
+    let mut ids: Vec<Uuid> = organization_wide_holdings(conn, organization_id, role_ids, now, through)
         .await?
         .into_iter()
         .map(|(_, membership)| membership)
@@ -183,8 +198,8 @@ pub async fn holders<C: ConnectionTrait>(
     Ok(ids)
 }
 
-/// How many members of an organization hold each role organization-wide at `now`, in one
-/// statement.
+/// How many members of an organization hold each role organization-wide at `now`, themselves
+/// or through a team (each once), in two statements.
 pub async fn holder_counts<C: ConnectionTrait>(
     conn: &C,
     organization_id: Uuid,
@@ -192,7 +207,7 @@ pub async fn holder_counts<C: ConnectionTrait>(
     now: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<std::collections::HashMap<Uuid, u64>> {
     let mut counts = std::collections::HashMap::new();
-    for (role, _) in organization_wide_holdings(conn, organization_id, role_ids, now).await? {
+    for (role, _) in organization_wide_holdings(conn, organization_id, role_ids, now, Through::OwnOrTeam).await? {
         *counts.entry(role).or_insert(0) += 1;
     }
     Ok(counts)
@@ -351,8 +366,16 @@ pub(crate) async fn bind<C: ConnectionTrait>(
     if target.workspace_id.is_none() {
         let admin_roles = grant_rule::admin_role_ids(conn, app, target.organization.id).await?;
         if admin_roles.contains(&target.role.id) && !terms.recovery {
-            // Counted here once: the holders just read are the admin limit's use.
-            let current = holders(conn, target.organization.id, &admin_roles, app.now()).await?;
+            // Counted here once: the holders just read are the admin limit's use (people who
+            // are admins through a team count too).
+            let current = holders(
+                conn,
+                target.organization.id,
+                &admin_roles,
+                app.now(),
+                Through::OwnOrTeam,
+            )
+            .await?;
             if !current.contains(&target.membership.id) {
                 limits::check_room(app, &target.organization.plan, Limit::Admins, current.len() as u64, 1)?;
             }
@@ -464,7 +487,7 @@ pub(crate) async fn ensure_min_holders<C: ConnectionTrait>(
         if removed.is_empty() {
             continue;
         }
-        let remaining: Vec<Uuid> = holders(conn, organization_id, &[role_id], app.now())
+        let remaining: Vec<Uuid> = holders(conn, organization_id, &[role_id], app.now(), Through::Own)
             .await?
             .into_iter()
             .filter(|m| !removed.contains(m))
@@ -633,6 +656,16 @@ pub fn spawn_expiry(app: &std::sync::Arc<App>, interval: std::time::Duration) {
                     Ok(_) => break,
                     Err(err) => {
                         tracing::warn!(error = %err, "removing ended role bindings");
+                        break;
+                    }
+                }
+            }
+            loop {
+                match super::teams::expire_due(&app, 500).await {
+                    Ok(500) => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "removing ended team role bindings");
                         break;
                     }
                 }

@@ -483,7 +483,11 @@ async fn ensure_role_unused<C: ConnectionTrait>(conn: &C, app: &App, role: &role
     let bindings = role_bindings::Entity::find()
         .filter(role_bindings::Column::RoleId.eq(role.id))
         .count(conn)
-        .await?;
+        .await?
+        + crate::store::entities::team_role_bindings::Entity::find()
+            .filter(crate::store::entities::team_role_bindings::Column::RoleId.eq(role.id))
+            .count(conn)
+            .await?;
     let pending_invitations: Vec<Uuid> = invitations::Entity::find()
         .filter(invitations::Column::Status.eq("PENDING"))
         .filter(invitations::Column::ExpiresAt.gt(app.now()))
@@ -504,7 +508,7 @@ async fn ensure_role_unused<C: ConnectionTrait>(conn: &C, app: &App, role: &role
     };
     if bindings > 0 || invited > 0 {
         return Err(DomainError::RoleInUse(format!(
-            "role `{}` is held by {bindings} binding(s) and offered by {invited} pending invitation(s)",
+            "role `{}` is held by {bindings} binding(s) (of members or teams) and offered by {invited} pending invitation(s)",
             role.name
         )));
     }

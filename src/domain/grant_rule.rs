@@ -132,6 +132,13 @@ pub async fn roles_in_use<C: ConnectionTrait>(conn: &C, app: &App, role_ids: &[U
     if bound > 0 {
         return Ok(true);
     }
+    let bound_to_teams = crate::store::entities::team_role_bindings::Entity::find()
+        .filter(crate::store::entities::team_role_bindings::Column::RoleId.is_in(role_ids.to_vec()))
+        .count(conn)
+        .await?;
+    if bound_to_teams > 0 {
+        return Ok(true);
+    }
     let offered: Vec<Uuid> = invitation_role_bindings::Entity::find()
         .filter(invitation_role_bindings::Column::RoleId.is_in(role_ids.to_vec()))
         .select_only()
@@ -189,10 +196,11 @@ pub async fn admin_role_ids<C: ConnectionTrait>(conn: &C, app: &App, organizatio
     Ok(ids)
 }
 
-/// Members holding an admin-class key organization-wide, whatever their role is called.
+/// Members holding an admin-class key organization-wide, whatever their role is called and
+/// whether they hold it themselves or through a team.
 pub async fn admin_holders<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Vec<Uuid>> {
     let roles = admin_role_ids(conn, app, organization_id).await?;
-    bindings::holders(conn, organization_id, &roles, app.now()).await
+    bindings::holders(conn, organization_id, &roles, app.now(), bindings::Through::OwnOrTeam).await
 }
 
 /// After a definition change: LIMIT_EXCEEDED when it made more members admins than the plan

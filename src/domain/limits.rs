@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::entities::{invitations, keychains, memberships, roles, workspaces};
+use crate::store::entities::{invitations, keychains, memberships, roles, teams, workspaces};
 
 use super::App;
 use super::error::{DomainError, DomainResult};
@@ -27,10 +27,17 @@ pub struct Limits {
     /// of them cannot leave, be removed or lose the role.
     #[serde(default = "one_owner")]
     pub min_owners: u64,
+    /// Teams of the organization.
+    #[serde(default = "hundred_teams")]
+    pub teams: u64,
 }
 
 fn one_owner() -> u64 {
     1
+}
+
+fn hundred_teams() -> u64 {
+    100
 }
 
 /// Limits per plan.
@@ -39,18 +46,19 @@ pub struct PlanLimits(pub BTreeMap<String, Limits>);
 
 impl Default for PlanLimits {
     fn default() -> Self {
-        let plan = |admins, members, custom_roles, custom_keychains, workspaces| Limits {
+        let plan = |admins, members, custom_roles, custom_keychains, workspaces, teams| Limits {
             admins,
             members,
             custom_roles,
             custom_keychains,
             workspaces,
             min_owners: 1,
+            teams,
         };
         PlanLimits(BTreeMap::from([
-            ("FREE".to_owned(), plan(3, 25, 10, 10, 5)),
-            ("TEAM".to_owned(), plan(10, 500, 50, 50, 50)),
-            ("ENTERPRISE".to_owned(), plan(100, 100_000, 500, 500, 1_000)),
+            ("FREE".to_owned(), plan(3, 25, 10, 10, 5, 5)),
+            ("TEAM".to_owned(), plan(10, 500, 50, 50, 50, 100)),
+            ("ENTERPRISE".to_owned(), plan(100, 100_000, 500, 500, 1_000, 1_000)),
         ]))
     }
 }
@@ -77,6 +85,7 @@ impl PlanLimits {
             custom_keychains: 0,
             workspaces: 0,
             min_owners: 1,
+            teams: 0,
         })
     }
 }
@@ -89,6 +98,7 @@ pub enum Limit {
     CustomRoles,
     CustomKeychains,
     Workspaces,
+    Teams,
 }
 
 impl Limit {
@@ -99,6 +109,7 @@ impl Limit {
             Limit::CustomRoles => "customRoles",
             Limit::CustomKeychains => "customKeychains",
             Limit::Workspaces => "workspaces",
+            Limit::Teams => "teams",
         }
     }
 
@@ -109,6 +120,7 @@ impl Limit {
             Limit::CustomRoles => limits.custom_roles,
             Limit::CustomKeychains => limits.custom_keychains,
             Limit::Workspaces => limits.workspaces,
+            Limit::Teams => limits.teams,
         }
     }
 }
@@ -147,6 +159,12 @@ pub async fn used<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid
         Limit::Workspaces => {
             workspaces::Entity::find()
                 .filter(workspaces::Column::OrganizationId.eq(organization_id))
+                .count(conn)
+                .await?
+        }
+        Limit::Teams => {
+            teams::Entity::find()
+                .filter(teams::Column::OrganizationId.eq(organization_id))
                 .count(conn)
                 .await?
         }

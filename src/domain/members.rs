@@ -102,17 +102,20 @@ pub async fn add_member(app: &App, organization_id: Uuid, user_id: Uuid) -> Doma
 /// Filters of the member list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemberFilter {
-    /// Members holding this role (at any scope).
+    /// Members holding this role (at any scope, themselves or through a team).
     pub role_id: Option<Uuid>,
-    /// Members holding a role inside this workspace.
+    /// Members holding a role inside this workspace (themselves or through a team).
     pub workspace_id: Option<Uuid>,
-    /// Only members with (true) or without (false) any role.
+    /// Only members with (true) or without (false) any role, their own or a team's.
     pub unassigned: Option<bool>,
+    /// Members of this team.
+    pub team_id: Option<Uuid>,
     /// Case-insensitive text in the member's name or email.
     pub query: Option<String>,
 }
 
-/// Members matching the filter; role conditions look at bindings in force at `now` only.
+/// Members matching the filter; role conditions look at bindings in force at `now` only, held
+/// by the member or through one of their teams.
 fn filtered(
     organization_id: Uuid,
     filter: &MemberFilter,
@@ -120,32 +123,52 @@ fn filtered(
 ) -> sea_orm::Select<memberships::Entity> {
     use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
     let mut select = memberships::Entity::find().filter(memberships::Column::OrganizationId.eq(organization_id));
-    let holders = |condition: sea_orm::sea_query::SimpleExpr| {
-        Query::select()
+    use crate::store::entities::{team_members, team_role_bindings};
+    // Holding a binding that matches: one's own, or one of a team one is in.
+    let holding = |own: sea_orm::Condition, team: sea_orm::Condition| {
+        let own = Query::select()
             .column(role_bindings::Column::MembershipId)
             .from(role_bindings::Entity)
-            .and_where(condition)
+            .cond_where(own)
             .cond_where(super::bindings::in_force_at(now))
-            .to_owned()
+            .to_owned();
+        let through_team = super::teams::members_of_teams_binding(team.add(super::teams::in_force_at(now)));
+        sea_orm::Condition::any()
+            .add(memberships::Column::Id.in_subquery(own))
+            .add(memberships::Column::Id.in_subquery(through_team))
     };
+    let all = || sea_orm::Condition::all();
     if let Some(role_id) = filter.role_id {
-        select = select
-            .filter(memberships::Column::Id.in_subquery(holders(Expr::col(role_bindings::Column::RoleId).eq(role_id))));
+        select = select.filter(holding(
+            all().add(role_bindings::Column::RoleId.eq(role_id)),
+            all().add(team_role_bindings::Column::RoleId.eq(role_id)),
+        ));
     }
     if let Some(workspace_id) = filter.workspace_id {
-        select = select.filter(
-            memberships::Column::Id
-                .in_subquery(holders(Expr::col(role_bindings::Column::WorkspaceId).eq(workspace_id))),
-        );
+        select = select.filter(holding(
+            all().add(role_bindings::Column::WorkspaceId.eq(workspace_id)),
+            all().add(team_role_bindings::Column::WorkspaceId.eq(workspace_id)),
+        ));
     }
     match filter.unassigned {
         Some(true) => {
-            select = select.filter(memberships::Column::Id.not_in_subquery(holders(Expr::value(true))));
+            select = select.filter(holding(all(), all()).not());
         }
         Some(false) => {
-            select = select.filter(memberships::Column::Id.in_subquery(holders(Expr::value(true))));
+            select = select.filter(holding(all(), all()));
         }
         None => {}
+    }
+    if let Some(team_id) = filter.team_id {
+        select = select.filter(
+            memberships::Column::Id.in_subquery(
+                Query::select()
+                    .column(team_members::Column::MembershipId)
+                    .from(team_members::Entity)
+                    .and_where(Expr::col(team_members::Column::TeamId).eq(team_id))
+                    .to_owned(),
+            ),
+        );
     }
     if let Some(text) = filter.query.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let escaped: String = text
@@ -234,7 +257,8 @@ async fn delete_membership<C: ConnectionTrait>(
     target: &MemberAccess,
     action: &str,
 ) -> DomainResult<()> {
-    let removing: Vec<_> = target.bindings.iter().map(|b| b.binding.clone()).collect();
+    // Team bindings stay with the team; only the member's own can hold `owner`.
+    let removing: Vec<_> = target.own_bindings().cloned().collect();
     bindings::ensure_min_holders(conn, app, target.membership.organization_id, &removing).await?;
     memberships::Entity::delete_by_id(target.membership.id)
         .exec(conn)

@@ -23,6 +23,7 @@ pub mod rate_limit;
 pub mod retention;
 pub mod secrets;
 pub mod standing;
+pub mod teams;
 pub mod tokens;
 pub mod validate;
 pub mod who_can;

@@ -75,7 +75,14 @@ pub fn minimum(app: &App, plan: &str) -> u64 {
 }
 
 async fn owner_memberships<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Vec<Uuid>> {
-    bindings::holders(conn, organization_id, &[builtins::role_id("owner")], app.now()).await
+    bindings::holders(
+        conn,
+        organization_id,
+        &[builtins::role_id("owner")],
+        app.now(),
+        bindings::Through::Own,
+    )
+    .await
 }
 
 /// How many people hold `owner` (a service account holding it keeps nobody in charge).

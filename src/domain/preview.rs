@@ -33,7 +33,8 @@ pub struct Change {
     pub lost: KeySet,
 }
 
-/// Reads what every member of the organization holds, in three statements.
+/// Reads what every member of the organization holds, their own bindings and their teams', in
+/// four statements.
 pub async fn snapshot<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Snapshot> {
     let members = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(organization_id))
@@ -57,6 +58,17 @@ pub async fn snapshot<C: ConnectionTrait>(conn: &C, app: &App, organization_id: 
             .all(conn)
             .await?
     };
+    let now = app.now();
+    let mut bindings = bindings;
+    if !ids.is_empty() {
+        bindings.extend(
+            super::teams::held_through_teams_in(conn, organization_id)
+                .await?
+                .into_iter()
+                .map(|(_, binding)| binding)
+                .filter(|binding| super::bindings::in_force(binding, now)),
+        );
+    }
     let role_ids: Vec<Uuid> = bindings.iter().map(|b| b.role_id).collect();
     let keys = super::access::role_key_sets(conn, app, &role_ids).await?;
     let mut snapshot = Snapshot {

@@ -2,12 +2,13 @@
 //! [`authorize`](super::authorize). Every membership, a person's or a service account's, that
 //! holds the key there, each with the grants that explain it, by the same rule decisions use:
 //! an organization-wide binding of a role whose effective keys hold K, or, inside W, a binding
-//! in W of such a role when K is not organization-wide.
+//! in W of such a role when K is not organization-wide; the member's own binding or one of a
+//! team they are in. The teams holding the key are listed too ([`teams`]).
 //!
 //! The roles that grant K are found once per question from the organization's roles (a
 //! handful, whatever its size); then one statement reads a page of the memberships holding one
-//! of them and one more their bindings of those roles. Counting them is a third, asked for
-//! separately.
+//! of them and two more their own and their teams' bindings of those roles. Counting them is
+//! one more, asked for separately.
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait,
@@ -15,7 +16,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::authz::KeyIndex;
-use crate::store::entities::{memberships, role_bindings, roles};
+use crate::store::entities::{memberships, role_bindings, roles, team_role_bindings, teams};
 
 use super::App;
 use super::access;
@@ -93,7 +94,32 @@ fn at_scope(app: &App, question: &Question) -> Condition {
         .add(super::bindings::in_force_at(question.now))
 }
 
-/// Memberships of the organization with a binding of one of the granting roles at the scope.
+/// [`at_scope`] for team bindings.
+fn team_at_scope(app: &App, question: &Question) -> Condition {
+    let organization_wide = team_role_bindings::Column::WorkspaceId.is_null();
+    let scope = match question.workspace_id {
+        Some(workspace) if !app.catalog.key(question.key).organization_wide => Condition::any()
+            .add(organization_wide)
+            .add(team_role_bindings::Column::WorkspaceId.eq(workspace)),
+        _ => Condition::all().add(organization_wide),
+    };
+    Condition::all()
+        .add(scope)
+        .add(team_role_bindings::Column::RoleId.is_in(question.roles.clone()))
+        .add(super::teams::in_force_at(question.now))
+}
+
+/// Whether a binding (a member's own or a team's, shaped alike) applies at the asked scope.
+fn applies(app: &App, question: &Question, binding: &role_bindings::Model) -> bool {
+    let scope = match binding.workspace_id {
+        None => true,
+        Some(w) => Some(w) == question.workspace_id && !app.catalog.key(question.key).organization_wide,
+    };
+    scope && question.roles.binary_search(&binding.role_id).is_ok() && super::bindings::in_force(binding, question.now)
+}
+
+/// Memberships of the organization with a binding of one of the granting roles at the scope,
+/// their own or one of a team they are in.
 fn holders_query(app: &App, question: &Question) -> sea_orm::Select<memberships::Entity> {
     let holding = role_bindings::Entity::find()
         .select_only()
@@ -101,9 +127,14 @@ fn holders_query(app: &App, question: &Question) -> sea_orm::Select<memberships:
         .filter(role_bindings::Column::RoleId.is_in(question.roles.clone()))
         .filter(at_scope(app, question))
         .into_query();
+    let through_team = super::teams::members_of_teams_binding(team_at_scope(app, question));
     memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(question.organization_id))
-        .filter(memberships::Column::Id.in_subquery(holding))
+        .filter(
+            Condition::any()
+                .add(memberships::Column::Id.in_subquery(holding))
+                .add(memberships::Column::Id.in_subquery(through_team)),
+        )
 }
 
 /// A page of the holders, in membership order.
@@ -126,20 +157,35 @@ pub async fn holders<C: ConnectionTrait>(
         .all(conn)
         .await?;
     let ids: Vec<Uuid> = rows.iter().take(page.first as usize).map(|m| m.id).collect();
-    let bindings = if ids.is_empty() {
-        Vec::new()
+    let (mut bindings, through_teams) = if ids.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
-        role_bindings::Entity::find()
-            .filter(role_bindings::Column::MembershipId.is_in(ids))
+        let own = role_bindings::Entity::find()
+            .filter(role_bindings::Column::MembershipId.is_in(ids.clone()))
             .filter(role_bindings::Column::RoleId.is_in(question.roles.clone()))
             .filter(at_scope(app, question))
             .order_by_asc(role_bindings::Column::GrantedAt)
             .order_by_asc(role_bindings::Column::Id)
             .all(conn)
+            .await?;
+        let through_teams: Vec<(Uuid, role_bindings::Model)> = super::teams::held_through_teams(conn, &ids)
             .await?
+            .into_iter()
+            .filter(|(_, binding)| applies(app, question, binding))
+            .collect();
+        (own, through_teams)
     };
+    // A team's binding is held by each member of the team: its grants are told apart by holder.
+    let team_of: std::collections::HashMap<(Uuid, Uuid), Uuid> = through_teams
+        .iter()
+        .map(|(team, b)| ((b.id, b.membership_id), *team))
+        .collect();
+    bindings.extend(through_teams.into_iter().map(|(_, b)| b));
     let references: Vec<&role_bindings::Model> = bindings.iter().collect();
     let mut grants = authorize::explain(conn, app, &references, question.key).await?;
+    for grant in &mut grants {
+        grant.team_id = team_of.get(&(grant.binding.id, grant.binding.membership_id)).copied();
+    }
     authorize::attach_keychains(conn, &mut grants).await?;
     let items = rows
         .into_iter()
@@ -161,4 +207,54 @@ pub async fn count<C: ConnectionTrait>(conn: &C, app: &App, question: &Question)
         return Ok(0);
     }
     Ok(holders_query(app, question).count(conn).await?)
+}
+
+/// A team holding the key, and how.
+#[derive(Clone, Debug)]
+pub struct TeamHolder {
+    pub team: teams::Model,
+    /// Every binding of the team (and, within it, every keychain or direct key) that gives the
+    /// key; each grant's binding is shaped as held by nobody in particular.
+    pub grants: Vec<GrantSource>,
+}
+
+/// The teams of the organization whose bindings give the key at the scope, in team order, with
+/// their grants (a team's members are among the [`holders`], their grants naming the team). An
+/// organization has at most its plan's few teams, so they come in one list: two statements and
+/// the roles' definitions.
+pub async fn teams<C: ConnectionTrait>(conn: &C, app: &App, question: &Question) -> DomainResult<Vec<TeamHolder>> {
+    if question.roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let team_rows = teams::Entity::find()
+        .filter(teams::Column::OrganizationId.eq(question.organization_id))
+        .order_by_asc(teams::Column::Id)
+        .all(conn)
+        .await?;
+    if team_rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = team_role_bindings::Entity::find()
+        .filter(team_role_bindings::Column::TeamId.is_in(team_rows.iter().map(|t| t.id).collect::<Vec<_>>()))
+        .filter(team_at_scope(app, question))
+        .order_by_asc(team_role_bindings::Column::GrantedAt)
+        .order_by_asc(team_role_bindings::Column::Id)
+        .all(conn)
+        .await?;
+    let shaped: Vec<role_bindings::Model> = rows
+        .iter()
+        .map(|row| super::teams::as_member_binding(row, Uuid::nil()))
+        .collect();
+    let references: Vec<&role_bindings::Model> = shaped.iter().collect();
+    let mut grants = authorize::explain(conn, app, &references, question.key).await?;
+    let team_of: std::collections::HashMap<Uuid, Uuid> = rows.iter().map(|r| (r.id, r.team_id)).collect();
+    authorize::name_teams(&mut grants, &team_of);
+    authorize::attach_keychains(conn, &mut grants).await?;
+    Ok(team_rows
+        .into_iter()
+        .filter_map(|team| {
+            let grants: Vec<GrantSource> = grants.iter().filter(|g| g.team_id == Some(team.id)).cloned().collect();
+            (!grants.is_empty()).then_some(TeamHolder { team, grants })
+        })
+        .collect())
 }

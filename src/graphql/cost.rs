@@ -53,7 +53,11 @@ pub const MUTATION: usize = 100;
 fn short_list(type_name: &str, field: &str) -> bool {
     matches!(
         (type_name, field),
-        ("Membership", "roleBindings") | ("Invitation", "roleBindings") | ("Role", "keychains")
+        ("Membership", "roleBindings")
+            | ("Membership", "teams")
+            | ("Team", "roleBindings")
+            | ("Invitation", "roleBindings")
+            | ("Role", "keychains")
     )
 }
 

@@ -19,6 +19,7 @@ pub enum NodeKind {
     ApiToken,
     AuditEvent,
     SubscriberContact,
+    Team,
 }
 
 impl NodeKind {
@@ -34,6 +35,7 @@ impl NodeKind {
             NodeKind::ApiToken => "ApiToken",
             NodeKind::AuditEvent => "AuditEvent",
             NodeKind::SubscriberContact => "SubscriberContact",
+            NodeKind::Team => "Team",
         }
     }
 
@@ -49,6 +51,7 @@ impl NodeKind {
             NodeKind::ApiToken,
             NodeKind::AuditEvent,
             NodeKind::SubscriberContact,
+            NodeKind::Team,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -84,6 +87,7 @@ pub fn decode(field: &str, kind: NodeKind, id: &ID) -> Result<Uuid, DomainError>
             NodeKind::ApiToken => "API token",
             NodeKind::AuditEvent => "audit event",
             NodeKind::SubscriberContact => "subscriber contact",
+            NodeKind::Team => "team",
         })),
     }
 }

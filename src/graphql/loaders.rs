@@ -12,7 +12,8 @@ use crate::domain::access::{self, MemberAccess};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::{App, DomainError, Principal, organizations as organization_service};
 use crate::store::entities::{
-    keychains, memberships, organizations, role_bindings, role_keychains, roles, users, workspaces,
+    keychains, memberships, organizations, role_bindings, role_keychains, roles, team_role_bindings, teams, users,
+    workspaces,
 };
 
 use super::batch::{BatchLoader, Batcher};
@@ -48,6 +49,7 @@ by_id_loader!(UserLoader, users, Arc<users::Model>, Arc::new);
 by_id_loader!(OrganizationLoader, organizations);
 by_id_loader!(RoleLoader, roles);
 by_id_loader!(WorkspaceLoader, workspaces);
+by_id_loader!(TeamLoader, teams);
 
 /// The loaders of one request.
 pub struct Loaders {
@@ -70,6 +72,14 @@ pub struct Loaders {
     pub organizations_by_slug: BatchLoader<String, OrganizationSlugLoader>,
     pub member_organizations: BatchLoader<MemberOrganizationsKey, MemberOrganizationsLoader>,
     pub member_organization_counts: BatchLoader<(Uuid, Option<Uuid>), MemberOrganizationCountLoader>,
+    /// Per membership: the bindings held through teams, with the team of each.
+    pub team_bindings: BatchLoader<Uuid, TeamBindingsLoader>,
+    /// Per membership: the teams it is in.
+    pub member_teams: BatchLoader<Uuid, MemberTeamsLoader>,
+    /// Per team: its bindings in force.
+    pub bindings_of_team: BatchLoader<Uuid, BindingsOfTeamLoader>,
+    pub team_member_counts: BatchLoader<Uuid, TeamMemberCountLoader>,
+    pub teams: BatchLoader<Uuid, TeamLoader>,
 }
 
 /// Rows every request may reuse while the database is unchanged (see [`Shared`]), one store
@@ -198,7 +208,74 @@ impl Loaders {
                 clock,
                 &shared.member_organization_counts,
             ),
+            team_bindings: BatchLoader::new(TeamBindingsLoader(conn.clone()), batcher, clock),
+            member_teams: BatchLoader::new(MemberTeamsLoader(conn.clone()), batcher, clock),
+            bindings_of_team: BatchLoader::new(BindingsOfTeamLoader(app.clone()), batcher, clock),
+            team_member_counts: BatchLoader::new(TeamMemberCountLoader(conn.clone()), batcher, clock),
+            teams: BatchLoader::new(TeamLoader(conn.clone()), batcher, clock),
         }
+    }
+}
+
+/// Bindings each membership holds through its teams, as (team id, binding shaped as the
+/// member's), in one statement for a whole page.
+pub struct TeamBindingsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for TeamBindingsLoader {
+    type Value = Arc<Vec<(Uuid, role_bindings::Model)>>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = crate::domain::teams::held_through_teams(&self.0, keys)
+            .await
+            .map_err(Arc::new)?;
+        let mut out: HashMap<Uuid, Vec<(Uuid, role_bindings::Model)>> = HashMap::new();
+        for (team, binding) in rows {
+            out.entry(binding.membership_id).or_default().push((team, binding));
+        }
+        Ok(out.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// The teams of each membership.
+pub struct MemberTeamsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for MemberTeamsLoader {
+    type Value = Vec<teams::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::domain::teams::teams_of_members(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The bindings in force of each team.
+pub struct BindingsOfTeamLoader(pub Arc<App>);
+
+impl Loader<Uuid> for BindingsOfTeamLoader {
+    type Value = Vec<team_role_bindings::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::domain::teams::bindings_of_teams(&self.0.store.conn, self.0.now(), keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// How many members each team has.
+pub struct TeamMemberCountLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for TeamMemberCountLoader {
+    type Value = u64;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::domain::teams::member_counts(&self.0, keys)
+            .await
+            .map_err(Arc::new)
     }
 }
 

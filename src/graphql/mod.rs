@@ -39,6 +39,7 @@ pub mod mutation_access;
 pub mod mutation_contacts;
 pub mod mutation_members;
 pub mod mutation_owner_safety;
+pub mod mutation_teams;
 pub mod mutation_tokens;
 pub mod preview;
 pub mod query;
@@ -62,6 +63,7 @@ pub struct MutationRoot(
     mutation_members::MemberMutations,
     mutation_contacts::ContactMutations,
     mutation_owner_safety::OwnerSafetyMutations,
+    mutation_teams::TeamMutations,
     mutation_tokens::TokenMutations,
 );
 

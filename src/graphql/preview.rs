@@ -12,6 +12,9 @@ use super::mutation_access::{
     RevokeRoleInput, UnassignKeychainFromRoleInput, UpdateKeychainInput, UpdateRoleInput,
 };
 use super::mutation_members::{MemberMutations, RemoveMemberInput};
+use super::mutation_teams::{
+    AddTeamMemberInput, DeleteTeamInput, GrantTeamRoleInput, RemoveTeamMemberInput, RevokeTeamRoleInput, TeamMutations,
+};
 use super::types::{Membership, Workspace};
 
 /// The change to preview: exactly one of these, with the input its mutation takes.
@@ -37,6 +40,16 @@ pub enum RoleChangeInput {
     RemoveMember(RemoveMemberInput),
     /// What `importRoles` would do (its `dryRun` is ignored: a preview never writes).
     ImportRoles(ImportRolesInput),
+    /// What `grantTeamRole` would do.
+    GrantTeamRole(GrantTeamRoleInput),
+    /// What `revokeTeamRole` would do.
+    RevokeTeamRole(RevokeTeamRoleInput),
+    /// What `addTeamMember` would do.
+    AddTeamMember(AddTeamMemberInput),
+    /// What `removeTeamMember` would do.
+    RemoveTeamMember(RemoveTeamMemberInput),
+    /// What `deleteTeam` would do.
+    DeleteTeam(DeleteTeamInput),
 }
 
 /// Who would gain and who would lose which keys.
@@ -128,6 +141,7 @@ pub async fn run(
         .map_err(ApiError)?;
     let access = AccessMutations;
     let members = MemberMutations;
+    let teams = TeamMutations;
     let work = async {
         match change {
             RoleChangeInput::GrantRole(input) => Box::pin(access.grant_role(ctx, input)).await.and_then(settle),
@@ -153,6 +167,15 @@ pub async fn run(
                 input.dry_run = false;
                 Box::pin(access.import_roles(ctx, input)).await.and_then(settle)
             }
+            RoleChangeInput::GrantTeamRole(input) => Box::pin(teams.grant_team_role(ctx, input)).await.and_then(settle),
+            RoleChangeInput::RevokeTeamRole(input) => {
+                Box::pin(teams.revoke_team_role(ctx, input)).await.and_then(settle)
+            }
+            RoleChangeInput::AddTeamMember(input) => Box::pin(teams.add_team_member(ctx, input)).await.and_then(settle),
+            RoleChangeInput::RemoveTeamMember(input) => {
+                Box::pin(teams.remove_team_member(ctx, input)).await.and_then(settle)
+            }
+            RoleChangeInput::DeleteTeam(input) => Box::pin(teams.delete_team(ctx, input)).await.and_then(settle),
         }
     };
     let _turn = super::context::state(ctx).previews.lock().await;

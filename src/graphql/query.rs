@@ -142,8 +142,9 @@ impl QueryRoot {
     }
 
     /// Everyone who holds `key` in the organization (inside a workspace when given), the reverse
-    /// of `authorize`: each member and service account with the bindings, keychains and
-    /// implications that give it the key, in membership order. Needs `members.read`.
+    /// of `authorize`: each member and service account with the bindings (their own or their
+    /// teams'), keychains and implications that give it the key, in membership order, and the
+    /// teams holding it. Needs `members.read`.
     async fn who_can(
         &self,
         ctx: &Context<'_>,
@@ -176,14 +177,28 @@ impl QueryRoot {
         let request = PageRequest::parse(first, after.as_deref())?;
         let question = Arc::new(who_can::ask(&app.store.conn, &app, organization_id, key, workspace_id).await?);
         let page = who_can::holders(&app.store.conn, &app, &question, request).await?;
-        let counter: connection::Counter = Arc::new(move || {
+        let counter: connection::Counter = {
             let (app, question) = (app.clone(), question.clone());
-            async move { who_can::count(&app.store.conn, &app, &question).await }.boxed()
+            Arc::new(move || {
+                let (app, question) = (app.clone(), question.clone());
+                async move { who_can::count(&app.store.conn, &app, &question).await }.boxed()
+            })
+        };
+        let teams: crate::graphql::types::key::TeamHolders = Arc::new(move || {
+            let (app, question) = (app.clone(), question.clone());
+            async move { who_can::teams(&app.store.conn, &app, &question).await }.boxed()
         });
-        Ok(KeyHolderConnection::new(
-            connection::parts(page, &request, |holder| KeyHolder(holder, organization_id)),
+        let (edges, page_info) = connection::parts(page, &request, |holder| KeyHolder(holder, organization_id));
+        Ok(KeyHolderConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, node)| crate::graphql::types::KeyHolderEdge { cursor, node })
+                .collect(),
+            page_info,
             counter,
-        ))
+            teams,
+            organization_id,
+        })
     }
 
     /// An organization the viewer belongs to; `null` otherwise.
@@ -286,6 +301,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
         NodeKind::SubscriberContact => match crate::domain::contacts::find(app, uuid).await? {
             Some(c) if can_see(ctx, c.row.organization_id, "contacts.read").await? => {
                 Some(Node::SubscriberContact(SubscriberContact(c)))
+            }
+            _ => None,
+        },
+        NodeKind::Team => match crate::domain::teams::find(app, uuid).await? {
+            Some(t) if can_see(ctx, t.organization_id, "members.read").await? => {
+                Some(Node::Team(super::types::Team(t)))
             }
             _ => None,
         },

@@ -369,6 +369,7 @@ async fn fifty_rounds_of_owners_demoting_and_removing_each_other_never_leave_zer
             crate::helpers::raw_id(&org),
             &[guildhall::domain::builtins::role_id("owner")],
             chrono::Utc::now(),
+            guildhall::domain::bindings::Through::Own,
         )
         .await
         .expect("owners");

@@ -749,7 +749,7 @@ async fn key_catalog_lists_every_key_with_its_rules() {
         )
         .await;
     let keys = body["data"]["keyCatalog"].as_array().expect("keys");
-    assert_eq!(keys.len(), 41);
+    assert_eq!(keys.len(), 42);
     let delete = keys.iter().find(|k| k["id"] == "organization.delete").expect("key");
     assert_eq!(delete["ownerOnly"], true);
     assert_eq!(delete["organizationWide"], true);

@@ -1,14 +1,15 @@
 //! Keys of the catalog, and the answer to an authorization check.
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use crate::graphql::context::app;
 use crate::graphql::error::ApiResult;
 
-use crate::graphql::connection::connection;
-
-use super::{Keychain, Membership, Role, RoleBinding, Workspace};
+use super::{Keychain, Membership, Role, RoleBinding, Team, Workspace};
+use crate::graphql::loaders::{loader_error, loaders};
 
 /// A capability of the key catalog.
 pub struct Key(pub crate::authz::KeyIndex);
@@ -122,16 +123,104 @@ impl Grant {
 
     /// The role binding that grants it.
     async fn role_binding(&self) -> RoleBinding {
-        RoleBinding(self.0.binding.clone(), self.1, None)
+        RoleBinding(self.0.binding.clone(), self.1, None, self.0.team_id)
+    }
+
+    /// The team through which the binding is held; `null` for a member's own binding.
+    async fn team(&self, ctx: &Context<'_>) -> ApiResult<Option<Team>> {
+        let Some(team_id) = self.0.team_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .teams
+            .load_one(team_id)
+            .await
+            .map_err(loader_error)?
+            .map(Team))
     }
 }
 
-connection!(
-    KeyHolderConnection,
-    KeyHolderEdge,
-    KeyHolder,
-    "A page of the members and service accounts holding a key."
-);
+/// The teams holding a key, read when asked for.
+pub type TeamHolders = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<
+            'static,
+            crate::domain::DomainResult<Vec<crate::domain::who_can::TeamHolder>>,
+        > + Send
+        + Sync,
+>;
+
+/// A page of the members and service accounts holding a key, and the teams holding it.
+pub struct KeyHolderConnection {
+    pub edges: Vec<KeyHolderEdge>,
+    pub page_info: crate::graphql::connection::PageInfo,
+    pub counter: crate::graphql::connection::Counter,
+    pub teams: TeamHolders,
+    pub organization_id: Uuid,
+}
+
+/// A page of the members and service accounts holding a key (their own bindings or their
+/// teams'), and the teams holding it.
+#[Object]
+impl KeyHolderConnection {
+    /// The items of this page, each with its cursor, in list order.
+    async fn edges(&self) -> &[KeyHolderEdge] {
+        &self.edges
+    }
+
+    /// The nodes of `edges`, for clients that need no cursors.
+    async fn nodes(&self) -> Vec<&KeyHolder> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+
+    /// Where this page sits in the list, and the cursor to continue from.
+    async fn page_info(&self) -> &crate::graphql::connection::PageInfo {
+        &self.page_info
+    }
+
+    /// Size of the whole list, not of this page.
+    async fn total_count(&self) -> ApiResult<i64> {
+        Ok((self.counter)().await? as i64)
+    }
+
+    /// Every team whose role bindings give the key there, oldest team first, each with its
+    /// grants; the team's members are among the holders, their grants naming the team. Not
+    /// paginated: an organization has at most its plan's team limit of them.
+    async fn teams(&self, ctx: &Context<'_>) -> ApiResult<Vec<TeamKeyHolder>> {
+        let teams = (self.teams)().await?;
+        crate::graphql::context::charge(ctx, teams.len())?;
+        Ok(teams
+            .into_iter()
+            .map(|t| TeamKeyHolder(t, self.organization_id))
+            .collect())
+    }
+}
+
+/// An edge of a connection.
+#[derive(SimpleObject)]
+pub struct KeyHolderEdge {
+    /// An opaque position in the list; pass it as `after` to get the items that follow.
+    pub cursor: String,
+    /// The item at this position.
+    pub node: KeyHolder,
+}
+
+/// A team holding a key, with the grants that explain it.
+pub struct TeamKeyHolder(pub crate::domain::who_can::TeamHolder, pub Uuid);
+
+/// A team holding the asked key, and every one of its bindings through which it does.
+#[Object]
+impl TeamKeyHolder {
+    /// The team; each of its members holds the key through it.
+    async fn team(&self) -> Team {
+        Team(self.0.team.clone())
+    }
+
+    /// Each binding of the team (and within it each keychain or direct key) that gives the
+    /// key, oldest binding first.
+    async fn grants(&self) -> Vec<Grant> {
+        self.0.grants.iter().map(|g| Grant(g.clone(), self.1)).collect()
+    }
+}
 
 /// A member or service account holding a key, with the grants that explain it.
 pub struct KeyHolder(pub crate::domain::who_can::Holder, pub Uuid);

@@ -12,7 +12,7 @@ use crate::graphql::loaders::{domain_loader_error, loader_error, loaders};
 use crate::store::entities::{memberships, role_bindings, roles};
 
 use super::organization::workspace_in;
-use super::{Organization, Role, User, Workspace, visible_user};
+use super::{Organization, Role, Team, User, Workspace, visible_user};
 
 connection!(
     MembershipConnection,
@@ -54,7 +54,8 @@ impl Membership {
             .ok_or(ApiError(DomainError::NotFound("organization")))
     }
 
-    /// The roles this member holds, organization-wide and per workspace.
+    /// The roles this member holds themself, organization-wide and per workspace (those held
+    /// through teams are on each of `teams`).
     async fn role_bindings(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoleBinding>> {
         let rows = loaders(ctx)
             .role_bindings
@@ -72,19 +73,42 @@ impl Membership {
         charge(ctx, rows.len())?;
         Ok(rows
             .into_iter()
-            .map(|(binding, role)| RoleBinding(binding.clone(), organization_id, role.clone()))
+            .map(|(binding, role)| RoleBinding(binding.clone(), organization_id, role.clone(), None))
             .collect())
     }
 
-    /// True when the member holds no role at all.
+    /// True when the member holds no role at all, neither their own nor through a team.
     async fn unassigned(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        let rows = loaders(ctx)
-            .role_bindings
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?;
+        let (rows, through_teams) = futures_util::join!(
+            loaders(ctx).role_bindings.load_one(self.0.id),
+            loaders(ctx).team_bindings.load_one(self.0.id)
+        );
+        let rows = rows.map_err(loader_error)?;
+        let through_teams = through_teams.map_err(domain_loader_error)?;
         let now = app(ctx).now();
-        Ok(rows.is_none_or(|r| !r.iter().any(|(b, _)| crate::domain::bindings::in_force(b, now))))
+        let in_force = |b: &role_bindings::Model| crate::domain::bindings::in_force(b, now);
+        Ok(rows.is_none_or(|r| !r.iter().any(|(b, _)| in_force(b)))
+            && through_teams.is_none_or(|r| !r.iter().any(|(_, b)| in_force(b))))
+    }
+
+    /// The teams the member is in, in the order they were created (`members.read`, or the
+    /// member themself).
+    async fn teams(&self, ctx: &Context<'_>) -> ApiResult<Vec<Team>> {
+        let result: ApiResult<Vec<Team>> = Box::pin(async move {
+            if principal(ctx)?.user.id != self.0.user_id {
+                require_key(ctx, self.0.organization_id, "members.read", None).await?;
+            }
+            let rows = loaders(ctx)
+                .member_teams
+                .load_one(self.0.id)
+                .await
+                .map_err(domain_loader_error)?
+                .unwrap_or_default();
+            charge(ctx, rows.len())?;
+            Ok(rows.into_iter().map(Team).collect())
+        })
+        .await;
+        result
     }
 
     /// When the user became a member.
@@ -92,7 +116,8 @@ impl Membership {
         self.0.created_at
     }
 
-    /// The member's keys at the organization, or inside one workspace.
+    /// The member's keys at the organization, or inside one workspace: those of their own
+    /// bindings and of their teams'.
     async fn effective_keys(
         &self,
         ctx: &Context<'_>,
@@ -107,18 +132,20 @@ impl Membership {
             let app = app(ctx);
             // From the batched bindings and role key sets: a page of members costs the same few
             // statements whatever its length, not one access load per row.
-            let rows = loaders(ctx)
-                .role_bindings
-                .load_one(self.0.id)
-                .await
-                .map_err(loader_error)?
-                .unwrap_or_default();
+            let (rows, through_teams) = futures_util::join!(
+                loaders(ctx).role_bindings.load_one(self.0.id),
+                loaders(ctx).team_bindings.load_one(self.0.id)
+            );
+            let rows = rows.map_err(loader_error)?.unwrap_or_default();
+            let through_teams = through_teams.map_err(domain_loader_error)?.unwrap_or_default();
             let now = app.now();
-            let rows: Vec<_> = rows
+            let rows: Vec<&role_bindings::Model> = rows
                 .iter()
-                .filter(|(binding, _)| crate::domain::bindings::in_force(binding, now))
+                .map(|(binding, _)| binding)
+                .chain(through_teams.iter().map(|(_, binding)| binding))
+                .filter(|binding| crate::domain::bindings::in_force(binding, now))
                 .collect();
-            let role_ids: Vec<Uuid> = rows.iter().map(|(binding, _)| binding.role_id).collect();
+            let role_ids: Vec<Uuid> = rows.iter().map(|binding| binding.role_id).collect();
             let sets = loaders(ctx)
                 .role_keys
                 .load_many(&role_ids)
@@ -126,7 +153,7 @@ impl Membership {
                 .map_err(domain_loader_error)?;
             let bindings: Vec<crate::authz::Binding<Uuid>> = rows
                 .iter()
-                .map(|(binding, _)| crate::authz::Binding {
+                .map(|binding| crate::authz::Binding {
                     keys: sets.get(&binding.role_id).copied().unwrap_or_default(),
                     workspace: binding.workspace_id,
                 })
@@ -140,13 +167,33 @@ impl Membership {
     }
 }
 
-/// A role held by a member, organization-wide (`workspace: null`) or in one workspace; the
-/// role row comes along when it was loaded with the binding.
-pub struct RoleBinding(pub role_bindings::Model, pub Uuid, pub Option<roles::Model>);
+/// A role held by a member or a team, organization-wide (`workspace: null`) or in one
+/// workspace: the binding, its organization, the role row when it was loaded with the binding,
+/// and the team holding it (`None` for a member's own).
+pub struct RoleBinding(
+    pub role_bindings::Model,
+    pub Uuid,
+    pub Option<roles::Model>,
+    pub Option<Uuid>,
+);
 
-/// A role held by a member, organization-wide or inside one workspace.
+/// A role held by a member or a team, organization-wide or inside one workspace.
 #[Object]
 impl RoleBinding {
+    /// The team holding the binding, through which each of its members holds the role; `null`
+    /// for a member's own binding.
+    async fn team(&self, ctx: &Context<'_>) -> ApiResult<Option<Team>> {
+        let Some(team_id) = self.3 else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .teams
+            .load_one(team_id)
+            .await
+            .map_err(loader_error)?
+            .map(Team))
+    }
+
     /// The role held.
     async fn role(&self, ctx: &Context<'_>) -> ApiResult<Role> {
         let organization_id = self.1;

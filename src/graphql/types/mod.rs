@@ -14,6 +14,7 @@ pub mod membership;
 pub mod organization;
 pub mod owner_safety;
 pub mod role;
+pub mod team;
 pub mod user;
 pub mod workspace;
 
@@ -23,7 +24,7 @@ pub use api_token::ApiToken;
 pub use audit::{AuditEvent, AuditEventConnection, AuditEventEdge, AuditFilter};
 pub use contact::{NotificationCategory, SubscriberContact, SubscriberContactConnection, SubscriberContactEdge};
 pub use invitation::{Invitation, InvitationConnection, InvitationEdge, InvitationRoleBinding, InvitationStatus};
-pub use key::{Authorization, Grant, HeldKey, Key, KeyHolder, KeyHolderConnection, KeyHolderEdge};
+pub use key::{Authorization, Grant, HeldKey, Key, KeyHolder, KeyHolderConnection, KeyHolderEdge, TeamKeyHolder};
 pub use keychain::Keychain;
 pub use membership::{Membership, MembershipConnection, MembershipEdge, RoleBinding};
 pub use organization::{
@@ -32,6 +33,7 @@ pub use organization::{
 };
 pub use owner_safety::{OwnerRecoveryContact, OwnerSafety, OwnershipRecovery, OwnershipRecoveryStatus};
 pub use role::{DefinitionKind, Role, RoleScope};
+pub use team::{Team, TeamConnection, TeamEdge};
 pub use user::{User, UserKind, visible_user};
 pub use workspace::{Workspace, WorkspaceConnection, WorkspaceEdge};
 
@@ -53,4 +55,5 @@ pub enum Node {
     ApiToken(ApiToken),
     AuditEvent(AuditEvent),
     SubscriberContact(SubscriberContact),
+    Team(Team),
 }

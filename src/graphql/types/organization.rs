@@ -26,7 +26,7 @@ use crate::store::entities::{memberships, organizations, role_bindings, roles};
 use super::{
     AuditEvent, AuditEventConnection, AuditFilter, HeldKey, Invitation, InvitationConnection, InvitationStatus,
     Keychain, Membership, MembershipConnection, OwnerSafety, Role, SubscriberContact, SubscriberContactConnection,
-    Workspace, WorkspaceConnection,
+    Team, TeamConnection, Workspace, WorkspaceConnection,
 };
 
 connection!(
@@ -250,6 +250,30 @@ impl Organization {
         result.map(Some)
     }
 
+    /// The organization's teams, oldest first (`members.read`; without it `null`, with a
+    /// FORBIDDEN error).
+    #[graphql(guard = "KeyGuard::new(self.0.id, \"members.read\")")]
+    async fn teams(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many items to return: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "The cursor to continue after: the `endCursor` of the previous page.")] after: Option<String>,
+    ) -> ApiResult<Option<TeamConnection>> {
+        let result: ApiResult<TeamConnection> = Box::pin(async move {
+            let request = PageRequest::parse(first, after.as_deref())?;
+            let app = app(ctx).clone();
+            let organization_id = self.0.id;
+            let page = crate::domain::teams::page(&app, organization_id, request).await?;
+            let counter: connection::Counter = Arc::new(move || {
+                let app = app.clone();
+                async move { crate::domain::teams::count(&app, organization_id).await }.boxed()
+            });
+            Ok(TeamConnection::new(connection::parts(page, &request, Team), counter))
+        })
+        .await;
+        result.map(Some)
+    }
+
     /// Who did what, newest first (`audit.read`; without it `null`, with a FORBIDDEN error).
     #[graphql(guard = "KeyGuard::new(self.0.id, \"audit.read\")")]
     async fn audit_log(
@@ -455,15 +479,16 @@ impl Organization {
                 Limit::CustomRoles,
                 Limit::CustomKeychains,
                 Limit::Workspaces,
+                Limit::Teams,
             ] {
                 usage.push(LimitUsage {
                     used: limits::used(&app.store.conn, app, self.0.id, limit).await? as i64,
                     limit: limits::limit_for(app, &self.0.plan, limit) as i64,
                 });
             }
-            let [admins, members, custom_roles, custom_keychains, workspaces] = usage
+            let [admins, members, custom_roles, custom_keychains, workspaces, teams] = usage
                 .try_into()
-                .map_err(|_| ApiError(DomainError::Internal("limit usage has five entries".to_owned())))?;
+                .map_err(|_| ApiError(DomainError::Internal("limit usage has six entries".to_owned())))?;
             Ok(OrganizationLimits {
                 plan: Plan::parse(&self.0.plan),
                 admins,
@@ -471,6 +496,7 @@ impl Organization {
                 custom_roles,
                 custom_keychains,
                 workspaces,
+                teams,
             })
         })
         .await;
@@ -498,7 +524,7 @@ fn referenced(
 /// granters (and whether the viewer may see them) and custom roles' keychains together. Two
 /// rounds of batched statements whatever the page size or the nesting; the members' ordinary
 /// resolvers then find every row in the request's loaders.
-async fn prefetch_members(ctx: &Context<'_>, edges: &[(String, memberships::Model)]) -> ApiResult<()> {
+pub(crate) async fn prefetch_members(ctx: &Context<'_>, edges: &[(String, memberships::Model)]) -> ApiResult<()> {
     let look = ctx.look_ahead();
     let nodes = [look.field("edges").field("node"), look.field("nodes")];
     let wants = |field: &str| nodes.iter().any(|n| n.field(field).exists());
@@ -559,14 +585,16 @@ async fn prefetch_members(ctx: &Context<'_>, edges: &[(String, memberships::Mode
 /// Narrows `Organization.members`; all given conditions apply.
 #[derive(InputObject, Default)]
 pub struct MemberFilter {
-    /// Members holding this role, at any scope.
+    /// Members holding this role, at any scope, themselves or through a team.
     pub role_id: Option<ID>,
-    /// Members holding a role inside this workspace.
+    /// Members holding a role inside this workspace, themselves or through a team.
     pub workspace_id: Option<ID>,
     /// true: only members without any role; false: only members with one.
     pub unassigned: Option<bool>,
     /// Text found in the member's name or email, ignoring case.
     pub query: Option<String>,
+    /// Members of this team.
+    pub team_id: Option<ID>,
 }
 
 impl MemberFilter {
@@ -582,6 +610,10 @@ impl MemberFilter {
                 .transpose()?,
             unassigned: self.unassigned,
             query: self.query,
+            team_id: self
+                .team_id
+                .map(|id| ids::decode("filter.teamId", NodeKind::Team, &id))
+                .transpose()?,
         })
     }
 }
@@ -600,7 +632,8 @@ pub struct LimitUsage {
 pub struct OrganizationLimits {
     /// The plan these limits come from.
     pub plan: Plan,
-    /// Holders of `owner` and `admin` together.
+    /// People holding an admin-class key organization-wide (owners, admins and any custom role
+    /// carrying such a key), themselves or through a team.
     pub admins: LimitUsage,
     /// Members plus pending invitations.
     pub members: LimitUsage,
@@ -610,6 +643,8 @@ pub struct OrganizationLimits {
     pub custom_keychains: LimitUsage,
     /// Workspaces of the organization.
     pub workspaces: LimitUsage,
+    /// Teams of the organization.
+    pub teams: LimitUsage,
 }
 
 /// Serialization of a roles document.

@@ -153,8 +153,9 @@ impl Role {
         result
     }
 
-    /// Members holding the role organization-wide in the organization it is seen from; `null`
-    /// without one (a built-in role looked up by id).
+    /// Members holding the role organization-wide in the organization it is seen from,
+    /// themselves or through a team (each counted once); `null` without one (a built-in role
+    /// looked up by id).
     async fn holder_count(&self, ctx: &Context<'_>) -> ApiResult<Option<i32>> {
         let result: ApiResult<Option<i32>> = Box::pin(async move {
             let Some(organization_id) = self.1 else { return Ok(None) };
