@@ -13,7 +13,16 @@
 //!     scope: ANY                 # ORGANIZATION, WORKSPACE or ANY
 //!     keychains: [deployers]     # custom keychains of the document/organization, or built-in ones
 //!     keys: [members.read]       # direct keys
+//! teams:
+//!   - name: deployers            # unique in the organization, regardless of case
+//!     description: ""
+//!     roles:                     # the team's bindings: a role (of the document, the
+//!       - role: release-manager  # organization or built-in) and a workspace slug, or none
+//!         workspace: staging     # for organization-wide
+//!     members: [ana@example.com] # people, by email; omit the list to leave members alone
 //! ```
+//! A team named in the document gets exactly the roles it lists; its members only when
+//! `members` is given (service accounts in a team are never named here and stay as they are).
 //! Lists are sorted by name and keys follow the catalog's order, so equal models export equally.
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,6 +54,33 @@ pub struct Document {
     pub keychains: Vec<KeychainEntry>,
     #[serde(default)]
     pub roles: Vec<RoleEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<TeamEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamEntry {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub roles: Vec<TeamRoleEntry>,
+    /// People in the team, by email; `None`: left as they are on import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TeamRoleEntry {
+    pub role: String,
+    /// A workspace's slug; `None` for organization-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// When the binding ends; `None` for one that lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,11 +156,101 @@ pub async fn export<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uu
         })
         .collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name));
+    let teams = export_teams(conn, app, organization_id).await?;
     Ok(Document {
         version: VERSION,
         keychains,
         roles,
+        teams,
     })
+}
+
+/// The organization's teams with their bindings in force (by role name and workspace slug)
+/// and their people (by email), sorted so equal teams export equally.
+async fn export_teams<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Vec<TeamEntry>> {
+    use crate::store::entities::{memberships, team_members, teams, users, workspaces};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let rows = teams::Entity::find()
+        .filter(teams::Column::OrganizationId.eq(organization_id))
+        .all(conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
+    let bindings = super::teams::bindings_of_teams(conn, app.now(), &ids).await?;
+    let role_names: BTreeMap<Uuid, String> = definitions::roles_of(conn, organization_id)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
+    let slugs: BTreeMap<Uuid, String> = workspaces::Entity::find()
+        .filter(workspaces::Column::OrganizationId.eq(organization_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|w| (w.id, w.slug))
+        .collect();
+    let links = team_members::Entity::find()
+        .filter(team_members::Column::TeamId.is_in(ids.clone()))
+        .all(conn)
+        .await?;
+    let membership_users: BTreeMap<Uuid, Uuid> = memberships::Entity::find()
+        .filter(memberships::Column::OrganizationId.eq(organization_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.user_id))
+        .collect();
+    let user_ids: Vec<Uuid> = links
+        .iter()
+        .filter_map(|l| membership_users.get(&l.membership_id).copied())
+        .collect();
+    let emails: BTreeMap<Uuid, String> = if user_ids.is_empty() {
+        BTreeMap::new()
+    } else {
+        users::Entity::find()
+            .filter(users::Column::Id.is_in(user_ids))
+            .filter(users::Column::Kind.eq("HUMAN"))
+            .all(conn)
+            .await?
+            .into_iter()
+            .filter_map(|u| u.email.map(|e| (u.id, e)))
+            .collect()
+    };
+    let mut out: Vec<TeamEntry> = rows
+        .iter()
+        .map(|team| {
+            let mut roles: Vec<TeamRoleEntry> = bindings
+                .get(&team.id)
+                .map(|list| {
+                    list.iter()
+                        .map(|b| TeamRoleEntry {
+                            role: role_names.get(&b.role_id).cloned().unwrap_or_default(),
+                            workspace: b.workspace_id.and_then(|w| slugs.get(&w).cloned()),
+                            expires_at: b.expires_at,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            roles.sort();
+            let mut members: Vec<String> = links
+                .iter()
+                .filter(|l| l.team_id == team.id)
+                .filter_map(|l| membership_users.get(&l.membership_id))
+                .filter_map(|u| emails.get(u).cloned())
+                .collect();
+            members.sort();
+            TeamEntry {
+                name: team.name.clone(),
+                description: team.description.clone(),
+                roles,
+                members: Some(members),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 pub fn render(document: &Document, format: Format) -> DomainResult<String> {
@@ -174,6 +300,7 @@ pub struct ImportReport {
 pub enum ItemKind {
     Keychain,
     Role,
+    Team,
 }
 
 fn validate(app: &App, document: &Document) -> DomainResult<()> {
@@ -212,6 +339,23 @@ fn validate(app: &App, document: &Document) -> DomainResult<()> {
             format!("unknown keys: {}", unknown.into_iter().collect::<Vec<_>>().join(", ")),
         ));
     }
+    for team in &document.teams {
+        if !names.insert(("team", team.name.trim().to_lowercase())) {
+            return Err(DomainError::bad_input(
+                "document",
+                format!("team `{}` appears twice", team.name),
+            ));
+        }
+        let mut bindings = BTreeSet::new();
+        for binding in &team.roles {
+            if !bindings.insert((binding.role.as_str(), binding.workspace.as_deref())) {
+                return Err(DomainError::bad_input(
+                    "document",
+                    format!("team `{}` lists role `{}` twice at one scope", team.name, binding.role),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -231,6 +375,9 @@ pub async fn import(
     let access = member_access(&tx, app, principal, organization.id).await?;
     access.require(app, "roles.manage", None)?;
     access.require(app, "keychains.manage", None)?;
+    if !document.teams.is_empty() {
+        access.require(app, "teams.manage", None)?;
+    }
     let report = apply(&tx, app, meta, principal, &access, &organization, document, mode).await?;
     super::audit::record(
         &tx,
@@ -274,6 +421,22 @@ async fn apply<C: ConnectionTrait>(
     let current = export(conn, app, organization.id).await?;
     let wanted_roles: BTreeSet<&str> = document.roles.iter().map(|r| r.name.as_str()).collect();
     let wanted_chains: BTreeSet<&str> = document.keychains.iter().map(|k| k.name.as_str()).collect();
+    // Teams let go of what they no longer hold first, so that roles leaving with the document
+    // are no longer in use when they go.
+    let mut teams_changed = BTreeSet::new();
+    release_teams(
+        conn,
+        app,
+        meta,
+        principal,
+        access,
+        organization,
+        document,
+        mode,
+        &mut report,
+        &mut teams_changed,
+    )
+    .await?;
     let role_rows = definitions::roles_of(conn, organization.id).await?;
     if mode == Mode::Replace {
         for role in role_rows
@@ -393,5 +556,313 @@ async fn apply<C: ConnectionTrait>(
             report.deleted.push((ItemKind::Keychain, chain.name.clone()));
         }
     }
+    bind_teams(
+        conn,
+        app,
+        meta,
+        principal,
+        access,
+        organization,
+        document,
+        &current,
+        &mut report,
+        &mut teams_changed,
+    )
+    .await?;
+    for entry in &document.teams {
+        let changed = teams_changed.contains(&entry.name.trim().to_lowercase());
+        let created = report
+            .created
+            .iter()
+            .any(|(k, n)| *k == ItemKind::Team && n == &entry.name);
+        if created {
+            continue;
+        }
+        if changed {
+            report.updated.push((ItemKind::Team, entry.name.clone()));
+        } else {
+            report.unchanged.push((ItemKind::Team, entry.name.clone()));
+        }
+    }
     Ok(report)
+}
+
+/// Whether a team's binding is the one an entry names.
+fn names_binding(
+    entry: &TeamRoleEntry,
+    binding: &crate::store::entities::team_role_bindings::Model,
+    role_names: &BTreeMap<Uuid, String>,
+    slugs: &BTreeMap<Uuid, String>,
+) -> bool {
+    role_names.get(&binding.role_id) == Some(&entry.role)
+        && binding.workspace_id.and_then(|w| slugs.get(&w)) == entry.workspace.as_ref()
+        && binding.expires_at == entry.expires_at
+}
+
+async fn workspace_slugs<C: ConnectionTrait>(conn: &C, organization_id: Uuid) -> DomainResult<BTreeMap<Uuid, String>> {
+    use crate::store::entities::workspaces;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    Ok(workspaces::Entity::find()
+        .filter(workspaces::Column::OrganizationId.eq(organization_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|w| (w.id, w.slug))
+        .collect())
+}
+
+/// Before roles change: deletes the teams a REPLACE document does not name, and revokes from each
+/// named team the bindings its entry does not list.
+#[allow(clippy::too_many_arguments)]
+async fn release_teams<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    access: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    document: &Document,
+    mode: Mode,
+    report: &mut ImportReport,
+    changed: &mut BTreeSet<String>,
+) -> DomainResult<()> {
+    use crate::store::entities::{team_role_bindings, teams};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let rows = teams::Entity::find()
+        .filter(teams::Column::OrganizationId.eq(organization.id))
+        .all(conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let wanted: BTreeMap<String, &TeamEntry> = document
+        .teams
+        .iter()
+        .map(|t| (t.name.trim().to_lowercase(), t))
+        .collect();
+    let role_rows = definitions::roles_of(conn, organization.id).await?;
+    let role_names: BTreeMap<Uuid, String> = role_rows.iter().map(|r| (r.id, r.name.clone())).collect();
+    let slugs = workspace_slugs(conn, organization.id).await?;
+    for team in rows {
+        match wanted.get(&team.name_canonical) {
+            None if mode == Mode::Replace => {
+                super::teams::delete_in(conn, app, meta, principal, access, organization, &team).await?;
+                report.deleted.push((ItemKind::Team, team.name.clone()));
+            }
+            None => {}
+            Some(entry) => {
+                let held = team_role_bindings::Entity::find()
+                    .filter(team_role_bindings::Column::TeamId.eq(team.id))
+                    .all(conn)
+                    .await?;
+                for binding in held {
+                    if entry
+                        .roles
+                        .iter()
+                        .any(|e| names_binding(e, &binding, &role_names, &slugs))
+                    {
+                        continue;
+                    }
+                    let Some(role) = role_rows.iter().find(|r| r.id == binding.role_id) else {
+                        continue;
+                    };
+                    super::teams::revoke_role_in(
+                        conn,
+                        app,
+                        meta,
+                        principal,
+                        access,
+                        organization,
+                        &team,
+                        role,
+                        binding.workspace_id,
+                    )
+                    .await?;
+                    changed.insert(team.name_canonical.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After roles change: creates the teams the document names, sets their descriptions, grants
+/// the bindings they list and, where `members` is given, makes their people exactly those.
+#[allow(clippy::too_many_arguments)]
+async fn bind_teams<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    access: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    document: &Document,
+    current: &Document,
+    report: &mut ImportReport,
+    changed: &mut BTreeSet<String>,
+) -> DomainResult<()> {
+    use crate::store::entities::{memberships, team_members, team_role_bindings, teams, users};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    if document.teams.is_empty() {
+        return Ok(());
+    }
+    let role_rows = definitions::roles_of(conn, organization.id).await?;
+    let role_names: BTreeMap<Uuid, String> = role_rows.iter().map(|r| (r.id, r.name.clone())).collect();
+    let slugs = workspace_slugs(conn, organization.id).await?;
+    let people: BTreeMap<String, memberships::Model> = {
+        let members = memberships::Entity::find()
+            .filter(memberships::Column::OrganizationId.eq(organization.id))
+            .all(conn)
+            .await?;
+        let user_rows: BTreeMap<Uuid, users::Model> = users::Entity::find()
+            .filter(users::Column::Id.is_in(members.iter().map(|m| m.user_id).collect::<Vec<_>>()))
+            .filter(users::Column::Kind.eq("HUMAN"))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        members
+            .into_iter()
+            .filter_map(|m| {
+                let email = user_rows.get(&m.user_id)?.email_canonical.clone()?;
+                Some((email, m))
+            })
+            .collect()
+    };
+    for entry in &document.teams {
+        let canonical = entry.name.trim().to_lowercase();
+        let existing = teams::Entity::find()
+            .filter(teams::Column::OrganizationId.eq(organization.id))
+            .filter(teams::Column::NameCanonical.eq(canonical.clone()))
+            .one(conn)
+            .await?;
+        let team = match existing {
+            Some(team) => {
+                let before = current.teams.iter().find(|t| t.name.trim().to_lowercase() == canonical);
+                if before.is_none_or(|b| b.description != entry.description || b.name != entry.name) {
+                    changed.insert(canonical.clone());
+                }
+                super::teams::update_in(
+                    conn,
+                    app,
+                    meta,
+                    principal,
+                    access,
+                    organization,
+                    team,
+                    Some(&entry.name),
+                    Some(&entry.description),
+                )
+                .await?
+            }
+            None => {
+                let team = super::teams::create_in(
+                    conn,
+                    app,
+                    meta,
+                    principal,
+                    access,
+                    organization,
+                    &entry.name,
+                    Some(&entry.description),
+                )
+                .await?;
+                report.created.push((ItemKind::Team, entry.name.clone()));
+                team
+            }
+        };
+        let held = team_role_bindings::Entity::find()
+            .filter(team_role_bindings::Column::TeamId.eq(team.id))
+            .all(conn)
+            .await?;
+        for wanted in &entry.roles {
+            if held.iter().any(|b| names_binding(wanted, b, &role_names, &slugs)) {
+                continue;
+            }
+            let role = role_rows
+                .iter()
+                .find(|r| r.organization_id.is_some() && r.name == wanted.role)
+                .or_else(|| {
+                    role_rows
+                        .iter()
+                        .find(|r| r.organization_id.is_none() && r.name == wanted.role)
+                })
+                .ok_or_else(|| {
+                    DomainError::bad_input(
+                        "document",
+                        format!("team `{}`: unknown role `{}`", entry.name, wanted.role),
+                    )
+                })?;
+            let workspace_id = match &wanted.workspace {
+                None => None,
+                Some(slug) => Some(
+                    slugs
+                        .iter()
+                        .find(|(_, s)| *s == slug)
+                        .map(|(id, _)| *id)
+                        .ok_or_else(|| {
+                            DomainError::bad_input(
+                                "document",
+                                format!("team `{}`: no workspace `{slug}` in this organization", entry.name),
+                            )
+                        })?,
+                ),
+            };
+            let terms = super::bindings::Terms {
+                expires_at: wanted.expires_at,
+                reason: None,
+                recovery: false,
+            };
+            super::teams::grant_role_in(
+                conn,
+                app,
+                meta,
+                principal,
+                access,
+                organization,
+                &team,
+                role,
+                workspace_id,
+                &terms,
+            )
+            .await?;
+            changed.insert(canonical.clone());
+        }
+        let Some(listed) = &entry.members else { continue };
+        let mut wanted_members = BTreeSet::new();
+        for email in listed {
+            let key = super::validate::Email::canonical_of(email);
+            let membership = people.get(&key).ok_or_else(|| {
+                DomainError::bad_input(
+                    "document",
+                    format!("team `{}`: `{email}` is not a member of this organization", entry.name),
+                )
+            })?;
+            wanted_members.insert(membership.id);
+        }
+        let in_team: BTreeSet<Uuid> = team_members::Entity::find()
+            .filter(team_members::Column::TeamId.eq(team.id))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|l| l.membership_id)
+            .collect();
+        for membership in people.values() {
+            let (want, has) = (
+                wanted_members.contains(&membership.id),
+                in_team.contains(&membership.id),
+            );
+            if want && !has {
+                super::teams::add_member_in(conn, app, meta, principal, access, organization, &team, membership)
+                    .await?;
+                changed.insert(canonical.clone());
+            } else if has && !want {
+                super::teams::remove_member_in(conn, app, meta, principal, access, organization, &team, membership)
+                    .await?;
+                changed.insert(canonical.clone());
+            }
+        }
+    }
+    Ok(())
 }

@@ -260,13 +260,29 @@ pub async fn create(
     name: &str,
     description: Option<&str>,
 ) -> DomainResult<teams::Model> {
-    let name = validate::display_name("name", name)?;
-    let description = check_description(description.unwrap_or_default())?;
     let tx = app.store.begin_write().await?;
     let organization = organizations::lock(&tx, organization_id).await?;
     let actor = member_access(&tx, app, principal, organization.id).await?;
+    let team = create_in(&tx, app, meta, principal, &actor, &organization, name, description).await?;
+    tx.commit().await?;
+    Ok(team)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn create_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    name: &str,
+    description: Option<&str>,
+) -> DomainResult<teams::Model> {
+    let name = validate::display_name("name", name)?;
+    let description = check_description(description.unwrap_or_default())?;
     actor.require(app, "teams.manage", None)?;
-    limits::ensure_room(&tx, app, organization.id, &organization.plan, Limit::Teams, 1).await?;
+    limits::ensure_room(conn, app, organization.id, &organization.plan, Limit::Teams, 1).await?;
     let now = app.now();
     let team = teams::ActiveModel {
         id: Set(new_id()),
@@ -278,7 +294,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&tx)
+    .insert(conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -288,7 +304,7 @@ pub async fn create(
         }
     })?;
     audit::record(
-        &tx,
+        conn,
         meta,
         now,
         Event {
@@ -300,7 +316,6 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(team)
 }
 
@@ -313,10 +328,38 @@ pub async fn update(
     name: Option<&str>,
     description: Option<&str>,
 ) -> DomainResult<teams::Model> {
-    let name = name.map(|n| validate::display_name("name", n)).transpose()?;
-    let description = description.map(check_description).transpose()?;
     let tx = app.store.begin_write().await?;
     let (team, organization, actor) = resolve(&tx, app, principal, team_id).await?;
+    let updated = update_in(
+        &tx,
+        app,
+        meta,
+        principal,
+        &actor,
+        &organization,
+        team,
+        name,
+        description,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn update_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    team: teams::Model,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> DomainResult<teams::Model> {
+    let name = name.map(|n| validate::display_name("name", n)).transpose()?;
+    let description = description.map(check_description).transpose()?;
     actor.require(app, "teams.manage", None)?;
     let mut changes = serde_json::Map::new();
     let mut model = team.clone().into_active_model();
@@ -330,11 +373,10 @@ pub async fn update(
         model.description = Set(description);
     }
     if changes.is_empty() {
-        tx.rollback().await?;
         return Ok(team);
     }
     model.updated_at = Set(app.now());
-    let updated = model.update(&tx).await.map_err(|e| {
+    let updated = model.update(conn).await.map_err(|e| {
         if is_unique_violation(&e) {
             name_taken()
         } else {
@@ -342,7 +384,7 @@ pub async fn update(
         }
     })?;
     audit::record(
-        &tx,
+        conn,
         meta,
         app.now(),
         Event {
@@ -354,7 +396,6 @@ pub async fn update(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(updated)
 }
 
@@ -483,13 +524,27 @@ async fn holds_admin_role<C: ConnectionTrait>(
 pub async fn delete(app: &App, meta: &RequestMeta, principal: &Principal, team_id: Uuid) -> DomainResult<Uuid> {
     let tx = app.store.begin_write().await?;
     let (team, organization, actor) = resolve(&tx, app, principal, team_id).await?;
+    delete_in(&tx, app, meta, principal, &actor, &organization, &team).await?;
+    tx.commit().await?;
+    Ok(team.id)
+}
+
+pub(crate) async fn delete_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    team: &teams::Model,
+) -> DomainResult<()> {
     actor.require(app, "teams.manage", None)?;
-    let team_bindings = bindings_of(&tx, team.id).await?;
-    check_bindings(&tx, app, &actor, &team_bindings, true).await?;
-    let members = member_ids(&tx, team.id).await?;
-    teams::Entity::delete_by_id(team.id).exec(&tx).await?;
+    let team_bindings = bindings_of(conn, team.id).await?;
+    check_bindings(conn, app, actor, &team_bindings, true).await?;
+    let members = member_ids(conn, team.id).await?;
+    teams::Entity::delete_by_id(team.id).exec(conn).await?;
     audit::record(
-        &tx,
+        conn,
         meta,
         app.now(),
         Event {
@@ -503,9 +558,7 @@ pub async fn delete(app: &App, meta: &RequestMeta, principal: &Principal, team_i
             }),
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(team.id)
+    .await
 }
 
 /// Adds a member of the team's organization to the team (`teams.manage`, and the right to grant
@@ -524,11 +577,27 @@ pub async fn add_member(
         .await?
         .filter(|m| m.organization_id == organization.id)
         .ok_or(DomainError::NotFound("membership"))?;
+    add_member_in(&tx, app, meta, principal, &actor, &organization, &team, &membership).await?;
+    tx.commit().await?;
+    Ok((team, membership))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn add_member_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    team: &teams::Model,
+    membership: &memberships::Model,
+) -> DomainResult<()> {
     actor.require(app, "teams.manage", None)?;
-    let team_bindings = bindings_of(&tx, team.id).await?;
-    check_bindings(&tx, app, &actor, &team_bindings, false).await?;
+    let team_bindings = bindings_of(conn, team.id).await?;
+    check_bindings(conn, app, actor, &team_bindings, false).await?;
     let already = team_members::Entity::find_by_id((team.id, membership.id))
-        .one(&tx)
+        .one(conn)
         .await?;
     if already.is_some() {
         return Err(DomainError::conflict(
@@ -536,18 +605,18 @@ pub async fn add_member(
             "the member is already in this team",
         ));
     }
-    let admin = holds_admin_role(&tx, app, organization.id, &team_bindings).await?;
-    check_admins_joining(&tx, app, &organization, admin, &[membership.id]).await?;
+    let admin = holds_admin_role(conn, app, organization.id, &team_bindings).await?;
+    check_admins_joining(conn, app, organization, admin, &[membership.id]).await?;
     team_members::ActiveModel {
         team_id: Set(team.id),
         membership_id: Set(membership.id),
         added_by_user_id: Set(Some(principal.user.id)),
         added_at: Set(app.now()),
     }
-    .insert(&tx)
+    .insert(conn)
     .await?;
     audit::record(
-        &tx,
+        conn,
         meta,
         app.now(),
         Event {
@@ -558,9 +627,7 @@ pub async fn add_member(
             details: json!({ "teamId": team.id, "team": team.name, "userId": membership.user_id }),
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok((team, membership))
+    .await
 }
 
 /// Takes a member out of a team: the member themself, or a holder of `teams.manage` with the
@@ -579,20 +646,36 @@ pub async fn remove_member(
         .await?
         .filter(|m| m.organization_id == organization.id)
         .ok_or(DomainError::NotFound("membership"))?;
+    remove_member_in(&tx, app, meta, principal, &actor, &organization, &team, &membership).await?;
+    tx.commit().await?;
+    Ok((team, membership))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn remove_member_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    team: &teams::Model,
+    membership: &memberships::Model,
+) -> DomainResult<()> {
     // Leaving only loses keys: nobody needs a right to leave a team.
     if membership.id != actor.membership.id {
         actor.require(app, "teams.manage", None)?;
-        let team_bindings = bindings_of(&tx, team.id).await?;
-        check_bindings(&tx, app, &actor, &team_bindings, true).await?;
+        let team_bindings = bindings_of(conn, team.id).await?;
+        check_bindings(conn, app, actor, &team_bindings, true).await?;
     }
     let removed = team_members::Entity::delete_by_id((team.id, membership.id))
-        .exec(&tx)
+        .exec(conn)
         .await?;
     if removed.rows_affected == 0 {
         return Err(DomainError::NotFound("team member"));
     }
     audit::record(
-        &tx,
+        conn,
         meta,
         app.now(),
         Event {
@@ -603,9 +686,7 @@ pub async fn remove_member(
             details: json!({ "teamId": team.id, "team": team.name, "userId": membership.user_id }),
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok((team, membership))
+    .await
 }
 
 /// Binds a role to a team, organization-wide or in one workspace: `roles.assign` and the grant
@@ -624,16 +705,46 @@ pub async fn grant_role(
     let tx = app.store.begin_write().await?;
     let (team, organization, actor) = resolve(&tx, app, principal, team_id).await?;
     let role = bindings::resolve_role(&tx, organization.id, role_id).await?;
+    grant_role_in(
+        &tx,
+        app,
+        meta,
+        principal,
+        &actor,
+        &organization,
+        &team,
+        &role,
+        workspace_id,
+        terms,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(team)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn grant_role_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    team: &teams::Model,
+    role: &roles::Model,
+    workspace_id: Option<Uuid>,
+    terms: &Terms,
+) -> DomainResult<()> {
     if let Some(workspace_id) = workspace_id {
-        let workspace = workspaces::Entity::find_by_id(workspace_id).one(&tx).await?;
+        let workspace = workspaces::Entity::find_by_id(workspace_id).one(conn).await?;
         if workspace.is_none_or(|w| w.organization_id != organization.id) {
             return Err(DomainError::NotFound("workspace"));
         }
     }
-    bindings::check_scope(&role, workspace_id)?;
-    let keys = access::role_key_sets(&tx, app, &[role.id]).await?;
+    bindings::check_scope(role, workspace_id)?;
+    let keys = access::role_key_sets(conn, app, &[role.id]).await?;
     let role_keys = keys.get(&role.id).copied().unwrap_or_default();
-    if personal_only(app, &role, &role_keys) {
+    if personal_only(app, role, &role_keys) {
         return Err(DomainError::bad_input(
             "roleId",
             format!(
@@ -642,9 +753,9 @@ pub async fn grant_role(
             ),
         ));
     }
-    terms.check(&role, app.now())?;
-    bindings::check_may_assign(app, &actor, &role, &role_keys, workspace_id, terms.expires_at)?;
-    let existing = bindings_of(&tx, team.id).await?;
+    terms.check(role, app.now())?;
+    bindings::check_may_assign(app, actor, role, &role_keys, workspace_id, terms.expires_at)?;
+    let existing = bindings_of(conn, team.id).await?;
     let scope = bindings::scope_key(workspace_id);
     let now = app.now();
     let (at_scope, others): (Vec<_>, Vec<_>) = existing.iter().cloned().partition(|b| b.scope_key == scope);
@@ -657,7 +768,7 @@ pub async fn grant_role(
     }
     let mut role_ids: Vec<Uuid> = held.iter().map(|b| b.role_id).collect();
     role_ids.push(role.id);
-    let key_sets = access::role_key_sets(&tx, app, &role_ids).await?;
+    let key_sets = access::role_key_sets(conn, app, &role_ids).await?;
     let in_workspace = workspace_id.is_some();
     let scoped = |id: &Uuid| {
         crate::authz::role_keys_at(
@@ -688,16 +799,16 @@ pub async fn grant_role(
         }
     }
     if workspace_id.is_none() {
-        let admin_roles = grant_rule::admin_role_ids(&tx, app, organization.id).await?;
+        let admin_roles = grant_rule::admin_role_ids(conn, app, organization.id).await?;
         if admin_roles.contains(&role.id) {
-            let members = member_ids(&tx, team.id).await?;
-            check_admins_joining(&tx, app, &organization, true, &members).await?;
+            let members = member_ids(conn, team.id).await?;
+            check_admins_joining(conn, app, organization, true, &members).await?;
         }
     }
     if !replaced.is_empty() {
         team_role_bindings::Entity::delete_many()
             .filter(team_role_bindings::Column::Id.is_in(replaced.iter().map(|b| b.id).collect::<Vec<_>>()))
-            .exec(&tx)
+            .exec(conn)
             .await?;
     }
     let binding = team_role_bindings::ActiveModel {
@@ -711,10 +822,10 @@ pub async fn grant_role(
         expires_at: Set(terms.expires_at),
         reason: Set(terms.reason.clone()),
     }
-    .insert(&tx)
+    .insert(conn)
     .await?;
     audit::record(
-        &tx,
+        conn,
         meta,
         now,
         Event {
@@ -730,8 +841,7 @@ pub async fn grant_role(
         },
     )
     .await?;
-    tx.commit().await?;
-    Ok(team)
+    Ok(())
 }
 
 /// Revokes a team's role at a scope (the revoke rule: the role's keys held now).
@@ -746,25 +856,53 @@ pub async fn revoke_role(
     let tx = app.store.begin_write().await?;
     let (team, organization, actor) = resolve(&tx, app, principal, team_id).await?;
     let role = bindings::resolve_role(&tx, organization.id, role_id).await?;
+    revoke_role_in(
+        &tx,
+        app,
+        meta,
+        principal,
+        &actor,
+        &organization,
+        &team,
+        &role,
+        workspace_id,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(team)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn revoke_role_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    actor: &MemberAccess,
+    organization: &crate::store::entities::organizations::Model,
+    team: &teams::Model,
+    role: &roles::Model,
+    workspace_id: Option<Uuid>,
+) -> DomainResult<()> {
     let binding = team_role_bindings::Entity::find()
         .filter(team_role_bindings::Column::TeamId.eq(team.id))
         .filter(team_role_bindings::Column::RoleId.eq(role.id))
         .filter(team_role_bindings::Column::ScopeKey.eq(bindings::scope_key(workspace_id)))
-        .one(&tx)
+        .one(conn)
         .await?
         .ok_or(DomainError::NotFound("role binding"))?;
-    let keys = access::role_key_sets(&tx, app, &[role.id]).await?;
+    let keys = access::role_key_sets(conn, app, &[role.id]).await?;
     bindings::check_may_assign(
         app,
-        &actor,
-        &role,
+        actor,
+        role,
         &keys.get(&role.id).copied().unwrap_or_default(),
         workspace_id,
         Some(app.now()),
     )?;
-    team_role_bindings::Entity::delete_by_id(binding.id).exec(&tx).await?;
+    team_role_bindings::Entity::delete_by_id(binding.id).exec(conn).await?;
     audit::record(
-        &tx,
+        conn,
         meta,
         app.now(),
         Event {
@@ -776,8 +914,7 @@ pub async fn revoke_role(
         },
     )
     .await?;
-    tx.commit().await?;
-    Ok(team)
+    Ok(())
 }
 
 /// Removes up to `batch` team bindings that have ended, recording `role.expire` for each (with

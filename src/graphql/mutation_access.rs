@@ -313,6 +313,8 @@ pub enum RolesDocumentItemKind {
     Role,
     /// A custom keychain.
     Keychain,
+    /// A team (its roles and, when the document lists them, its members).
+    Team,
 }
 
 /// One role or keychain named in an import report.
@@ -348,6 +350,7 @@ fn items(list: Vec<(ItemKind, String)>) -> Vec<RolesDocumentItem> {
             kind: match kind {
                 ItemKind::Role => RolesDocumentItemKind::Role,
                 ItemKind::Keychain => RolesDocumentItemKind::Keychain,
+                ItemKind::Team => RolesDocumentItemKind::Team,
             },
             name,
         })

@@ -31,6 +31,7 @@ impl Targets {
             "workspaceId" => "workspace",
             "invitationId" => "invitation",
             "apiTokenId" => "apiToken",
+            "teamId" => "team",
             _ => "organization",
         };
         self.ids[key].clone()
@@ -139,7 +140,8 @@ async fn fingerprint(app: &TestApp, token: &str, slug: &str) -> Value {
                members(first: 100) { totalCount nodes { id user { id name email } roleBindings { role { id name } workspace { id } } } }
                roles { id name keys keychains { id } } keychains { id name keys }
                workspaces(first: 100) { nodes { id slug name description } }
-               invitations(first: 100) { nodes { id status email expiresAt } } }
+               invitations(first: 100) { nodes { id status email expiresAt } }
+               teams(first: 100) { nodes { id name description memberCount roleBindings { role { id } workspace { id } } } } }
              viewer { apiTokens { id name revokedAt expiresAt } } }",
             json!({ "s": slug }),
         )
@@ -213,6 +215,32 @@ async fn no_outsider_reaches_anything_of_another_organization() {
             .await["errors"]
             .is_null()
     );
+    let team = gql(
+        bea.access_token.clone(),
+        "mutation($i: CreateTeamInput!) { createTeam(input: $i) { team { id } } }",
+        json!({ "i": { "organizationId": org_b, "name": "deployers" } }),
+    )
+    .await["data"]["createTeam"]["team"]["id"]
+        .as_str()
+        .expect("team")
+        .to_owned();
+    for (mutation, input) in [
+        (
+            "mutation($i: GrantTeamRoleInput!) { grantTeamRole(input: $i) { team { id } } }",
+            json!({ "teamId": team, "roleId": builtin_role("workspace_viewer"), "workspaceId": ws }),
+        ),
+        (
+            "mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { team { id } } }",
+            json!({ "teamId": team, "membershipId": owner_membership }),
+        ),
+        (
+            "mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { team { id } } }",
+            json!({ "teamId": team, "membershipId": removed_membership }),
+        ),
+    ] {
+        let body = gql(bea.access_token.clone(), mutation, json!({ "i": input })).await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
     let body = gql(
         bea.access_token.clone(),
         "mutation($i: RemoveMemberInput!) { removeMember(input: $i) { removedMembershipId } }",
@@ -248,6 +276,7 @@ async fn no_outsider_reaches_anything_of_another_organization() {
             ("workspace", ws),
             ("invitation", invitation),
             ("apiToken", token),
+            ("team", team),
         ]),
         slug: "bravo".to_owned(),
     };

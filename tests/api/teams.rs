@@ -557,3 +557,177 @@ async fn two_admins_editing_a_team_while_its_members_are_removed_leave_nothing_b
 }
 
 use futures_util::FutureExt;
+
+async fn roles_document(app: &TestApp, user: &TestUser, org: &str) -> String {
+    let body = app
+        .gql(
+            Some(&user.access_token),
+            "query($o: ID!) { node(id: $o) { ... on Organization { rolesDocument(format: YAML) } } }",
+            json!({ "o": org }),
+        )
+        .await;
+    body["data"]["node"]["rolesDocument"]
+        .as_str()
+        .unwrap_or_else(|| panic!("export failed: {body}"))
+        .to_owned()
+}
+
+async fn import(app: &TestApp, user: &TestUser, org: &str, document: &str, mode: &str) -> Value {
+    app.gql(
+        Some(&user.access_token),
+        "mutation($i: ImportRolesInput!) { importRoles(input: $i) {
+           created { kind name } updated { kind name } deleted { kind name } unchanged { kind name } } }",
+        json!({ "i": { "organizationId": org, "document": document, "format": "YAML", "mode": mode } }),
+    )
+    .await
+}
+
+fn named(report: &Value, list: &str, kind: &str, name: &str) -> bool {
+    report["data"]["importRoles"][list]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|i| i["kind"] == kind && i["name"] == name))
+}
+
+#[tokio::test]
+async fn teams_travel_in_the_roles_document_and_an_import_sets_them_exactly() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let source = app.create_organization(&owner, "source").await;
+    let target = app.create_organization(&owner, "target").await;
+    for org in [&source, &target] {
+        app.create_workspace(&owner, org, "staging").await;
+    }
+    let source_staging = app
+        .gql(
+            Some(&owner.access_token),
+            "query($o: ID!) { node(id: $o) { ... on Organization { workspaces { nodes { id } } } } }",
+            json!({ "o": source }),
+        )
+        .await["data"]["node"]["workspaces"]["nodes"][0]["id"]
+        .as_str()
+        .expect("workspace")
+        .to_owned();
+    let ana_source = app.add_member(&source, &ana).await;
+    app.add_member(&target, &ana).await;
+    let role = app
+        .gql(
+            Some(&owner.access_token),
+            "mutation($i: CreateRoleInput!) { createRole(input: $i) { role { id } } }",
+            json!({ "i": { "organizationId": source, "name": "release-manager", "keys": ["servers.read", "servers.power"] } }),
+        )
+        .await["data"]["createRole"]["role"]["id"]
+        .as_str()
+        .expect("role")
+        .to_owned();
+    let team = create_team(&app, &owner, &source, "Deployers").await;
+    ok(&grant(&app, &owner, &team, &role, None).await);
+    ok(&grant(
+        &app,
+        &owner,
+        &team,
+        &builtin_role("workspace_viewer"),
+        Some(&source_staging),
+    )
+    .await);
+    ok(&add(&app, &owner, &team, &ana_source).await);
+
+    let document = roles_document(&app, &owner, &source).await;
+    for expected in [
+        "teams:",
+        "Deployers",
+        "release-manager",
+        "workspace_viewer",
+        "staging",
+        "ana@example.com",
+    ] {
+        assert!(document.contains(expected), "{expected} missing from\n{document}");
+    }
+    // Into another organization: the team, its roles and its people arrive; the export there is
+    // the same document.
+    let report = import(&app, &owner, &target, &document, "MERGE").await;
+    ok(&report);
+    assert!(named(&report, "created", "TEAM", "Deployers"), "{report}");
+    assert!(named(&report, "created", "ROLE", "release-manager"), "{report}");
+    assert_eq!(roles_document(&app, &owner, &target).await, document);
+    let (allowed, why) = app.authorize(&ana, &target, "servers.power", None).await;
+    assert!(allowed, "{why}");
+    // Again: nothing to do.
+    let report = import(&app, &owner, &target, &document, "MERGE").await;
+    assert!(named(&report, "unchanged", "TEAM", "Deployers"), "{report}");
+
+    // A member the organization does not have is refused, and nothing changes.
+    let stranger = document.replace("ana@example.com", "stranger@example.com");
+    let refused = import(&app, &owner, &target, &stranger, "MERGE").await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+    assert_eq!(roles_document(&app, &owner, &target).await, document);
+    // A team's roles follow the document: one dropped from the entry is revoked; members listed
+    // as empty leave.
+    let fewer = document
+        .lines()
+        .filter(|l| !l.contains("ana@example.com"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("members:", "members: []");
+    let report = import(&app, &owner, &target, &fewer, "MERGE").await;
+    assert!(named(&report, "updated", "TEAM", "Deployers"), "{report}");
+    let (allowed, _) = app.authorize(&ana, &target, "servers.power", None).await;
+    assert!(!allowed, "Ana left the team with the import");
+    // REPLACE with a document without teams deletes them.
+    let report = import(&app, &owner, &target, "version: 1\n", "REPLACE").await;
+    ok(&report);
+    assert!(named(&report, "deleted", "TEAM", "Deployers"), "{report}");
+    assert!(named(&report, "deleted", "ROLE", "release-manager"), "{report}");
+    let left = roles_document(&app, &owner, &target).await;
+    assert!(!left.contains("teams:"), "{left}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_change_is_previewed_as_it_then_happens() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let org = app.create_organization(&owner, "acme").await;
+    let staging = app.create_workspace(&owner, &org, "staging").await;
+    let ana_m = app.add_member(&org, &ana).await;
+    let team = create_team(&app, &owner, &org, "deployers").await;
+    ok(&grant(&app, &owner, &team, &builtin_role("workspace_admin"), Some(&staging)).await);
+    let before = viewer_keys(&app, &ana, &org, &staging).await;
+    let preview = app
+        .gql(
+            Some(&owner.access_token),
+            "query($o: ID!, $c: RoleChangeInput!) { previewRoleChange(organizationId: $o, change: $c) {
+               gaining losing changes { membership { id } workspace { id } gained lost } } }",
+            json!({ "o": org, "c": { "addTeamMember": { "teamId": team, "membershipId": ana_m } } }),
+        )
+        .await;
+    ok(&preview);
+    let impact = &preview["data"]["previewRoleChange"];
+    assert_eq!(impact["gaining"], 1, "{preview}");
+    assert_eq!(impact["losing"], 0, "{preview}");
+    let change = &impact["changes"][0];
+    assert_eq!(change["membership"]["id"], ana_m.as_str());
+    assert_eq!(change["workspace"]["id"], staging.as_str());
+    // Nothing was written.
+    assert_eq!(app.count_rows("team_members").await, 0);
+    ok(&add(&app, &owner, &team, &ana_m).await);
+    let after = viewer_keys(&app, &ana, &org, &staging).await;
+    let gained: Vec<Value> = after.iter().filter(|k| !before.contains(k)).cloned().collect();
+    assert_eq!(json!(gained), change["gained"], "the preview differs from the change");
+    app.stop().await;
+}
+
+async fn viewer_keys(app: &TestApp, user: &TestUser, org: &str, workspace: &str) -> Vec<Value> {
+    let body = app
+        .gql(
+            Some(&user.access_token),
+            "query($o: ID!, $w: ID) { node(id: $o) { ... on Organization { viewerKeys(workspaceId: $w) } } }",
+            json!({ "o": org, "w": workspace }),
+        )
+        .await;
+    body["data"]["node"]["viewerKeys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
