@@ -160,12 +160,8 @@ pub async fn load<C: ConnectionTrait>(
     else {
         return Ok(None);
     };
-    let own = role_bindings::Entity::find()
-        .filter(role_bindings::Column::MembershipId.eq(membership.id))
-        .all(conn)
-        .await?;
-    let through_teams = super::teams::held_through_teams(conn, &[membership.id]).await?;
-    let bindings = resolve(conn, app, own, through_teams).await?;
+    let held = super::teams::bindings_of_members(conn, &[membership.id]).await?;
+    let bindings = resolve(conn, app, held).await?;
     Ok(Some(MemberAccess {
         membership,
         bindings,
@@ -189,12 +185,8 @@ pub async fn load_many<C: ConnectionTrait>(
         return Ok(HashMap::new());
     }
     let ids: Vec<Uuid> = memberships.iter().map(|m| m.id).collect();
-    let own = role_bindings::Entity::find()
-        .filter(role_bindings::Column::MembershipId.is_in(ids.clone()))
-        .all(conn)
-        .await?;
-    let through_teams = super::teams::held_through_teams(conn, &ids).await?;
-    let bindings = resolve(conn, app, own, through_teams).await?;
+    let held = super::teams::bindings_of_members(conn, &ids).await?;
+    let bindings = resolve(conn, app, held).await?;
     let mut out: HashMap<Uuid, MemberAccess> = memberships
         .into_iter()
         .map(|m| {
@@ -216,27 +208,19 @@ pub async fn load_many<C: ConnectionTrait>(
     Ok(out.into_values().map(|a| (a.membership.organization_id, a)).collect())
 }
 
-/// Members' own bindings and those they hold through teams, with their roles' keys (read in at
-/// most three statements).
+/// Members' own bindings and those they hold through teams (`Some(team)`), with their roles'
+/// keys (read in at most three statements).
 async fn resolve<C: ConnectionTrait>(
     conn: &C,
     app: &App,
-    own: Vec<role_bindings::Model>,
-    through_teams: Vec<(Uuid, role_bindings::Model)>,
+    held: Vec<(Option<Uuid>, role_bindings::Model)>,
 ) -> DomainResult<Vec<ResolvedBinding>> {
-    let role_ids: Vec<Uuid> = own
-        .iter()
-        .map(|b| b.role_id)
-        .chain(through_teams.iter().map(|(_, b)| b.role_id))
-        .collect();
+    let role_ids: Vec<Uuid> = held.iter().map(|(_, b)| b.role_id).collect();
     let keys = role_key_sets(conn, app, &role_ids).await?;
-    let key_of = |binding: &role_bindings::Model| keys.get(&binding.role_id).copied().unwrap_or_default();
-    Ok(own
+    Ok(held
         .into_iter()
-        .map(|binding| (None, binding))
-        .chain(through_teams.into_iter().map(|(team, binding)| (Some(team), binding)))
         .map(|(team_id, binding)| ResolvedBinding {
-            role_keys: key_of(&binding),
+            role_keys: keys.get(&binding.role_id).copied().unwrap_or_default(),
             binding,
             team_id,
         })

@@ -93,6 +93,110 @@ pub async fn held_through_teams<C: ConnectionTrait>(
     .await
 }
 
+/// A binding as read for a member: their own (`team_id` null) or one of a team they are in.
+#[derive(Clone, Debug, FromQueryResult)]
+struct HeldBinding {
+    team_id: Option<Uuid>,
+    membership_id: Uuid,
+    id: Uuid,
+    role_id: Uuid,
+    workspace_id: Option<Uuid>,
+    scope_key: String,
+    granted_by_user_id: Option<Uuid>,
+    granted_at: chrono::DateTime<chrono::Utc>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    reason: Option<String>,
+}
+
+/// Every binding the given memberships hold, their own and through their teams, as (team id
+/// or `None` for their own, binding shaped as the member's), in one statement: a `UNION ALL`
+/// of both, so that reading a member's standing costs what it did before teams.
+pub async fn bindings_of_members<C: ConnectionTrait>(
+    conn: &C,
+    membership_ids: &[Uuid],
+) -> DomainResult<Vec<(Option<Uuid>, role_bindings::Model)>> {
+    use sea_orm::sea_query::{Alias, UnionType};
+    if membership_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rb = role_bindings::Entity;
+    let tb = team_role_bindings::Entity;
+    let mut own = Query::select();
+    own.expr_as(Expr::val(Option::<Uuid>::None), Alias::new("team_id"))
+        .expr_as(
+            Expr::col((rb, role_bindings::Column::MembershipId)),
+            Alias::new("membership_id"),
+        );
+    for (column, alias) in [
+        (role_bindings::Column::Id, "id"),
+        (role_bindings::Column::RoleId, "role_id"),
+        (role_bindings::Column::WorkspaceId, "workspace_id"),
+        (role_bindings::Column::ScopeKey, "scope_key"),
+        (role_bindings::Column::GrantedByUserId, "granted_by_user_id"),
+        (role_bindings::Column::GrantedAt, "granted_at"),
+        (role_bindings::Column::ExpiresAt, "expires_at"),
+        (role_bindings::Column::Reason, "reason"),
+    ] {
+        own.expr_as(Expr::col((rb, column)), Alias::new(alias));
+    }
+    own.from(rb)
+        .and_where(Expr::col((rb, role_bindings::Column::MembershipId)).is_in(membership_ids.to_vec()));
+    let mut through_team = Query::select();
+    through_team
+        .expr_as(
+            Expr::col((tb, team_role_bindings::Column::TeamId)),
+            Alias::new("team_id"),
+        )
+        .expr_as(
+            Expr::col((team_members::Entity, team_members::Column::MembershipId)),
+            Alias::new("membership_id"),
+        );
+    for (column, alias) in [
+        (team_role_bindings::Column::Id, "id"),
+        (team_role_bindings::Column::RoleId, "role_id"),
+        (team_role_bindings::Column::WorkspaceId, "workspace_id"),
+        (team_role_bindings::Column::ScopeKey, "scope_key"),
+        (team_role_bindings::Column::GrantedByUserId, "granted_by_user_id"),
+        (team_role_bindings::Column::GrantedAt, "granted_at"),
+        (team_role_bindings::Column::ExpiresAt, "expires_at"),
+        (team_role_bindings::Column::Reason, "reason"),
+    ] {
+        through_team.expr_as(Expr::col((tb, column)), Alias::new(alias));
+    }
+    through_team
+        .from(tb)
+        .inner_join(
+            team_members::Entity,
+            Expr::col((team_members::Entity, team_members::Column::TeamId))
+                .equals((tb, team_role_bindings::Column::TeamId)),
+        )
+        .and_where(
+            Expr::col((team_members::Entity, team_members::Column::MembershipId)).is_in(membership_ids.to_vec()),
+        );
+    own.union(UnionType::All, through_team);
+    let statement = conn.get_database_backend().build(&own);
+    let rows = HeldBinding::find_by_statement(statement).all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.team_id,
+                role_bindings::Model {
+                    id: r.id,
+                    membership_id: r.membership_id,
+                    role_id: r.role_id,
+                    workspace_id: r.workspace_id,
+                    scope_key: r.scope_key,
+                    granted_by_user_id: r.granted_by_user_id,
+                    granted_at: r.granted_at,
+                    expires_at: r.expires_at,
+                    reason: r.reason,
+                },
+            )
+        })
+        .collect())
+}
+
 /// Every binding held through a team by the members of an organization, in one statement
 /// whatever its size.
 pub async fn held_through_teams_in<C: ConnectionTrait>(

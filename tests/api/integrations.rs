@@ -657,6 +657,58 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
         json!({ "i": { "membershipId": bob_membership, "roleId": builtin_role("viewer") } }),
     )
     .await;
+    // Teams: made, given a role, joined, left, renamed and deleted.
+    let team = walk
+        .run(
+            "createTeam",
+            t,
+            "mutation($i: CreateTeamInput!) { createTeam(input: $i) { team { id } } }",
+            json!({ "i": { "organizationId": org_id, "name": "deployers" } }),
+        )
+        .await;
+    let team_id = team["team"]["id"].as_str().expect("team").to_owned();
+    walk.run(
+        "grantTeamRole",
+        t,
+        "mutation($i: GrantTeamRoleInput!) { grantTeamRole(input: $i) { team { id } } }",
+        json!({ "i": { "teamId": team_id, "roleId": builtin_role("workspace_viewer"), "workspaceId": ws_id, "reason": "release week" } }),
+    )
+    .await;
+    walk.run(
+        "addTeamMember",
+        t,
+        "mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { team { memberCount } } }",
+        json!({ "i": { "teamId": team_id, "membershipId": bob_membership } }),
+    )
+    .await;
+    walk.run(
+        "removeTeamMember",
+        t,
+        "mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { team { memberCount } } }",
+        json!({ "i": { "teamId": team_id, "membershipId": bob_membership } }),
+    )
+    .await;
+    walk.run(
+        "revokeTeamRole",
+        t,
+        "mutation($i: RevokeTeamRoleInput!) { revokeTeamRole(input: $i) { team { id } } }",
+        json!({ "i": { "teamId": team_id, "roleId": builtin_role("workspace_viewer"), "workspaceId": ws_id } }),
+    )
+    .await;
+    walk.run(
+        "updateTeam",
+        t,
+        "mutation($i: UpdateTeamInput!) { updateTeam(input: $i) { team { name } } }",
+        json!({ "i": { "teamId": team_id, "name": "shippers", "description": "Ship it" } }),
+    )
+    .await;
+    walk.run(
+        "deleteTeam",
+        t,
+        "mutation($i: DeleteTeamInput!) { deleteTeam(input: $i) { deletedTeamId } }",
+        json!({ "i": { "teamId": team_id } }),
+    )
+    .await;
     walk.run(
         "transferOwnership",
         t,
