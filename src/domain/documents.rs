@@ -54,8 +54,9 @@ pub struct Document {
     pub keychains: Vec<KeychainEntry>,
     #[serde(default)]
     pub roles: Vec<RoleEntry>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub teams: Vec<TeamEntry>,
+    /// `None` (no `teams` key): an import leaves teams alone, even in REPLACE mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<Vec<TeamEntry>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +112,14 @@ fn any_scope() -> String {
     "ANY".to_owned()
 }
 
-/// Builds the document of an organization.
-pub async fn export<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uuid) -> DomainResult<Document> {
+/// Builds the document of an organization, its teams (people's emails among them) included
+/// only `with_teams` (for readers who may see members) and when it has any.
+pub async fn export<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    organization_id: Uuid,
+    with_teams: bool,
+) -> DomainResult<Document> {
     let chains = definitions::keychains_of(conn, organization_id).await?;
     let chain_names: BTreeMap<Uuid, String> = chains.iter().map(|k| (k.id, k.name.clone())).collect();
     let custom_chains: Vec<_> = chains.into_iter().filter(|k| k.organization_id.is_some()).collect();
@@ -156,7 +163,11 @@ pub async fn export<C: ConnectionTrait>(conn: &C, app: &App, organization_id: Uu
         })
         .collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name));
-    let teams = export_teams(conn, app, organization_id).await?;
+    let teams = if with_teams {
+        Some(export_teams(conn, app, organization_id).await?).filter(|t| !t.is_empty())
+    } else {
+        None
+    };
     Ok(Document {
         version: VERSION,
         keychains,
@@ -339,7 +350,7 @@ fn validate(app: &App, document: &Document) -> DomainResult<()> {
             format!("unknown keys: {}", unknown.into_iter().collect::<Vec<_>>().join(", ")),
         ));
     }
-    for team in &document.teams {
+    for team in document.teams.iter().flatten() {
         if !names.insert(("team", team.name.trim().to_lowercase())) {
             return Err(DomainError::bad_input(
                 "document",
@@ -375,8 +386,10 @@ pub async fn import(
     let access = member_access(&tx, app, principal, organization.id).await?;
     access.require(app, "roles.manage", None)?;
     access.require(app, "keychains.manage", None)?;
-    if !document.teams.is_empty() {
+    if document.teams.is_some() {
+        // A document naming teams names people: it takes the right to see them too.
         access.require(app, "teams.manage", None)?;
+        access.require(app, "members.read", None)?;
     }
     let report = apply(&tx, app, meta, principal, &access, &organization, document, mode).await?;
     super::audit::record(
@@ -418,7 +431,7 @@ async fn apply<C: ConnectionTrait>(
     mode: Mode,
 ) -> DomainResult<ImportReport> {
     let mut report = ImportReport::default();
-    let current = export(conn, app, organization.id).await?;
+    let current = export(conn, app, organization.id, true).await?;
     let wanted_roles: BTreeSet<&str> = document.roles.iter().map(|r| r.name.as_str()).collect();
     let wanted_chains: BTreeSet<&str> = document.keychains.iter().map(|k| k.name.as_str()).collect();
     // Teams let go of what they no longer hold first, so that roles leaving with the document
@@ -569,7 +582,7 @@ async fn apply<C: ConnectionTrait>(
         &mut teams_changed,
     )
     .await?;
-    for entry in &document.teams {
+    for entry in document.teams.iter().flatten() {
         let changed = teams_changed.contains(&entry.name.trim().to_lowercase());
         let created = report
             .created
@@ -628,6 +641,9 @@ async fn release_teams<C: ConnectionTrait>(
 ) -> DomainResult<()> {
     use crate::store::entities::{team_role_bindings, teams};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let Some(entries) = &document.teams else {
+        return Ok(());
+    };
     let rows = teams::Entity::find()
         .filter(teams::Column::OrganizationId.eq(organization.id))
         .all(conn)
@@ -635,11 +651,7 @@ async fn release_teams<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(());
     }
-    let wanted: BTreeMap<String, &TeamEntry> = document
-        .teams
-        .iter()
-        .map(|t| (t.name.trim().to_lowercase(), t))
-        .collect();
+    let wanted: BTreeMap<String, &TeamEntry> = entries.iter().map(|t| (t.name.trim().to_lowercase(), t)).collect();
     let role_rows = definitions::roles_of(conn, organization.id).await?;
     let role_names: BTreeMap<Uuid, String> = role_rows.iter().map(|r| (r.id, r.name.clone())).collect();
     let slugs = workspace_slugs(conn, organization.id).await?;
@@ -651,8 +663,11 @@ async fn release_teams<C: ConnectionTrait>(
             }
             None => {}
             Some(entry) => {
+                // Ended bindings are the sweeper's: an export leaves them out and they grant
+                // nothing, so they are not revoked here.
                 let held = team_role_bindings::Entity::find()
                     .filter(team_role_bindings::Column::TeamId.eq(team.id))
+                    .filter(super::teams::in_force_at(app.now()))
                     .all(conn)
                     .await?;
                 for binding in held {
@@ -703,9 +718,9 @@ async fn bind_teams<C: ConnectionTrait>(
 ) -> DomainResult<()> {
     use crate::store::entities::{memberships, team_members, team_role_bindings, teams, users};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    if document.teams.is_empty() {
+    let Some(entries) = &document.teams else {
         return Ok(());
-    }
+    };
     let role_rows = definitions::roles_of(conn, organization.id).await?;
     let role_names: BTreeMap<Uuid, String> = role_rows.iter().map(|r| (r.id, r.name.clone())).collect();
     let slugs = workspace_slugs(conn, organization.id).await?;
@@ -730,7 +745,7 @@ async fn bind_teams<C: ConnectionTrait>(
             })
             .collect()
     };
-    for entry in &document.teams {
+    for entry in entries {
         let canonical = entry.name.trim().to_lowercase();
         let existing = teams::Entity::find()
             .filter(teams::Column::OrganizationId.eq(organization.id))
@@ -739,8 +754,12 @@ async fn bind_teams<C: ConnectionTrait>(
             .await?;
         let team = match existing {
             Some(team) => {
-                let before = current.teams.iter().find(|t| t.name.trim().to_lowercase() == canonical);
-                if before.is_none_or(|b| b.description != entry.description || b.name != entry.name) {
+                let before = current
+                    .teams
+                    .iter()
+                    .flatten()
+                    .find(|t| t.name.trim().to_lowercase() == canonical);
+                if before.is_none_or(|b| b.description != entry.description.trim() || b.name != entry.name.trim()) {
                     changed.insert(canonical.clone());
                 }
                 super::teams::update_in(
@@ -772,8 +791,45 @@ async fn bind_teams<C: ConnectionTrait>(
                 team
             }
         };
+        // People listed: resolved first, so that leaving happens before any grant and joining
+        // after, and the admin limit never counts someone the document takes out.
+        let wanted_members = match &entry.members {
+            None => None,
+            Some(listed) => {
+                let mut wanted = BTreeSet::new();
+                for email in listed {
+                    let key = super::validate::Email::canonical_of(email);
+                    let membership = people.get(&key).ok_or_else(|| {
+                        DomainError::bad_input(
+                            "document",
+                            format!("team `{}`: `{email}` is not a member of this organization", entry.name),
+                        )
+                    })?;
+                    wanted.insert(membership.id);
+                }
+                Some(wanted)
+            }
+        };
+        let in_team: BTreeSet<Uuid> = team_members::Entity::find()
+            .filter(team_members::Column::TeamId.eq(team.id))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|l| l.membership_id)
+            .collect();
+        if let Some(wanted) = &wanted_members {
+            for membership in people
+                .values()
+                .filter(|m| in_team.contains(&m.id) && !wanted.contains(&m.id))
+            {
+                super::teams::remove_member_in(conn, app, meta, principal, access, organization, &team, membership)
+                    .await?;
+                changed.insert(canonical.clone());
+            }
+        }
         let held = team_role_bindings::Entity::find()
             .filter(team_role_bindings::Column::TeamId.eq(team.id))
+            .filter(super::teams::in_force_at(app.now()))
             .all(conn)
             .await?;
         for wanted in &entry.roles {
@@ -829,36 +885,12 @@ async fn bind_teams<C: ConnectionTrait>(
             .await?;
             changed.insert(canonical.clone());
         }
-        let Some(listed) = &entry.members else { continue };
-        let mut wanted_members = BTreeSet::new();
-        for email in listed {
-            let key = super::validate::Email::canonical_of(email);
-            let membership = people.get(&key).ok_or_else(|| {
-                DomainError::bad_input(
-                    "document",
-                    format!("team `{}`: `{email}` is not a member of this organization", entry.name),
-                )
-            })?;
-            wanted_members.insert(membership.id);
-        }
-        let in_team: BTreeSet<Uuid> = team_members::Entity::find()
-            .filter(team_members::Column::TeamId.eq(team.id))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|l| l.membership_id)
-            .collect();
-        for membership in people.values() {
-            let (want, has) = (
-                wanted_members.contains(&membership.id),
-                in_team.contains(&membership.id),
-            );
-            if want && !has {
+        if let Some(wanted) = &wanted_members {
+            for membership in people
+                .values()
+                .filter(|m| wanted.contains(&m.id) && !in_team.contains(&m.id))
+            {
                 super::teams::add_member_in(conn, app, meta, principal, access, organization, &team, membership)
-                    .await?;
-                changed.insert(canonical.clone());
-            } else if has && !want {
-                super::teams::remove_member_in(conn, app, meta, principal, access, organization, &team, membership)
                     .await?;
                 changed.insert(canonical.clone());
             }

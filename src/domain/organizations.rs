@@ -239,6 +239,15 @@ pub async fn delete(
         .filter(role_bindings::Column::MembershipId.in_subquery(members_of_org))
         .exec(&tx)
         .await?;
+    let teams_of_org = Query::select()
+        .column(crate::store::entities::teams::Column::Id)
+        .from(crate::store::entities::teams::Entity)
+        .and_where(Expr::col(crate::store::entities::teams::Column::OrganizationId).eq(organization_id))
+        .to_owned();
+    crate::store::entities::team_role_bindings::Entity::delete_many()
+        .filter(crate::store::entities::team_role_bindings::Column::TeamId.in_subquery(teams_of_org))
+        .exec(&tx)
+        .await?;
     let roles_of_org = Query::select()
         .column(roles::Column::Id)
         .from(roles::Entity)

@@ -555,3 +555,56 @@ async fn commits_are_announced_only_once_a_listening_server_started() {
     plain.stop().await;
     listening.stop().await;
 }
+
+#[tokio::test]
+async fn joining_leaving_and_a_teams_role_change_reach_the_members_stream() {
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com", "Ada").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let organization = app.create_organization(&ada, "acme").await;
+    let membership = app.add_member(&organization, &bob).await;
+    let team = app
+        .gql(
+            Some(&ada.access_token),
+            "mutation($i: CreateTeamInput!) { createTeam(input: $i) { team { id } } }",
+            json!({ "i": { "organizationId": organization, "name": "people" } }),
+        )
+        .await["data"]["createTeam"]["team"]["id"]
+        .as_str()
+        .expect("team")
+        .to_owned();
+    let mut socket = signed_in(&app, &bob).await;
+    subscribe(&mut socket, "t", ACCESS, json!({ "id": organization })).await;
+    let first = data(&mut socket, "t").await;
+    assert!(!keys(&first).contains(&"members.invite".to_owned()), "{first}");
+
+    let change = |query: &'static str, input: Value| {
+        let (app, token) = (&app, ada.access_token.clone());
+        async move {
+            let body = app.gql(Some(&token), query, json!({ "i": input })).await;
+            assert!(body["errors"].is_null(), "{body}");
+        }
+    };
+    // Joining a team that holds nothing changes no key: nothing is sent; the team's grant is.
+    change(
+        "mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { team { id } } }",
+        json!({ "teamId": team, "membershipId": membership }),
+    )
+    .await;
+    change(
+        "mutation($i: GrantTeamRoleInput!) { grantTeamRole(input: $i) { team { id } } }",
+        json!({ "teamId": team, "roleId": builtin_role("user_admin") }),
+    )
+    .await;
+    let granted = data(&mut socket, "t").await;
+    assert!(keys(&granted).contains(&"members.invite".to_owned()), "{granted}");
+    // Taken out of the team: the keys go.
+    change(
+        "mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { team { id } } }",
+        json!({ "teamId": team, "membershipId": membership }),
+    )
+    .await;
+    let left = data(&mut socket, "t").await;
+    assert_eq!(keys(&left), keys(&first), "{left}");
+    app.stop().await;
+}

@@ -673,13 +673,94 @@ async fn teams_travel_in_the_roles_document_and_an_import_sets_them_exactly() {
     assert!(named(&report, "updated", "TEAM", "Deployers"), "{report}");
     let (allowed, _) = app.authorize(&ana, &target, "servers.power", None).await;
     assert!(!allowed, "Ana left the team with the import");
-    // REPLACE with a document without teams deletes them.
-    let report = import(&app, &owner, &target, "version: 1\n", "REPLACE").await;
+    // A document without a `teams` key leaves teams alone, even in REPLACE mode: here the team
+    // keeps the custom role in use, so REPLACE cannot delete it.
+    let refused = import(&app, &owner, &target, "version: 1\n", "REPLACE").await;
+    assert_eq!(error_code(&refused), "ROLE_IN_USE", "{refused}");
+    assert!(roles_document(&app, &owner, &target).await.contains("Deployers"));
+    // `teams: []` in REPLACE mode deletes them, and the role with them.
+    let report = import(&app, &owner, &target, "version: 1\nteams: []\n", "REPLACE").await;
     ok(&report);
     assert!(named(&report, "deleted", "TEAM", "Deployers"), "{report}");
     assert!(named(&report, "deleted", "ROLE", "release-manager"), "{report}");
     let left = roles_document(&app, &owner, &target).await;
     assert!(!left.contains("teams:"), "{left}");
+
+    // Teams name people: a reader of roles and keychains without `members.read` gets the
+    // document without them, and cannot import teams (nor probe addresses through an import).
+    let reader = app.sign_up("reader@example.com", "Reader").await;
+    let reader_m = app.add_member(&source, &reader).await;
+    let reader_role = app
+        .gql(
+            Some(&owner.access_token),
+            "mutation($i: CreateRoleInput!) { createRole(input: $i) { role { id } } }",
+            json!({ "i": { "organizationId": source, "name": "definitions", "keys": ["roles.manage", "keychains.manage"] } }),
+        )
+        .await["data"]["createRole"]["role"]["id"]
+        .as_str()
+        .expect("role")
+        .to_owned();
+    ok(&app.change_role(&owner, true, &reader_m, &reader_role, None).await);
+    let seen = roles_document(&app, &reader, &source).await;
+    assert!(seen.contains("release-manager") && !seen.contains("teams:"), "{seen}");
+    assert!(!seen.contains("ana@example.com"), "{seen}");
+    let refused = app
+        .gql(
+            Some(&reader.access_token),
+            "mutation($i: ImportRolesInput!) { importRoles(input: $i) { created { name } } }",
+            json!({ "i": { "organizationId": source, "document": document, "format": "YAML", "dryRun": true } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+
+    // The organization goes with its teams, a custom role bound to one included.
+    let deleted = app
+        .gql(
+            Some(&owner.access_token),
+            "mutation($i: DeleteOrganizationInput!) { deleteOrganization(input: $i) { __typename } }",
+            json!({ "i": { "organizationId": source, "confirmSlug": "source" } }),
+        )
+        .await;
+    ok(&deleted);
+    assert_eq!(app.count_rows("teams").await, 0);
+    assert_eq!(app.count_rows("team_role_bindings").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_swapping_an_admin_teams_member_at_the_limit_takes_the_leaver_out_first() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("owner@example.com", "Owner").await;
+    let org = app.create_organization(&owner, "acme").await;
+    // Emails in the order that would add before removing: the joiner sorts first.
+    let mut memberships = Vec::new();
+    for email in ["a-joins@example.com", "b-stays@example.com", "c-leaves@example.com"] {
+        let user = app.sign_up(email, "M").await;
+        memberships.push(app.add_member(&org, &user).await);
+    }
+    let team = create_team(&app, &owner, &org, "admins").await;
+    ok(&grant(&app, &owner, &team, &builtin_role("admin"), None).await);
+    ok(&add(&app, &owner, &team, &memberships[1]).await);
+    ok(&add(&app, &owner, &team, &memberships[2]).await);
+    // FREE: three admins, the owner and the two: at the limit.
+    let document = "version: 1\nteams:\n  - name: admins\n    roles:\n      - role: admin\n    members: [a-joins@example.com, b-stays@example.com]\n";
+    let report = import(&app, &owner, &org, document, "MERGE").await;
+    ok(&report);
+    assert!(named(&report, "updated", "TEAM", "admins"), "{report}");
+    let members = app
+        .gql(
+            Some(&owner.access_token),
+            "query($o: ID!, $t: ID!) { node(id: $o) { ... on Organization { members(filter: { teamId: $t }) { nodes { id } } } } }",
+            json!({ "o": org, "t": team }),
+        )
+        .await;
+    let ids: Vec<&str> = members["data"]["node"]["members"]["nodes"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![memberships[0].as_str(), memberships[1].as_str()], "{members}");
     app.stop().await;
 }
 

@@ -187,7 +187,9 @@ impl KeyHolderConnection {
     /// paginated: an organization has at most its plan's team limit of them.
     async fn teams(&self, ctx: &Context<'_>) -> ApiResult<Vec<TeamKeyHolder>> {
         let teams = (self.teams)().await?;
-        crate::graphql::context::charge(ctx, teams.len())?;
+        // Each team's grants are built too: the list costs what it holds.
+        let grants: usize = teams.iter().map(|t| t.grants.len()).sum();
+        crate::graphql::context::charge(ctx, teams.len() + grants)?;
         Ok(teams
             .into_iter()
             .map(|t| TeamKeyHolder(t, self.organization_id))

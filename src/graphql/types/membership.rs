@@ -92,8 +92,8 @@ impl Membership {
     }
 
     /// The teams the member is in, in the order they were created (`members.read`, or the
-    /// member themself).
-    async fn teams(&self, ctx: &Context<'_>) -> ApiResult<Vec<Team>> {
+    /// member themself; otherwise `null`, with a FORBIDDEN error).
+    async fn teams(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Team>>> {
         let result: ApiResult<Vec<Team>> = Box::pin(async move {
             if principal(ctx)?.user.id != self.0.user_id {
                 require_key(ctx, self.0.organization_id, "members.read", None).await?;
@@ -108,7 +108,7 @@ impl Membership {
             Ok(rows.into_iter().map(Team).collect())
         })
         .await;
-        result
+        result.map(Some)
     }
 
     /// When the user became a member.

@@ -450,8 +450,9 @@ impl Organization {
     }
 
     /// The organization's custom keychains and roles as a document (`roles.read` and
-    /// `keychains.read`; without them `null`, with a FORBIDDEN error); `importRoles` reads the
-    /// same form.
+    /// `keychains.read`; without them `null`, with a FORBIDDEN error), and its teams with their
+    /// roles and people for readers who also hold `members.read`; `importRoles` reads the same
+    /// form.
     #[graphql(guard = "KeyGuard::new(self.0.id, \"roles.read\").and(KeyGuard::new(self.0.id, \"keychains.read\"))")]
     async fn roles_document(
         &self,
@@ -460,7 +461,9 @@ impl Organization {
     ) -> ApiResult<Option<String>> {
         let result: ApiResult<String> = Box::pin(async move {
             let app = app(ctx);
-            let document = documents::export(&app.store.conn, app, self.0.id).await?;
+            // Teams name people: only readers who may see members get them.
+            let with_teams = member_access(ctx, self.0.id).await?.holds(app, "members.read", None) == Some(true);
+            let document = documents::export(&app.store.conn, app, self.0.id, with_teams).await?;
             Ok(documents::render(&document, format.into())?)
         })
         .await;

@@ -26,7 +26,8 @@ pub struct Team(pub teams::Model);
 /// A named group of an organization's members. A team holds role bindings as a member does,
 /// organization-wide or in one workspace, and every member of the team holds them through it:
 /// a member's keys are the union of their own bindings' and their teams'. Ownership stays
-/// personal: `owner` is never held through a team. Seen by holders of `members.read`.
+/// personal: `owner` is never held through a team. Seen by holders of `members.read`, and by
+/// each member in the teams they are in (their own grants name them).
 #[Object]
 impl Team {
     /// The team's global ID.
