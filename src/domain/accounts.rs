@@ -172,6 +172,27 @@ async fn verify_password(password: String, hash: Option<String>) -> DomainResult
     .map_err(|e| DomainError::Internal(format!("verifying task: {e}")))
 }
 
+/// Whether `password` is the one stored (`None`: no password; the work is the same).
+pub(crate) async fn check_password(password: String, hash: Option<String>) -> DomainResult<bool> {
+    verify_password(password, hash).await
+}
+
+/// Hashes a new password (slow: call before any transaction).
+pub(crate) async fn hash(password: Password) -> DomainResult<String> {
+    hash_password(password).await
+}
+
+/// New credentials for a live session of `user` (a new refresh token beside the others).
+pub(crate) async fn issue_for_session<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: users::Model,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> DomainResult<Credentials> {
+    issue_credentials(conn, app, user, session_id, now).await
+}
+
 /// A validated sign-up with its password already hashed, ready to be written.
 pub struct PreparedSignUp {
     email: Email,

@@ -126,16 +126,18 @@ fn filtered(
     use crate::store::entities::{team_members, team_role_bindings};
     // Holding a binding that matches: one's own, or one of a team one is in.
     let holding = |own: sea_orm::Condition, team: sea_orm::Condition| {
-        let own = Query::select()
+        let mut holding = Query::select()
             .column(role_bindings::Column::MembershipId)
             .from(role_bindings::Entity)
             .cond_where(own)
             .cond_where(super::bindings::in_force_at(now))
             .to_owned();
-        let through_team = super::teams::members_of_teams_binding(team.add(super::teams::in_force_at(now)));
-        sea_orm::Condition::any()
-            .add(memberships::Column::Id.in_subquery(own))
-            .add(memberships::Column::Id.in_subquery(through_team))
+        // One subquery (a union), planned as one semi-join.
+        holding.union(
+            sea_orm::sea_query::UnionType::All,
+            super::teams::members_of_teams_binding(team.add(super::teams::in_force_at(now))),
+        );
+        sea_orm::Condition::all().add(memberships::Column::Id.in_subquery(holding))
     };
     let all = || sea_orm::Condition::all();
     if let Some(role_id) = filter.role_id {

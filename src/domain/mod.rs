@@ -22,6 +22,7 @@ pub mod preview;
 pub mod rate_limit;
 pub mod retention;
 pub mod secrets;
+pub mod self_service;
 pub mod standing;
 pub mod teams;
 pub mod tokens;

@@ -20,6 +20,7 @@ pub enum NodeKind {
     AuditEvent,
     SubscriberContact,
     Team,
+    Session,
 }
 
 impl NodeKind {
@@ -36,6 +37,7 @@ impl NodeKind {
             NodeKind::AuditEvent => "AuditEvent",
             NodeKind::SubscriberContact => "SubscriberContact",
             NodeKind::Team => "Team",
+            NodeKind::Session => "Session",
         }
     }
 
@@ -52,6 +54,7 @@ impl NodeKind {
             NodeKind::AuditEvent,
             NodeKind::SubscriberContact,
             NodeKind::Team,
+            NodeKind::Session,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -88,6 +91,7 @@ pub fn decode(field: &str, kind: NodeKind, id: &ID) -> Result<Uuid, DomainError>
             NodeKind::AuditEvent => "audit event",
             NodeKind::SubscriberContact => "subscriber contact",
             NodeKind::Team => "team",
+            NodeKind::Session => "session",
         })),
     }
 }

@@ -39,6 +39,7 @@ pub mod mutation_access;
 pub mod mutation_contacts;
 pub mod mutation_members;
 pub mod mutation_owner_safety;
+pub mod mutation_self;
 pub mod mutation_teams;
 pub mod mutation_tokens;
 pub mod preview;
@@ -59,6 +60,7 @@ use crate::domain::App;
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     mutation::AccountMutations,
+    mutation_self::SelfServiceMutations,
     mutation_access::AccessMutations,
     mutation_members::MemberMutations,
     mutation_contacts::ContactMutations,

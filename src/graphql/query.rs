@@ -304,6 +304,8 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
             }
             _ => None,
         },
+        // Sessions are listed on `viewer.sessions` only.
+        NodeKind::Session => None,
         NodeKind::Team => match crate::domain::teams::find(app, uuid).await? {
             Some(t) if can_see(ctx, t.organization_id, "members.read").await? => {
                 Some(Node::Team(super::types::Team(t)))

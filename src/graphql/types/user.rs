@@ -32,6 +32,51 @@ pub enum UserKind {
 /// A person or service account.
 pub struct User(pub Arc<users::Model>);
 
+/// A signed-in device of the viewer's.
+pub struct Session {
+    row: crate::store::entities::sessions::Model,
+    current: bool,
+}
+
+/// A signed-in device: a session started by `logIn` and kept by `refreshSession`.
+#[Object]
+impl Session {
+    /// The session's ID, for `endSession`.
+    async fn id(&self) -> ID {
+        ids::encode(NodeKind::Session, self.row.id)
+    }
+
+    /// When the device signed in.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
+    /// When the device last refreshed its credentials.
+    async fn last_used_at(&self) -> DateTime<Utc> {
+        self.row.refreshed_at
+    }
+
+    /// When the session ends unless refreshed.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.row.expires_at
+    }
+
+    /// The client address it signed in from, as the server saw it.
+    async fn client_address(&self) -> Option<&str> {
+        self.row.client_address.as_deref()
+    }
+
+    /// The user agent it signed in with.
+    async fn user_agent(&self) -> Option<&str> {
+        self.row.user_agent.as_deref()
+    }
+
+    /// Whether this is the session of the request asking.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}
+
 /// The user with this id, if the caller may see them (`domain::members::visible_users`):
 /// every field that returns someone other than the viewer goes through here.
 pub async fn visible_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
@@ -93,6 +138,26 @@ impl User {
         })
         .await;
         result
+    }
+
+    /// The viewer's signed-in devices: live sessions, most recently used first (a signed-in
+    /// session only: `null`, with a FORBIDDEN error, through an API token or for anyone else).
+    async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Session>>> {
+        let result: ApiResult<Vec<Session>> = Box::pin(async move {
+            self.require_self(ctx, "sessions")?;
+            let viewer = principal(ctx)?;
+            let rows = crate::domain::self_service::sessions_of(app(ctx), viewer).await?;
+            charge(ctx, rows.len())?;
+            Ok(rows
+                .into_iter()
+                .map(|row| Session {
+                    current: viewer.session_id == Some(row.id),
+                    row,
+                })
+                .collect())
+        })
+        .await;
+        result.map(Some)
     }
 
     /// Pending invitations addressed to the viewer's email.

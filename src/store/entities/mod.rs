@@ -1,4 +1,5 @@
 //! SeaORM entities, one per table of the migration.
+pub mod account_tokens;
 pub mod api_tokens;
 pub mod audit_events;
 pub mod contact_opt_outs;
