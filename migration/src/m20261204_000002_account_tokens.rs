@@ -48,6 +48,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("account_tokens").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("account_tokens").to_owned())
+            .await
     }
 }

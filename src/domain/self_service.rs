@@ -123,7 +123,10 @@ async fn end_other_sessions<C: ConnectionTrait>(
     reason: &str,
 ) -> DomainResult<u64> {
     users::Entity::update_many()
-        .col_expr(users::Column::TokenVersion, Expr::col(users::Column::TokenVersion).add(1))
+        .col_expr(
+            users::Column::TokenVersion,
+            Expr::col(users::Column::TokenVersion).add(1),
+        )
         .col_expr(users::Column::UpdatedAt, Expr::value(now))
         .filter(users::Column::Id.eq(user_id))
         .exec(conn)
@@ -388,7 +391,10 @@ pub async fn change_email(
     let tx = app.store.begin_write().await?;
     let user = current_user(&tx, principal).await?;
     if user.email_canonical.as_deref() == Some(email.canonical()) {
-        return Err(DomainError::bad_input("newEmail", "this is already the account's address"));
+        return Err(DomainError::bad_input(
+            "newEmail",
+            "this is already the account's address",
+        ));
     }
     let taken = users::Entity::find()
         .filter(users::Column::EmailCanonical.eq(email.canonical().to_owned()))
@@ -510,7 +516,10 @@ pub async fn end_session(app: &App, meta: &RequestMeta, principal: &Principal, s
     let tx = app.store.begin_write().await?;
     let ended = sessions::Entity::update_many()
         .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-        .col_expr(sessions::Column::RevokedReason, Expr::value("ended from another device"))
+        .col_expr(
+            sessions::Column::RevokedReason,
+            Expr::value("ended from another device"),
+        )
         .filter(sessions::Column::Id.eq(session_id))
         .filter(sessions::Column::UserId.eq(principal.user.id))
         .filter(sessions::Column::RevokedAt.is_null())
@@ -540,7 +549,12 @@ pub async fn end_session(app: &App, meta: &RequestMeta, principal: &Principal, s
 /// organization that would be left without its owners. Memberships (with their bindings and
 /// team places), sessions and personal tokens go in the same transaction; audit events stay,
 /// their actor no longer resolvable.
-pub async fn delete_account(app: &App, meta: &RequestMeta, principal: &Principal, password: String) -> DomainResult<()> {
+pub async fn delete_account(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    password: String,
+) -> DomainResult<()> {
     principal.require_session("deleting your account")?;
     require_password(app, principal, password).await?;
     let now = app.now();
@@ -565,14 +579,15 @@ pub async fn delete_account(app: &App, meta: &RequestMeta, principal: &Principal
         if owned.is_empty() {
             continue;
         }
-        if let Err(DomainError::LastOwner(_)) =
-            bindings::ensure_min_holders(&tx, app, organization.id, &owned).await
-        {
+        if let Err(DomainError::LastOwner(_)) = bindings::ensure_min_holders(&tx, app, organization.id, &owned).await {
             stranded.push(organization);
         }
     }
     if !stranded.is_empty() {
-        let names: Vec<String> = stranded.iter().map(|o: &org_rows::Model| format!("`{}`", o.slug)).collect();
+        let names: Vec<String> = stranded
+            .iter()
+            .map(|o: &org_rows::Model| format!("`{}`", o.slug))
+            .collect();
         return Err(DomainError::LastOwner(format!(
             "you are the last owner of {}: transfer ownership or delete the organization first",
             names.join(", ")

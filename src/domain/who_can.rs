@@ -6,9 +6,10 @@
 //! team they are in. The teams holding the key are listed too ([`teams`]).
 //!
 //! The roles that grant K are found once per question from the organization's roles (a
-//! handful, whatever its size); then one statement reads a page of the memberships holding one
-//! of them and two more their own and their teams' bindings of those roles. Counting them is
-//! one more, asked for separately.
+//! handful, whatever its size), and one statement asks whether any team holds one of them; then
+//! one statement reads a page of the memberships holding one of them and one more their
+//! bindings of those roles (one more their teams', when a team holds one). Counting them is one
+//! more, asked for separately.
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait,
@@ -44,6 +45,9 @@ pub struct Question {
     /// The roles usable in the organization (built-in and its own) whose effective keys hold
     /// the key, in id order.
     roles: Vec<Uuid>,
+    /// Whether a team of the organization holds one of those roles at the scope: only then do
+    /// the statements look through teams (so a question no team answers costs what it did).
+    through_teams: bool,
     now: chrono::DateTime<chrono::Utc>,
 }
 
@@ -71,13 +75,31 @@ pub async fn ask<C: ConnectionTrait>(
         .map(|(id, _)| id)
         .collect();
     granting.sort();
-    Ok(Question {
+    let mut question = Question {
         organization_id,
         key,
         workspace_id,
         roles: granting,
+        through_teams: false,
         now: app.now(),
-    })
+    };
+    if !question.roles.is_empty() {
+        let teams_of_org = sea_orm::sea_query::Query::select()
+            .column(teams::Column::Id)
+            .from(teams::Entity)
+            .and_where(sea_orm::sea_query::ExprTrait::eq(
+                sea_orm::sea_query::Expr::col(teams::Column::OrganizationId),
+                organization_id,
+            ))
+            .to_owned();
+        question.through_teams = team_role_bindings::Entity::find()
+            .filter(team_role_bindings::Column::TeamId.in_subquery(teams_of_org))
+            .filter(team_at_scope(app, &question))
+            .one(conn)
+            .await?
+            .is_some();
+    }
+    Ok(question)
 }
 
 /// Bindings in force that apply at the asked scope.
@@ -127,12 +149,14 @@ fn holders_query(app: &App, question: &Question) -> sea_orm::Select<memberships:
         .filter(role_bindings::Column::RoleId.is_in(question.roles.clone()))
         .filter(at_scope(app, question))
         .into_query();
-    // One subquery (a union) rather than two joined by OR, so that the database still plans
-    // one semi-join instead of probing both for every membership of the organization.
-    holding.union(
-        sea_orm::sea_query::UnionType::All,
-        super::teams::members_of_teams_binding(team_at_scope(app, question)),
-    );
+    // Through teams only when a team holds a granting role; then one subquery (a union) rather
+    // than two joined by OR, so that the database still plans one semi-join.
+    if question.through_teams {
+        holding.union(
+            sea_orm::sea_query::UnionType::All,
+            super::teams::members_of_teams_binding(team_at_scope(app, question)),
+        );
+    }
     memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(question.organization_id))
         .filter(memberships::Column::Id.in_subquery(holding))
@@ -169,11 +193,15 @@ pub async fn holders<C: ConnectionTrait>(
             .order_by_asc(role_bindings::Column::Id)
             .all(conn)
             .await?;
-        let through_teams: Vec<(Uuid, role_bindings::Model)> = super::teams::held_through_teams(conn, &ids)
-            .await?
-            .into_iter()
-            .filter(|(_, binding)| applies(app, question, binding))
-            .collect();
+        let through_teams: Vec<(Uuid, role_bindings::Model)> = if question.through_teams {
+            super::teams::held_through_teams(conn, &ids)
+                .await?
+                .into_iter()
+                .filter(|(_, binding)| applies(app, question, binding))
+                .collect()
+        } else {
+            Vec::new()
+        };
         (own, through_teams)
     };
     // A team's binding is held by each member of the team: its grants are told apart by holder.
@@ -224,7 +252,7 @@ pub struct TeamHolder {
 /// organization has at most its plan's few teams, so they come in one list: two statements and
 /// the roles' definitions.
 pub async fn teams<C: ConnectionTrait>(conn: &C, app: &App, question: &Question) -> DomainResult<Vec<TeamHolder>> {
-    if question.roles.is_empty() {
+    if !question.through_teams {
         return Ok(Vec::new());
     }
     let team_rows = teams::Entity::find()

@@ -415,7 +415,7 @@ impl Walk<'_> {
 fn collect_secrets(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s)
-            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "ghv_", "eyJ"]
+            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "ghv_", "gha_", "eyJ"]
                 .iter()
                 .any(|p| s.starts_with(p)) =>
         {
@@ -906,6 +906,96 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     )
     .await;
 
+    // The account itself: its name, a forgotten password, a device signed out, a new password
+    // and address, and the account deleted.
+    let zed = app.sign_up("zed@example.com", "Zed").await;
+    walk.secrets.push(zed.access_token.clone());
+    walk.run(
+        "updateProfile",
+        Some(&zed.access_token),
+        "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { user { name } } }",
+        json!({ "i": { "name": "Zed Zed" } }),
+    )
+    .await;
+    walk.run(
+        "requestPasswordReset",
+        None,
+        "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) { message } }",
+        json!({ "i": { "email": "zed@example.com" } }),
+    )
+    .await;
+    let reset = mailed_token(&app, "zed@example.com").await;
+    walk.secrets.push(reset.clone());
+    let (second, third) = ("zed's second password", "zed's third password");
+    walk.run(
+        "resetPassword",
+        None,
+        "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { signedOutEverywhere } }",
+        json!({ "i": { "token": reset, "newPassword": second } }),
+    )
+    .await;
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let body = app
+            .gql(
+                None,
+                "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
+                json!({ "i": { "email": "zed@example.com", "password": second } }),
+            )
+            .await;
+        devices.push(body["data"]["logIn"]["accessToken"].as_str().expect("token").to_owned());
+    }
+    walk.secrets.extend(devices.iter().cloned());
+    let listed = app
+        .gql(Some(&devices[0]), "{ viewer { sessions { id current } } }", json!({}))
+        .await;
+    let other = listed["data"]["viewer"]["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the other device")["id"]
+        .clone();
+    walk.run(
+        "endSession",
+        Some(&devices[0]),
+        "mutation($i: EndSessionInput!) { endSession(input: $i) { endedSessionId } }",
+        json!({ "i": { "sessionId": other } }),
+    )
+    .await;
+    let changed = walk
+        .run(
+            "changePassword",
+            Some(&devices[0]),
+            "mutation($i: ChangePasswordInput!) { changePassword(input: $i) { accessToken } }",
+            json!({ "i": { "currentPassword": second, "newPassword": third } }),
+        )
+        .await;
+    let zed_token = changed["accessToken"].as_str().expect("token").to_owned();
+    walk.run(
+        "changeEmail",
+        Some(&zed_token),
+        "mutation($i: ChangeEmailInput!) { changeEmail(input: $i) { message } }",
+        json!({ "i": { "newEmail": "zed.z@example.com", "password": third } }),
+    )
+    .await;
+    let confirm = mailed_token(&app, "zed.z@example.com").await;
+    walk.secrets.push(confirm.clone());
+    walk.run(
+        "confirmEmailChange",
+        None,
+        "mutation($i: ConfirmEmailChangeInput!) { confirmEmailChange(input: $i) { user { email } } }",
+        json!({ "i": { "token": confirm } }),
+    )
+    .await;
+    walk.run(
+        "deleteAccount",
+        Some(&zed_token),
+        "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) { deletedUserId } }",
+        json!({ "i": { "password": third } }),
+    )
+    .await;
+
     let missing: Vec<&String> = all.difference(&walk.ran).collect();
     assert!(missing.is_empty(), "mutations not walked: {missing:?}");
 
@@ -994,4 +1084,28 @@ async fn the_audit_log_filters_by_action_actor_target_and_time_and_needs_audit_r
     assert_eq!(error_code(&body), "FORBIDDEN");
     assert_eq!(body["errors"][0]["extensions"]["key"], "audit.read");
     app.stop().await;
+}
+
+/// The token of the newest account mail with a link to `recipient`.
+async fn mailed_token(app: &TestApp, recipient: &str) -> String {
+    let store = app.store().await;
+    let rows = store
+        .conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            format!(
+                "SELECT body FROM mail_outbox WHERE recipient = '{recipient}' AND kind = 'account_notice' ORDER BY created_at, id"
+            ),
+        ))
+        .await
+        .expect("outbox");
+    store.close().await;
+    let body: String = rows
+        .iter()
+        .rev()
+        .map(|r| r.try_get::<String>("", "body").expect("body"))
+        .find(|b| b.contains("token="))
+        .unwrap_or_else(|| panic!("no link mailed to {recipient}"));
+    let start = body.find("token=").expect("link") + "token=".len();
+    body[start..].split_whitespace().next().expect("token").to_owned()
 }

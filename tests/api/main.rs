@@ -26,6 +26,7 @@ mod retention;
 mod rule;
 mod schema;
 mod security;
+mod self_service;
 mod teams;
 mod traces;
 mod transport;
