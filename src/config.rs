@@ -206,6 +206,9 @@ pub struct ServeArgs {
     /// `guildhall audit export --since`.
     #[arg(long, env = "GUILDHALL_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: i64,
+    /// Days an account whose address was never verified is kept after sign-up.
+    #[arg(long, env = "GUILDHALL_UNVERIFIED_ACCOUNT_DAYS", default_value_t = 7)]
+    pub unverified_account_days: i64,
     /// Days an invitation that was never accepted is kept after it expired.
     #[arg(long, env = "GUILDHALL_INVITATION_RETENTION_DAYS", default_value_t = 30)]
     pub invitation_retention_days: i64,

@@ -199,6 +199,7 @@ pub fn retention_policy(args: &ServeArgs) -> Result<crate::domain::retention::Po
         ("audit retention", args.audit_retention_days),
         ("invitation retention", args.invitation_retention_days),
         ("mail retention", args.mail_retention_days),
+        ("unverified account retention", args.unverified_account_days),
     ] {
         if days < 0 {
             return Err(StartError::Setting(format!("the {name} must not be negative")));
@@ -208,6 +209,7 @@ pub fn retention_policy(args: &ServeArgs) -> Result<crate::domain::retention::Po
         audit: (args.audit_retention_days > 0).then(|| Duration::days(args.audit_retention_days)),
         invitations: Duration::days(args.invitation_retention_days),
         mail: Duration::days(args.mail_retention_days),
+        unverified_accounts: Duration::days(args.unverified_account_days),
         ..Default::default()
     })
 }

@@ -225,7 +225,8 @@ pub async fn prepare_sign_up(app: &App, input: SignUp) -> DomainResult<PreparedS
     })
 }
 
-/// Writes the account and its first session inside the caller's transaction.
+/// Writes an account whose address is known to be its owner's (an invitation's link proved it,
+/// or the operator seeds it), and its first session, inside the caller's transaction.
 pub async fn sign_up_in<C: ConnectionTrait>(
     conn: &C,
     app: &App,
@@ -244,6 +245,8 @@ pub async fn sign_up_in<C: ConnectionTrait>(
         service_organization_id: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        // Only an invitation's link leads here: it was mailed to this address.
+        email_verified_at: Set(Some(now)),
     }
     .insert(conn)
     .await
@@ -274,14 +277,92 @@ pub async fn sign_up_in<C: ConnectionTrait>(
     Ok(credentials)
 }
 
-/// Creates a HUMAN account and signs it in.
-pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResult<Credentials> {
+/// Sign-ups per address within an hour (counted whether or not the address is taken).
+pub const SIGN_UPS_PER_EMAIL: u64 = 5;
+
+/// Creates a HUMAN account whose address is not verified yet and mails it a verification link.
+/// The answer is the same whether or not the address is taken: an existing account's owner is
+/// mailed that someone tried instead, and the password is hashed either way so that both take
+/// the same time. Counted per client address and per address first.
+pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResult<()> {
     take_sign_up_attempt(app, meta).await?;
-    let prepared = prepare_sign_up(app, input).await?;
+    let email = Email::parse("email", &input.email)?;
+    let password = Password::parse("password", &input.password)?;
+    let name = display_name("name", &input.name)?;
+    let per_email = rate_limit::Limit {
+        scope: "sign_up_email",
+        max: SIGN_UPS_PER_EMAIL,
+        window: chrono::Duration::hours(1),
+    };
+    rate_limit::take(&app.store.conn, &per_email, email.canonical(), app.now()).await?;
+    let password_hash = hash_password(password).await?;
+    let now = app.now();
     let tx = app.store.begin_write().await?;
-    let credentials = sign_up_in(&tx, app, meta, prepared).await?;
+    let existing = users::Entity::find()
+        .filter(users::Column::EmailCanonical.eq(email.canonical().to_owned()))
+        .one(&tx)
+        .await?;
+    if let Some(user) = existing {
+        super::self_service::mail_sign_up_attempt(&tx, app, &user).await?;
+        audit::record(
+            &tx,
+            meta,
+            now,
+            Event {
+                organization_id: None,
+                actor: Actor {
+                    user_id: None,
+                    token_id: None,
+                },
+                action: "user.sign_up_attempt",
+                target: Some(("User", user.id)),
+                details: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let inserted = users::ActiveModel {
+        id: Set(new_id()),
+        kind: Set("HUMAN".to_owned()),
+        email: Set(Some(email.display().to_owned())),
+        email_canonical: Set(Some(email.canonical().to_owned())),
+        name: Set(name),
+        password_hash: Set(Some(password_hash)),
+        token_version: Set(0),
+        service_organization_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        email_verified_at: Set(None),
+    }
+    .insert(&tx)
+    .await;
+    let user = match inserted {
+        Ok(user) => user,
+        // Someone signed up with the address at the same moment: the same answer.
+        Err(e) if is_unique_violation(&e) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    super::self_service::send_verification_in(&tx, app, &user).await?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: None,
+            actor: Actor {
+                user_id: Some(user.id),
+                token_id: None,
+            },
+            action: "user.sign_up",
+            target: Some(("User", user.id)),
+            details: json!({}),
+        },
+    )
+    .await?;
     tx.commit().await?;
-    Ok(credentials)
+    Ok(())
 }
 
 async fn start_session<C: ConnectionTrait>(

@@ -365,6 +365,7 @@ pub async fn create_service_account(
         service_organization_id: Set(Some(organization.id)),
         created_at: Set(now),
         updated_at: Set(now),
+        email_verified_at: Set(None),
     }
     .insert(&tx)
     .await?;

@@ -25,6 +25,9 @@ pub enum DomainError {
     LimitExceeded { limit: String, message: String },
     #[error("{0}")]
     LastOwner(String),
+    /// The account's address is not verified yet, and this needs it to be.
+    #[error("{0}")]
+    EmailNotVerified(String),
     #[error("{0}")]
     RoleInUse(String),
     #[error("{0}")]
@@ -56,6 +59,7 @@ impl DomainError {
             DomainError::Conflict { .. } => "CONFLICT",
             DomainError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             DomainError::LastOwner(_) => "LAST_OWNER",
+            DomainError::EmailNotVerified(_) => "EMAIL_NOT_VERIFIED",
             DomainError::RoleInUse(_) => "ROLE_IN_USE",
             DomainError::KeychainInUse(_) => "KEYCHAIN_IN_USE",
             DomainError::InvitationExpired => "INVITATION_EXPIRED",

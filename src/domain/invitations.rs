@@ -595,6 +595,8 @@ pub async fn accept(
     token: &str,
 ) -> DomainResult<memberships::Model> {
     principal.require_session("accepting an invitation")?;
+    // An address nobody proved could be a squatter's: the invitation waits for the real owner.
+    super::self_service::require_verified(principal, "accepting an invitation")?;
     let tx = app.store.begin_write().await?;
     let membership = accept_in(&tx, app, meta, &principal.user, token).await?;
     tx.commit().await?;

@@ -57,6 +57,7 @@ pub async fn create(
 ) -> DomainResult<(organizations::Model, memberships::Model)> {
     require_human(principal)?;
     principal.require_session("creating an organization")?;
+    super::self_service::require_verified(principal, "creating an organization")?;
     let name = display_name("name", &input.name)?;
     let slug = Slug::parse("slug", &input.slug)?;
     let now = app.now();

@@ -11,14 +11,19 @@
 //!   reuse is detected);
 //! - invitations that were never accepted, `--invitation-retention-days` after they expired (an
 //!   accepted one stays: it records who invited the member);
-//! - mail delivered, or given up on, more than `--mail-retention-days` ago.
+//! - mail delivered, or given up on, more than `--mail-retention-days` ago;
+//! - accounts whose address was never verified, `--unverified-account-days` after sign-up (one
+//!   that joined an organization meanwhile stays);
+//! - mailed account links (password reset, address proofs) a day after they expired.
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::store::entities::{audit_events, invitations, login_failures, mail_outbox, refresh_tokens};
+use crate::store::entities::{
+    account_tokens, audit_events, invitations, login_failures, mail_outbox, memberships, refresh_tokens, users,
+};
 
 use super::App;
 use super::error::DomainResult;
@@ -30,6 +35,8 @@ pub struct Policy {
     pub audit: Option<Duration>,
     pub invitations: Duration,
     pub mail: Duration,
+    /// How long an account whose address was never verified is kept.
+    pub unverified_accounts: Duration,
     /// Rows removed by one statement.
     pub batch: u64,
     /// Pause between two batches, so a long prune leaves room for other writers.
@@ -42,6 +49,7 @@ impl Default for Policy {
             audit: Some(Duration::days(365)),
             invitations: Duration::days(30),
             mail: Duration::days(30),
+            unverified_accounts: Duration::days(7),
             batch: 1_000,
             pause: StdDuration::from_millis(20),
         }
@@ -56,11 +64,19 @@ pub struct Pruned {
     pub refresh_tokens: u64,
     pub invitations: u64,
     pub mail: u64,
+    pub unverified_accounts: u64,
+    pub account_tokens: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.audit_events + self.login_failures + self.refresh_tokens + self.invitations + self.mail
+        self.audit_events
+            + self.login_failures
+            + self.refresh_tokens
+            + self.invitations
+            + self.mail
+            + self.unverified_accounts
+            + self.account_tokens
     }
 }
 
@@ -137,6 +153,28 @@ pub async fn prune(app: &App, policy: &Policy, now: DateTime<Utc>) -> DomainResu
                 .add(mail_outbox::Column::Attempts.gte(super::mailer::MAX_ATTEMPTS))
                 .add(mail_outbox::Column::CreatedAt.lt(mail_cutoff)),
         ),
+    )
+    .await?;
+    let members = Query::select()
+        .column(memberships::Column::UserId)
+        .from(memberships::Entity)
+        .to_owned();
+    pruned.unverified_accounts = prune_table::<users::Entity>(
+        app,
+        policy,
+        users::Column::Id,
+        Condition::all()
+            .add(users::Column::Kind.eq("HUMAN"))
+            .add(users::Column::EmailVerifiedAt.is_null())
+            .add(users::Column::CreatedAt.lt(now - policy.unverified_accounts))
+            .add(users::Column::Id.not_in_subquery(members)),
+    )
+    .await?;
+    pruned.account_tokens = prune_table::<account_tokens::Entity>(
+        app,
+        policy,
+        account_tokens::Column::Id,
+        Condition::all().add(account_tokens::Column::ExpiresAt.lt(now - Duration::days(1))),
     )
     .await?;
     Ok(pruned)

@@ -38,6 +38,11 @@ pub const REQUEST_WINDOW: Duration = Duration::hours(1);
 
 const RESET: &str = "password_reset";
 const EMAIL_CHANGE: &str = "email_change";
+const VERIFICATION: &str = "email_verification";
+/// How long a verification link works.
+pub const VERIFICATION_TTL: Duration = Duration::hours(24);
+/// Verification mails one account may ask for in [`REQUEST_WINDOW`].
+pub const VERIFICATIONS_PER_USER: u64 = 5;
 const TOKEN_PREFIX: &str = "gha_";
 
 fn actor(principal: &Principal) -> Actor {
@@ -466,6 +471,8 @@ pub async fn confirm_email_change(app: &App, meta: &RequestMeta, token: &str) ->
     let mut model = user.into_active_model();
     model.email = Set(row.email.clone());
     model.email_canonical = Set(row.email_canonical.clone());
+    // The link reached the new address: it is proved.
+    model.email_verified_at = Set(Some(now));
     model.updated_at = Set(now);
     let updated = model.update(&tx).await.map_err(|e| {
         if is_unique_violation(&e) {
@@ -494,6 +501,117 @@ pub async fn confirm_email_change(app: &App, meta: &RequestMeta, token: &str) ->
     .await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// Mails a new account the link that proves its address (inside the sign-up's transaction).
+pub(crate) async fn send_verification_in<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: &users::Model,
+) -> DomainResult<()> {
+    let Some(address) = &user.email else {
+        return Ok(());
+    };
+    let email = Email::parse("email", address)?;
+    let token = issue_token(conn, app, user.id, VERIFICATION, Some(&email), VERIFICATION_TTL).await?;
+    let body = format!(
+        "Welcome to Guildhall. Confirm that this address is yours (the link works for 24 hours, once):\n{}\n\nUntil then you can sign in, but not create organizations or accept invitations.\nIf you did not sign up, ignore this message.\n",
+        link(app, "verify-email", &token)
+    );
+    notify(conn, app, user, "Confirm your Guildhall address", &body).await
+}
+
+/// Tells an existing account's owner that someone tried to sign up with their address.
+pub(crate) async fn mail_sign_up_attempt<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: &users::Model,
+) -> DomainResult<()> {
+    notify(conn, app, user, "Someone tried to sign up with your address",
+        "Someone tried to create a Guildhall account with this address, which already has one. Nothing changed.\n\nIf it was you, sign in instead, or reset your password if you forgot it.\n").await
+}
+
+/// Marks the account's address verified through its link (needs no sign-in: the link is the
+/// proof). The link is used up; a link for an address the account no longer has does nothing.
+pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> DomainResult<users::Model> {
+    let now = app.now();
+    let tx = app.store.begin_write().await?;
+    let row = redeem(&tx, app, token, VERIFICATION).await?;
+    let user = users::Entity::find_by_id(row.user_id)
+        .one(&tx)
+        .await?
+        .filter(|u| u.email_canonical == row.email_canonical)
+        .ok_or_else(invalid_link)?;
+    if user.email_verified_at.is_some() {
+        tx.commit().await?;
+        return Ok(user);
+    }
+    let mut model = user.into_active_model();
+    model.email_verified_at = Set(Some(now));
+    model.updated_at = Set(now);
+    let user = model.update(&tx).await?;
+    audit::record(
+        &tx,
+        meta,
+        now,
+        Event {
+            organization_id: None,
+            actor: Actor {
+                user_id: Some(user.id),
+                token_id: None,
+            },
+            action: "user.verify_email",
+            target: Some(("User", user.id)),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Mails the viewer a new verification link (the last one stops working); at most
+/// [`VERIFICATIONS_PER_USER`] an hour. CONFLICT when the address is verified already.
+pub async fn send_verification_email(app: &App, meta: &RequestMeta, principal: &Principal) -> DomainResult<()> {
+    principal.require_session("verifying your address")?;
+    let limit = rate_limit::Limit {
+        scope: "verification_mail",
+        max: VERIFICATIONS_PER_USER,
+        window: REQUEST_WINDOW,
+    };
+    rate_limit::take(&app.store.conn, &limit, &principal.user.id.to_string(), app.now()).await?;
+    let tx = app.store.begin_write().await?;
+    let user = current_user(&tx, principal).await?;
+    if user.email_verified_at.is_some() {
+        return Err(DomainError::conflict(None, "the address is verified already"));
+    }
+    send_verification_in(&tx, app, &user).await?;
+    audit::record(
+        &tx,
+        meta,
+        app.now(),
+        Event {
+            organization_id: None,
+            actor: actor(principal),
+            action: "user.send_verification",
+            target: Some(("User", user.id)),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// EMAIL_NOT_VERIFIED unless the person acting has proved their address (service accounts have
+/// none and never need it).
+pub fn require_verified(principal: &Principal, what: &str) -> DomainResult<()> {
+    if principal.user.kind == "HUMAN" && principal.user.email_verified_at.is_none() {
+        return Err(DomainError::EmailNotVerified(format!(
+            "{what} needs a verified address: open the link mailed to you, or ask for a new one with `sendVerificationEmail`"
+        )));
+    }
+    Ok(())
 }
 
 /// The viewer's live sessions (signed-in devices), most recently used first.

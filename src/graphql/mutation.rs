@@ -25,6 +25,36 @@ pub struct SignUpInput {
     pub name: String,
 }
 
+/// The answer of `signUp`: the same for every address.
+#[derive(SimpleObject)]
+pub struct SignUpPayload {
+    /// What to do next.
+    pub message: String,
+    /// The address the link was sent to, as given.
+    pub email: String,
+}
+
+/// The link that proves an account's address.
+#[derive(InputObject)]
+pub struct VerifyEmailInput {
+    /// The token of the link (`token=` in its address).
+    pub token: String,
+}
+
+/// The result of `verifyEmail`.
+#[derive(SimpleObject)]
+pub struct VerifyEmailPayload {
+    /// The account, its address now verified.
+    pub user: User,
+}
+
+/// The result of `sendVerificationEmail`.
+#[derive(SimpleObject)]
+pub struct SendVerificationEmailPayload {
+    /// What to expect next.
+    pub message: String,
+}
+
 /// Credentials to sign in with.
 #[derive(InputObject)]
 pub struct LogInInput {
@@ -137,13 +167,19 @@ pub struct DeleteOrganizationPayload {
 
 #[Object]
 impl AccountMutations {
-    /// Creates an account and signs it in.
+    /// Creates an account and mails its address a verification link. Answers the same whether
+    /// or not the address is taken (an existing account's owner is told someone tried), so it
+    /// reveals nothing about who has an account; sign in with `logIn` afterwards. Until the
+    /// address is verified (`verifyEmail`) the account can sign in but not create organizations
+    /// or accept invitations (`EMAIL_NOT_VERIFIED`); one never verified is removed after
+    /// `--unverified-account-days`. Limited per client address and to 5 an hour per address.
     async fn sign_up(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The new account.")] input: SignUpInput,
-    ) -> ApiResult<AuthPayload> {
-        let credentials = accounts::sign_up(
+    ) -> ApiResult<SignUpPayload> {
+        let email = input.email.trim().to_owned();
+        accounts::sign_up(
             app(ctx),
             &state(ctx).meta,
             SignUp {
@@ -153,7 +189,33 @@ impl AccountMutations {
             },
         )
         .await?;
-        Ok(credentials.into())
+        Ok(SignUpPayload {
+            message: "Check your mail: a link to confirm the address is on its way. Then sign in.".to_owned(),
+            email,
+        })
+    }
+
+    /// Verifies the account's address through the link mailed to it (needs no sign-in: the link
+    /// is the proof; single-use, valid 24 hours). BAD_USER_INPUT (field `token`) for a link
+    /// that is unknown, used or expired.
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The link's token.")] input: VerifyEmailInput,
+    ) -> ApiResult<VerifyEmailPayload> {
+        let user = crate::domain::self_service::verify_email(app(ctx), &state(ctx).meta, &input.token).await?;
+        Ok(VerifyEmailPayload {
+            user: User(std::sync::Arc::new(user)),
+        })
+    }
+
+    /// Mails the viewer a new verification link (the previous one stops working); at most 5 an
+    /// hour. CONFLICT when the address is verified already.
+    async fn send_verification_email(&self, ctx: &Context<'_>) -> ApiResult<SendVerificationEmailPayload> {
+        crate::domain::self_service::send_verification_email(app(ctx), &state(ctx).meta, principal(ctx)?).await?;
+        Ok(SendVerificationEmailPayload {
+            message: "A new link is on its way.".to_owned(),
+        })
     }
 
     /// Signs in with email and password.

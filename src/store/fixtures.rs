@@ -35,6 +35,7 @@ pub async fn bulk_members(
                 service_organization_id: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                email_verified_at: Set(Some(now)),
             });
             let membership_id = Uuid::now_v7();
             created.push(membership_id);

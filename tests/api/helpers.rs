@@ -143,16 +143,45 @@ impl TestApp {
         (status, body, request_id)
     }
 
+    /// Signs up, proves the address through the mailed link, and signs in: a verified person.
     pub async fn sign_up(&self, email: &str, name: &str) -> TestUser {
+        let body = self.sign_up_unverified(email, name).await;
+        assert!(body["errors"].is_null(), "sign up failed: {body}");
+        let token = self.verification_token(email).await;
+        let verified = self
+            .gql(
+                None,
+                "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }",
+                json!({ "i": { "token": token } }),
+            )
+            .await;
+        assert_eq!(
+            verified["data"]["verifyEmail"]["user"]["emailVerified"], true,
+            "{verified}"
+        );
+        // The mail was read: it leaves the outbox, so that tests about mail see only their own.
+        let store = self.store().await;
+        sea_orm::ConnectionTrait::execute_raw(
+            &store.conn,
+            sea_orm::Statement::from_string(
+                store.backend(),
+                format!(
+                    "DELETE FROM mail_outbox WHERE lower(recipient) = lower('{email}') AND kind = 'account_notice'"
+                ),
+            ),
+        )
+        .await
+        .expect("read the mail");
+        store.close().await;
         let body = self
             .gql(
                 None,
-                "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken refreshToken user { id email } } }",
-                json!({ "input": { "email": email, "password": PASSWORD, "name": name } }),
+                "mutation($input: LogInInput!) { logIn(input: $input) { accessToken refreshToken user { id email } } }",
+                json!({ "input": { "email": email, "password": PASSWORD } }),
             )
             .await;
-        let payload = &body["data"]["signUp"];
-        assert!(payload.is_object(), "sign up failed: {body}");
+        let payload = &body["data"]["logIn"];
+        assert!(payload.is_object(), "log in after sign up failed: {body}");
         TestUser {
             id: payload["user"]["id"].as_str().expect("id").to_owned(),
             email: email.to_owned(),
@@ -160,6 +189,41 @@ impl TestApp {
             access_token: payload["accessToken"].as_str().expect("access token").to_owned(),
             refresh_token: payload["refreshToken"].as_str().expect("refresh token").to_owned(),
         }
+    }
+
+    /// `signUp` alone; returns the whole answer.
+    pub async fn sign_up_unverified(&self, email: &str, name: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($input: SignUpInput!) { signUp(input: $input) { message email } }",
+            json!({ "input": { "email": email, "password": PASSWORD, "name": name } }),
+        )
+        .await
+    }
+
+    /// The token of the newest verification link mailed to `email`.
+    pub async fn verification_token(&self, email: &str) -> String {
+        let store = self.store().await;
+        let rows = sea_orm::ConnectionTrait::query_all_raw(
+            &store.conn,
+            sea_orm::Statement::from_string(
+                store.backend(),
+                format!(
+                    "SELECT body FROM mail_outbox WHERE lower(recipient) = lower('{email}') AND kind = 'account_notice' ORDER BY created_at, id"
+                ),
+            ),
+        )
+        .await
+        .expect("outbox");
+        store.close().await;
+        let body: String = rows
+            .iter()
+            .rev()
+            .map(|r| r.try_get::<String>("", "body").expect("body"))
+            .find(|b| b.contains("verify-email?token="))
+            .unwrap_or_else(|| panic!("no verification link mailed to {email}"));
+        let start = body.find("token=").expect("link") + "token=".len();
+        body[start..].split_whitespace().next().expect("token").to_owned()
     }
 
     /// Signs `email` in again (after the service clock moved past an access token's life);

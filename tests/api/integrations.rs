@@ -447,15 +447,41 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
         ran: BTreeSet::new(),
         secrets: vec![PASSWORD.to_owned()],
     };
-    let signed = walk
-        .run(
-            "signUp",
+    walk.run(
+        "signUp",
+        None,
+        "mutation($i: SignUpInput!) { signUp(input: $i) { message } }",
+        json!({ "i": { "email": "ada@example.com", "password": PASSWORD, "name": "Ada" } }),
+    )
+    .await;
+    let first = app
+        .gql(
             None,
-            "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken refreshToken } }",
-            json!({ "i": { "email": "ada@example.com", "password": PASSWORD, "name": "Ada" } }),
+            "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
+            json!({ "i": { "email": "ada@example.com", "password": PASSWORD } }),
         )
         .await;
-    let ada_token = signed["accessToken"].as_str().expect("token").to_owned();
+    let ada_token = first["data"]["logIn"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    walk.secrets.push(ada_token.clone());
+    walk.run(
+        "sendVerificationEmail",
+        Some(&ada_token),
+        "mutation { sendVerificationEmail { message } }",
+        json!({}),
+    )
+    .await;
+    let verification = app.verification_token("ada@example.com").await;
+    walk.secrets.push(verification.clone());
+    walk.run(
+        "verifyEmail",
+        None,
+        "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }",
+        json!({ "i": { "token": verification } }),
+    )
+    .await;
     let logged = walk
         .run(
             "logIn",

@@ -30,4 +30,5 @@ mod self_service;
 mod teams;
 mod traces;
 mod transport;
+mod verification;
 mod who_can;

@@ -382,9 +382,9 @@ async fn run(world: &mut World, step: &Step, meta: &RequestMeta) -> Option<Uuid>
             )
             .await
             .ok()?;
-            let user = guildhall::domain::accounts::sign_up(
+            // A person whose address is proved (an invitation reaches only such a one).
+            let prepared = guildhall::domain::accounts::prepare_sign_up(
                 app,
-                meta,
                 guildhall::domain::accounts::SignUp {
                     email,
                     password: crate::helpers::PASSWORD.to_owned(),
@@ -393,6 +393,11 @@ async fn run(world: &mut World, step: &Step, meta: &RequestMeta) -> Option<Uuid>
             )
             .await
             .expect("sign up");
+            let tx = app.store.begin_write().await.expect("tx");
+            let user = guildhall::domain::accounts::sign_up_in(&tx, app, meta, prepared)
+                .await
+                .expect("sign up");
+            tx.commit().await.expect("commit");
             world.people.push(user.user.id);
             invitations::accept(app, meta, &world.principal(user.user.id).await, &issued.token)
                 .await

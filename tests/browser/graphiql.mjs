@@ -72,28 +72,38 @@ async function run() {
     password: `browser-test-${suffix}-password`,
     name,
   };
-  const signUp = await fetch(`${origin}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({
-      query:
-        'mutation($input: SignUpInput!) { signUp(input: $input) { accessToken user { name } } }',
-      variables: { input },
-    }),
-  });
-  const signUpText = await signUp.text();
-  let signUpBody;
-  try {
-    signUpBody = JSON.parse(signUpText);
-  } catch {
-    throw new Error(`POST /graphql answered ${signUp.status} with non-JSON: ${signUpText.slice(0, 500)}`);
+  // Sign up (the answer carries no credentials, whoever has the address), then sign in: an
+  // account whose address is not verified yet may sign in and read.
+  const post = async (what, query, variables) => {
+    const response = await fetch(`${origin}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
+    const text = await response.text();
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new Error(`POST /graphql (${what}) answered ${response.status} with non-JSON: ${text.slice(0, 500)}`);
+    }
+    if (!response.ok || body.errors) {
+      throw new Error(`${what} failed (HTTP ${response.status}): ${text.slice(0, 1000)}`);
+    }
+    return body.data;
+  };
+  await post('signUp', 'mutation($input: SignUpInput!) { signUp(input: $input) { message } }', { input });
+  const logIn = await post(
+    'logIn',
+    'mutation($input: LogInInput!) { logIn(input: $input) { accessToken user { name } } }',
+    { input: { email: input.email, password: input.password } },
+  );
+  const token = logIn?.logIn?.accessToken;
+  if (typeof token !== 'string' || !token) {
+    throw new Error(`logIn returned no token: ${JSON.stringify(logIn)}`);
   }
-  const token = signUpBody?.data?.signUp?.accessToken;
-  if (!signUp.ok || signUpBody.errors || typeof token !== 'string' || !token) {
-    throw new Error(`signUp failed (HTTP ${signUp.status}): ${signUpText.slice(0, 1000)}`);
-  }
-  if (signUpBody.data.signUp.user?.name !== name) {
-    throw new Error(`signUp returned user ${JSON.stringify(signUpBody.data.signUp.user)}, expected name ${name}`);
+  if (logIn.logIn.user?.name !== name) {
+    throw new Error(`logIn returned user ${JSON.stringify(logIn.logIn.user)}, expected name ${name}`);
   }
 
   step = 'launch chromium';

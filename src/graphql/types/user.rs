@@ -140,6 +140,13 @@ impl User {
         result
     }
 
+    /// Whether the person proved they receive mail at `email` (`verifyEmail`); until then they
+    /// can sign in but not create organizations or accept invitations. Always false for service
+    /// accounts, which have no address.
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified_at.is_some()
+    }
+
     /// The viewer's signed-in devices: live sessions, most recently used first (a signed-in
     /// session only: `null`, with a FORBIDDEN error, through an API token or for anyone else).
     async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Session>>> {

@@ -15,6 +15,9 @@ pub struct Model {
     pub service_organization_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When the person proved they receive mail at `email`; `None` until then (and for service
+    /// accounts, which have no address).
+    pub email_verified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
