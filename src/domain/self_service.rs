@@ -509,14 +509,28 @@ pub(crate) async fn send_verification_in<C: ConnectionTrait>(
     app: &App,
     user: &users::Model,
 ) -> DomainResult<()> {
+    send_verification_with(conn, app, user, None).await
+}
+
+/// [`send_verification_in`], the link carrying where the app continues (`next`, checked).
+async fn send_verification_with<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: &users::Model,
+    next: Option<&str>,
+) -> DomainResult<()> {
     let Some(address) = &user.email else {
         return Ok(());
     };
     let email = Email::parse("email", address)?;
     let token = issue_token(conn, app, user.id, VERIFICATION, Some(&email), VERIFICATION_TTL).await?;
+    let mut url = link(app, "verify-email", &token);
+    if let Some(next) = next {
+        url.push_str("&next=");
+        url.push_str(next);
+    }
     let body = format!(
-        "Welcome to Guildhall. Confirm that this address is yours (the link works for 24 hours, once):\n{}\n\nUntil then you can sign in, but not create organizations or accept invitations.\nIf you did not sign up, ignore this message.\n",
-        link(app, "verify-email", &token)
+        "Welcome to Guildhall. Confirm that this address is yours (the link works for 24 hours, once):\n{url}\n\nUntil then you can sign in, but not create organizations or accept invitations.\nIf you did not sign up, ignore this message.\n"
     );
     notify(conn, app, user, "Confirm your Guildhall address", &body).await
 }
@@ -572,8 +586,24 @@ pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> DomainR
 
 /// Mails the viewer a new verification link (the last one stops working); at most
 /// [`VERIFICATIONS_PER_USER`] an hour. CONFLICT when the address is verified already.
-pub async fn send_verification_email(app: &App, meta: &RequestMeta, principal: &Principal) -> DomainResult<()> {
+pub async fn send_verification_email(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    next: Option<&str>,
+) -> DomainResult<()> {
     principal.require_session("verifying your address")?;
+    if let Some(next) = next
+        && (!next.starts_with('/')
+            || next.starts_with("//")
+            || next.len() > 200
+            || !next.chars().all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c)))
+    {
+        return Err(DomainError::bad_input(
+            "next",
+            "use a path of the app: `/` then letters, digits and `/_-.`, at most 200 characters",
+        ));
+    }
     let limit = rate_limit::Limit {
         scope: "verification_mail",
         max: VERIFICATIONS_PER_USER,
@@ -585,7 +615,7 @@ pub async fn send_verification_email(app: &App, meta: &RequestMeta, principal: &
     if user.email_verified_at.is_some() {
         return Err(DomainError::conflict(None, "the address is verified already"));
     }
-    send_verification_in(&tx, app, &user).await?;
+    send_verification_with(&tx, app, &user, next).await?;
     audit::record(
         &tx,
         meta,

@@ -48,6 +48,14 @@ pub struct VerifyEmailPayload {
     pub user: User,
 }
 
+/// A new verification link to mail.
+#[derive(InputObject)]
+pub struct SendVerificationEmailInput {
+    /// A path of the app to continue at once verified, e.g. `/invitations` (letters, digits and
+    /// `/_-.` only, at most 200 characters); the link carries it as `next=`.
+    pub next: Option<String>,
+}
+
 /// The result of `sendVerificationEmail`.
 #[derive(SimpleObject)]
 pub struct SendVerificationEmailPayload {
@@ -211,8 +219,18 @@ impl AccountMutations {
 
     /// Mails the viewer a new verification link (the previous one stops working); at most 5 an
     /// hour. CONFLICT when the address is verified already.
-    async fn send_verification_email(&self, ctx: &Context<'_>) -> ApiResult<SendVerificationEmailPayload> {
-        crate::domain::self_service::send_verification_email(app(ctx), &state(ctx).meta, principal(ctx)?).await?;
+    async fn send_verification_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Where the link should lead once the address is verified.")] input: SendVerificationEmailInput,
+    ) -> ApiResult<SendVerificationEmailPayload> {
+        crate::domain::self_service::send_verification_email(
+            app(ctx),
+            &state(ctx).meta,
+            principal(ctx)?,
+            input.next.as_deref(),
+        )
+        .await?;
         Ok(SendVerificationEmailPayload {
             message: "A new link is on its way.".to_owned(),
         })

@@ -223,7 +223,11 @@ impl TestApp {
             .find(|b| b.contains("verify-email?token="))
             .unwrap_or_else(|| panic!("no verification link mailed to {email}"));
         let start = body.find("token=").expect("link") + "token=".len();
-        body[start..].split_whitespace().next().expect("token").to_owned()
+        body[start..]
+            .split(|c: char| c.is_whitespace() || c == '&')
+            .next()
+            .expect("token")
+            .to_owned()
     }
 
     /// Signs `email` in again (after the service clock moved past an access token's life);

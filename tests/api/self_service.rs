@@ -26,7 +26,11 @@ async fn mails(app: &TestApp, recipient: &str) -> Vec<String> {
 
 fn token_in(mail: &str) -> String {
     let start = mail.find("token=").unwrap_or_else(|| panic!("no link in {mail}")) + "token=".len();
-    mail[start..].split_whitespace().next().expect("token").to_owned()
+    mail[start..]
+        .split(|c: char| c.is_whitespace() || c == '&')
+        .next()
+        .expect("token")
+        .to_owned()
 }
 
 async fn mutate(app: &TestApp, token: Option<&str>, name: &str, input: Value, selection: &str) -> Value {

@@ -191,3 +191,43 @@ async fn signing_up_answers_alike_for_taken_and_free_addresses() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_upgrade_marks_accounts_that_existed_before_verification_as_verified() {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, EntityTrait, Statement, Value as SqlValue};
+    let url = crate::helpers::fresh_database_url().await;
+    let db = sea_orm::Database::connect(url.as_str()).await.expect("connect");
+    // Every migration before the one adding verification (the newest).
+    let all = migration::Migrator::migrations().len();
+    migration::Migrator::up(&db, Some((all - 1) as u32))
+        .await
+        .expect("older schema");
+    let id = uuid::Uuid::now_v7();
+    let created = chrono::Utc::now() - chrono::Duration::days(400);
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            "INSERT INTO users (id, kind, email, email_canonical, name, password_hash, token_version, created_at, updated_at) \
+             VALUES ($1, 'HUMAN', 'old@example.com', 'old@example.com', 'Old', NULL, 0, $2, $2)"
+        }
+        _ => {
+            "INSERT INTO users (id, kind, email, email_canonical, name, password_hash, token_version, created_at, updated_at) \
+             VALUES (?, 'HUMAN', 'old@example.com', 'old@example.com', 'Old', NULL, 0, ?, ?)"
+        }
+    };
+    let mut values = vec![SqlValue::from(id), SqlValue::from(created)];
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        values.push(SqlValue::from(created));
+    }
+    db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values))
+        .await
+        .expect("an account of the older schema");
+    migration::Migrator::up(&db, None).await.expect("upgrade");
+    let user = guildhall::store::entities::users::Entity::find_by_id(id)
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("the account");
+    assert!(user.email_verified_at.is_some(), "{user:?}");
+    let _ = db.close().await;
+}
