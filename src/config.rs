@@ -206,7 +206,7 @@ pub struct ServeArgs {
     /// `guildhall audit export --since`.
     #[arg(long, env = "GUILDHALL_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: i64,
-    /// Days an account whose address was never verified is kept after sign-up.
+    /// Days an account whose address was never verified is kept after sign-up (0 keeps them).
     #[arg(long, env = "GUILDHALL_UNVERIFIED_ACCOUNT_DAYS", default_value_t = 7)]
     pub unverified_account_days: i64,
     /// Days an invitation that was never accepted is kept after it expired.

@@ -709,6 +709,7 @@ pub async fn log_out(app: &App, meta: &RequestMeta, principal: &Principal, every
             .filter(users::Column::Id.eq(principal.user.id))
             .exec(&tx)
             .await?;
+        super::self_service::void_links(&tx, principal.user.id, now, None).await?;
         sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
             .col_expr(sessions::Column::RevokedReason, Expr::value("logged out everywhere"))

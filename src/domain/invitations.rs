@@ -429,6 +429,8 @@ pub async fn decline(
     invitation_id: Uuid,
 ) -> DomainResult<invitations::Model> {
     principal.require_session("declining an invitation")?;
+    // Only the address's proved owner speaks for it.
+    super::self_service::require_verified(principal, "declining an invitation")?;
     let tx = app.store.begin_write().await?;
     let invitation = invitations::Entity::find_by_id(invitation_id)
         .one(&tx)

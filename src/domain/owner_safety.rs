@@ -524,6 +524,7 @@ pub async fn start(
     token: &str,
 ) -> DomainResult<recoveries::Model> {
     principal.require_session("recovering ownership")?;
+    super::self_service::require_verified(principal, "recovering ownership")?;
     if principal.user.kind != "HUMAN" {
         return Err(DomainError::Forbidden {
             message: "only a person can recover ownership".to_owned(),

@@ -95,8 +95,11 @@ where
             .cond_where(condition.clone())
             .limit(batch)
             .to_owned();
+        // The condition again on the rows deleted: a row changed since the subquery chose it
+        // (an account verified that instant) is left alone.
         let result = E::delete_many()
             .filter(id.in_subquery(ids))
+            .filter(condition.clone())
             .exec(&app.store.conn)
             .await?;
         removed += result.rows_affected;
@@ -159,17 +162,22 @@ pub async fn prune(app: &App, policy: &Policy, now: DateTime<Utc>) -> DomainResu
         .column(memberships::Column::UserId)
         .from(memberships::Entity)
         .to_owned();
-    pruned.unverified_accounts = prune_table::<users::Entity>(
-        app,
-        policy,
-        users::Column::Id,
-        Condition::all()
-            .add(users::Column::Kind.eq("HUMAN"))
-            .add(users::Column::EmailVerifiedAt.is_null())
-            .add(users::Column::CreatedAt.lt(now - policy.unverified_accounts))
-            .add(users::Column::Id.not_in_subquery(members)),
-    )
-    .await?;
+    pruned.unverified_accounts = if policy.unverified_accounts <= Duration::zero() {
+        // 0 keeps them, as it keeps audit events.
+        0
+    } else {
+        prune_table::<users::Entity>(
+            app,
+            policy,
+            users::Column::Id,
+            Condition::all()
+                .add(users::Column::Kind.eq("HUMAN"))
+                .add(users::Column::EmailVerifiedAt.is_null())
+                .add(users::Column::CreatedAt.lt(now - policy.unverified_accounts))
+                .add(users::Column::Id.not_in_subquery(members)),
+        )
+        .await?
+    };
     pruned.account_tokens = prune_table::<account_tokens::Entity>(
         app,
         policy,

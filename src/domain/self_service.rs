@@ -15,7 +15,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::store::entities::{account_tokens, memberships, organizations as org_rows, role_bindings, sessions, users};
+use crate::store::entities::{
+    account_tokens, memberships, organizations as org_rows, refresh_tokens, role_bindings, sessions, users,
+};
 
 use super::accounts::{self, Credentials};
 use super::audit::{self, Actor, Event};
@@ -34,6 +36,8 @@ pub const RESETS_PER_CLIENT: u64 = 20;
 /// Wrong current passwords one account may give (changing password or address, deleting) in
 /// [`REQUEST_WINDOW`].
 pub const PASSWORD_CHECKS_PER_USER: u64 = 10;
+/// Address changes one account may ask for in [`REQUEST_WINDOW`].
+pub const EMAIL_CHANGES_PER_USER: u64 = 5;
 pub const REQUEST_WINDOW: Duration = Duration::hours(1);
 
 const RESET: &str = "password_reset";
@@ -171,6 +175,13 @@ pub async fn change_password(
         .exec(&tx)
         .await?;
     let ended = end_other_sessions(&tx, principal.user.id, Some(session_id), now, "password changed").await?;
+    void_links(&tx, principal.user.id, now, None).await?;
+    // This session goes on with new credentials only: a refresh token of it that leaked before
+    // the change is no use after it.
+    refresh_tokens::Entity::delete_many()
+        .filter(refresh_tokens::Column::SessionId.eq(session_id))
+        .exec(&tx)
+        .await?;
     let user = current_user(&tx, principal).await?;
     let credentials = accounts::issue_for_session(&tx, app, user.clone(), session_id, now).await?;
     audit::record(
@@ -222,6 +233,27 @@ fn link(app: &App, path: &str, token: &str) -> String {
     format!("{}/{path}?token={token}", app.settings.public_url)
 }
 
+/// Voids every unused mailed link of the user (kept: `except`, by purpose). Called whenever the
+/// account's control changes hands or is re-established (a reset, a new password, signing out
+/// everywhere, a confirmed address), so that a link an attacker asked for earlier dies with
+/// their access.
+pub(crate) async fn void_links<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    except: Option<&str>,
+) -> DomainResult<()> {
+    let mut voiding = account_tokens::Entity::update_many()
+        .col_expr(account_tokens::Column::UsedAt, Expr::value(now))
+        .filter(account_tokens::Column::UserId.eq(user_id))
+        .filter(account_tokens::Column::UsedAt.is_null());
+    if let Some(purpose) = except {
+        voiding = voiding.filter(account_tokens::Column::Purpose.ne(purpose));
+    }
+    voiding.exec(conn).await?;
+    Ok(())
+}
+
 /// Stores a new single-use token (its digest) and returns the token.
 async fn issue_token<C: ConnectionTrait>(
     conn: &C,
@@ -255,6 +287,18 @@ async fn issue_token<C: ConnectionTrait>(
     .insert(conn)
     .await?;
     Ok(token)
+}
+
+/// Whether a token names a live link of that purpose (a read, outside any transaction).
+async fn link_is_live(app: &App, token: &str, purpose: &str) -> DomainResult<bool> {
+    Ok(account_tokens::Entity::find()
+        .filter(account_tokens::Column::TokenHash.eq(secrets::digest(token.trim())))
+        .filter(account_tokens::Column::Purpose.eq(purpose))
+        .filter(account_tokens::Column::UsedAt.is_null())
+        .filter(account_tokens::Column::ExpiresAt.gt(app.now()))
+        .one(&app.store.conn)
+        .await?
+        .is_some())
 }
 
 /// Takes a token for its one use: the row when it is of that purpose, unused and unexpired,
@@ -343,12 +387,22 @@ pub async fn request_password_reset(app: &App, meta: &RequestMeta, email: &str) 
 /// access token stops working.
 pub async fn reset_password(app: &App, meta: &RequestMeta, token: &str, new: String) -> DomainResult<()> {
     let new = Password::parse("newPassword", &new)?;
+    // A made-up link costs one read, never a password hash.
+    if !link_is_live(app, token, RESET).await? {
+        return Err(invalid_link());
+    }
     let hash = accounts::hash(new).await?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let row = redeem(&tx, app, token, RESET).await?;
+    void_links(&tx, row.user_id, now, None).await?;
     users::Entity::update_many()
         .col_expr(users::Column::PasswordHash, Expr::value(hash))
+        // The link reached the address: it is proved, whatever a squatter did before.
+        .col_expr(
+            users::Column::EmailVerifiedAt,
+            Expr::cust_with_values("COALESCE(email_verified_at, ?)", [now]),
+        )
         .filter(users::Column::Id.eq(row.user_id))
         .exec(&tx)
         .await?;
@@ -391,6 +445,12 @@ pub async fn change_email(
 ) -> DomainResult<()> {
     principal.require_session("changing your address")?;
     let email = Email::parse("newEmail", new_email)?;
+    let limit = rate_limit::Limit {
+        scope: "email_change_request",
+        max: EMAIL_CHANGES_PER_USER,
+        window: REQUEST_WINDOW,
+    };
+    rate_limit::take(&app.store.conn, &limit, &principal.user.id.to_string(), app.now()).await?;
     require_password(app, principal, password).await?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
@@ -407,6 +467,14 @@ pub async fn change_email(
         .await?
         .is_some();
     if taken {
+        // The earlier link dies either way, so whether it still works tells nothing.
+        account_tokens::Entity::update_many()
+            .col_expr(account_tokens::Column::UsedAt, Expr::value(now))
+            .filter(account_tokens::Column::UserId.eq(user.id))
+            .filter(account_tokens::Column::Purpose.eq(EMAIL_CHANGE))
+            .filter(account_tokens::Column::UsedAt.is_null())
+            .exec(&tx)
+            .await?;
         mailer::enqueue(
             &tx,
             now,
@@ -463,6 +531,8 @@ pub async fn confirm_email_change(app: &App, meta: &RequestMeta, token: &str) ->
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let row = redeem(&tx, app, token, EMAIL_CHANGE).await?;
+    // Links mailed to the old address (a reset among them) die with the change.
+    void_links(&tx, row.user_id, now, None).await?;
     let user = users::Entity::find_by_id(row.user_id)
         .one(&tx)
         .await?
@@ -495,7 +565,7 @@ pub async fn confirm_email_change(app: &App, meta: &RequestMeta, token: &str) ->
             },
             action: "user.change_email",
             target: Some(("User", updated.id)),
-            details: json!({}),
+            details: json!({ "from": old.email, "to": updated.email }),
         },
     )
     .await?;
@@ -545,12 +615,25 @@ pub(crate) async fn mail_sign_up_attempt<C: ConnectionTrait>(
         "Someone tried to create a Guildhall account with this address, which already has one. Nothing changed.\n\nIf it was you, sign in instead, or reset your password if you forgot it.\n").await
 }
 
-/// Marks the account's address verified through its link (needs no sign-in: the link is the
-/// proof). The link is used up; a link for an address the account no longer has does nothing.
-pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> DomainResult<users::Model> {
+/// Marks the account's address verified through its link, opened while signed in to that
+/// account. The link is used up; a link for an address the account no longer has, or opened in
+/// another account's session, does nothing.
+pub async fn verify_email(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    token: &str,
+) -> DomainResult<users::Model> {
+    principal.require_session("verifying your address")?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
     let row = redeem(&tx, app, token, VERIFICATION).await?;
+    // Both proofs, from one person: the link (the mailbox) opened in a session of the account
+    // (its password). Someone who signed up first with another's address cannot have the
+    // address's owner verify it for them by clicking the mail.
+    if row.user_id != principal.user.id {
+        return Err(invalid_link());
+    }
     let user = users::Entity::find_by_id(row.user_id)
         .one(&tx)
         .await?

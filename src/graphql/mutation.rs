@@ -203,15 +203,17 @@ impl AccountMutations {
         })
     }
 
-    /// Verifies the account's address through the link mailed to it (needs no sign-in: the link
-    /// is the proof; single-use, valid 24 hours). BAD_USER_INPUT (field `token`) for a link
-    /// that is unknown, used or expired.
+    /// Verifies the account's address through the link mailed to it, opened while signed in to
+    /// that account (the link proves the mailbox, the session the password; single-use, valid
+    /// 24 hours). BAD_USER_INPUT (field `token`) for a link that is unknown, used, expired or
+    /// another account's.
     async fn verify_email(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The link's token.")] input: VerifyEmailInput,
     ) -> ApiResult<VerifyEmailPayload> {
-        let user = crate::domain::self_service::verify_email(app(ctx), &state(ctx).meta, &input.token).await?;
+        let user = crate::domain::self_service::verify_email(app(ctx), &state(ctx).meta, principal(ctx)?, &input.token)
+            .await?;
         Ok(VerifyEmailPayload {
             user: User(std::sync::Arc::new(user)),
         })

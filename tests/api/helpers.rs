@@ -143,14 +143,31 @@ impl TestApp {
         (status, body, request_id)
     }
 
-    /// Signs up, proves the address through the mailed link, and signs in: a verified person.
+    /// Signs up, signs in, and proves the address through the mailed link opened in that
+    /// session: a verified person.
     pub async fn sign_up(&self, email: &str, name: &str) -> TestUser {
         let body = self.sign_up_unverified(email, name).await;
         assert!(body["errors"].is_null(), "sign up failed: {body}");
+        let body = self
+            .gql(
+                None,
+                "mutation($input: LogInInput!) { logIn(input: $input) { accessToken refreshToken user { id email } } }",
+                json!({ "input": { "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        let payload = &body["data"]["logIn"];
+        assert!(payload.is_object(), "log in after sign up failed: {body}");
+        let user = TestUser {
+            id: payload["user"]["id"].as_str().expect("id").to_owned(),
+            email: email.to_owned(),
+
+            access_token: payload["accessToken"].as_str().expect("access token").to_owned(),
+            refresh_token: payload["refreshToken"].as_str().expect("refresh token").to_owned(),
+        };
         let token = self.verification_token(email).await;
         let verified = self
             .gql(
-                None,
+                Some(&user.access_token),
                 "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }",
                 json!({ "i": { "token": token } }),
             )
@@ -173,22 +190,7 @@ impl TestApp {
         .await
         .expect("read the mail");
         store.close().await;
-        let body = self
-            .gql(
-                None,
-                "mutation($input: LogInInput!) { logIn(input: $input) { accessToken refreshToken user { id email } } }",
-                json!({ "input": { "email": email, "password": PASSWORD } }),
-            )
-            .await;
-        let payload = &body["data"]["logIn"];
-        assert!(payload.is_object(), "log in after sign up failed: {body}");
-        TestUser {
-            id: payload["user"]["id"].as_str().expect("id").to_owned(),
-            email: email.to_owned(),
-
-            access_token: payload["accessToken"].as_str().expect("access token").to_owned(),
-            refresh_token: payload["refreshToken"].as_str().expect("refresh token").to_owned(),
-        }
+        user
     }
 
     /// `signUp` alone; returns the whole answer.

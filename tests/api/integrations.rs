@@ -481,7 +481,7 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
     walk.secrets.push(verification.clone());
     walk.run(
         "verifyEmail",
-        None,
+        Some(&ada_token),
         "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }",
         json!({ "i": { "token": verification } }),
     )

@@ -533,3 +533,56 @@ async fn an_account_is_deleted_unless_it_is_the_last_owner_and_its_audit_trail_s
     assert!(hers.iter().all(|e| e["actor"].is_null()), "{members}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reset_voids_every_link_asked_for_before_it() {
+    let app = spawn_app().await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    // Someone holding Ana's password asks to move the account to their address...
+    let asked = mutate(
+        &app,
+        Some(&ana.access_token),
+        "changeEmail",
+        json!({ "newEmail": "thief@example.com", "password": PASSWORD }),
+        "message",
+    )
+    .await;
+    assert!(asked["errors"].is_null(), "{asked}");
+    let stolen = token_in(&mails(&app, "thief@example.com").await[0]);
+    // ...Ana resets her password through her mail...
+    mutate(
+        &app,
+        None,
+        "requestPasswordReset",
+        json!({ "email": "ana@example.com" }),
+        "message",
+    )
+    .await;
+    let reset = mails(&app, "ana@example.com")
+        .await
+        .into_iter()
+        .rev()
+        .find(|m| m.contains("reset-password?token="))
+        .expect("reset mail");
+    let done = mutate(
+        &app,
+        None,
+        "resetPassword",
+        json!({ "token": token_in(&reset), "newPassword": NEW_PASSWORD }),
+        "signedOutEverywhere",
+    )
+    .await;
+    assert!(done["errors"].is_null(), "{done}");
+    // ...and the thief's link is dead.
+    let confirmed = mutate(
+        &app,
+        None,
+        "confirmEmailChange",
+        json!({ "token": stolen }),
+        "user { email }",
+    )
+    .await;
+    assert_eq!(error_code(&confirmed), "BAD_USER_INPUT", "{confirmed}");
+    assert!(log_in_with(&app, "ana@example.com", NEW_PASSWORD).await["errors"].is_null());
+    app.stop().await;
+}

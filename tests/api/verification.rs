@@ -53,30 +53,76 @@ async fn an_unverified_account_cannot_take_an_invitation_or_make_an_organization
         .await;
     assert_eq!(error_code(&refused), "EMAIL_NOT_VERIFIED", "{refused}");
     assert_eq!(app.count_rows("memberships").await, 1);
-    // The real owner of the address opens the verification link; now the account may accept.
+    // The squatter sees none of the address's invitations and cannot decline them.
+    let seen = app
+        .gql(Some(&squatter), "{ viewer { pendingInvitations { id } } }", json!({}))
+        .await;
+    assert_eq!(seen["data"]["viewer"]["pendingInvitations"], json!([]), "{seen}");
+    // The address's owner clicks the verification mail: without a session of the account (the
+    // squatter's password) the link verifies nothing, nor in another account's session.
     let link = app.verification_token("victim@corp.example").await;
-    let verified = app
+    let verify = "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }";
+    let anonymous = app.gql(None, verify, json!({ "i": { "token": link } })).await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
+    let elsewhere = app
+        .gql(Some(&owner.access_token), verify, json!({ "i": { "token": link } }))
+        .await;
+    assert_eq!(error_code(&elsewhere), "BAD_USER_INPUT", "{elsewhere}");
+    // The owner of the address takes the account back with a reset: the squatter is signed out,
+    // their password is gone, and the address counts as proved.
+    let asked = app
         .gql(
             None,
-            "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }",
-            json!({ "i": { "token": link } }),
+            "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) { message } }",
+            json!({ "i": { "email": "victim@corp.example" } }),
         )
         .await;
-    assert_eq!(
-        verified["data"]["verifyEmail"]["user"]["emailVerified"], true,
-        "{verified}"
-    );
-    let again = app
+    assert!(asked["errors"].is_null(), "{asked}");
+    let store = app.store().await;
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &store.conn,
+        sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT body FROM mail_outbox WHERE recipient = 'victim@corp.example' AND body LIKE '%reset-password?token=%'".to_owned(),
+        ),
+    )
+    .await
+    .expect("outbox");
+    store.close().await;
+    let body: String = rows[0].try_get("", "body").expect("body");
+    let reset = body
+        .split("token=")
+        .nth(1)
+        .expect("token")
+        .split_whitespace()
+        .next()
+        .expect("token")
+        .to_owned();
+    let done = app
         .gql(
             None,
-            "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { user { emailVerified } } }",
-            json!({ "i": { "token": link } }),
+            "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { signedOutEverywhere } }",
+            json!({ "i": { "token": reset, "newPassword": "the real owner's password" } }),
         )
         .await;
-    assert_eq!(error_code(&again), "BAD_USER_INPUT", "a link works once: {again}");
+    assert!(done["errors"].is_null(), "{done}");
+    let gone = app.gql(Some(&squatter), "{ viewer { id } }", json!({})).await;
+    assert_eq!(error_code(&gone), "UNAUTHENTICATED", "{gone}");
+    let signed_in = app
+        .gql(
+            None,
+            "mutation($i: LogInInput!) { logIn(input: $i) { accessToken user { emailVerified } } }",
+            json!({ "i": { "email": "victim@corp.example", "password": "the real owner's password" } }),
+        )
+        .await;
+    assert_eq!(signed_in["data"]["logIn"]["user"]["emailVerified"], true, "{signed_in}");
+    let real = signed_in["data"]["logIn"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let accepted = app
         .gql(
-            Some(&log_in(&app, "victim@corp.example").await),
+            Some(&real),
             "mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) { membership { id } } }",
             json!({ "i": { "token": token } }),
         )

@@ -167,12 +167,14 @@ impl User {
         result.map(Some)
     }
 
-    /// Pending invitations addressed to the viewer's email.
+    /// Pending invitations addressed to the viewer's email (none until the address is verified).
     async fn pending_invitations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Invitation>> {
         let result: ApiResult<Vec<Invitation>> = Box::pin(async move {
             self.require_self(ctx, "invitations")?;
             // Invitations lead into other organizations: an account matter, not an API token's.
-            if principal(ctx)?.token.is_some() {
+            // So are they until the address is proved: a squatter sees none.
+            let viewer = principal(ctx)?;
+            if viewer.token.is_some() || crate::domain::self_service::require_verified(viewer, "invitations").is_err() {
                 return Ok(Vec::new());
             }
             Ok(invitation_service::pending_for(app(ctx), &self.0)
