@@ -398,12 +398,14 @@ pub async fn reset_password(app: &App, meta: &RequestMeta, token: &str, new: Str
     void_links(&tx, row.user_id, now, None).await?;
     users::Entity::update_many()
         .col_expr(users::Column::PasswordHash, Expr::value(hash))
-        // The link reached the address: it is proved, whatever a squatter did before.
-        .col_expr(
-            users::Column::EmailVerifiedAt,
-            Expr::cust_with_values("COALESCE(email_verified_at, ?)", [now]),
-        )
         .filter(users::Column::Id.eq(row.user_id))
+        .exec(&tx)
+        .await?;
+    // The link reached the address: it is proved, whatever a squatter did before.
+    users::Entity::update_many()
+        .col_expr(users::Column::EmailVerifiedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(row.user_id))
+        .filter(users::Column::EmailVerifiedAt.is_null())
         .exec(&tx)
         .await?;
     let ended = end_other_sessions(&tx, row.user_id, None, now, "password reset").await?;
