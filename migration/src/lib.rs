@@ -13,6 +13,7 @@ mod m20261203_000005_owner_recovery;
 mod m20261204_000001_teams;
 mod m20261204_000002_account_tokens;
 mod m20261204_000003_email_verification;
+mod m20261204_000004_two_factor;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
 pub use m20261203_000001_change_announcements::CHANNEL as CHANGE_CHANNEL;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_teams::Migration),
             Box::new(m20261204_000002_account_tokens::Migration),
             Box::new(m20261204_000003_email_verification::Migration),
+            Box::new(m20261204_000004_two_factor::Migration),
         ]
     }
 }

@@ -193,6 +193,25 @@ pub(crate) async fn issue_for_session<C: ConnectionTrait>(
     issue_credentials(conn, app, user, session_id, now).await
 }
 
+/// The account as it is now.
+pub async fn user_by_id(app: &App, id: Uuid) -> DomainResult<users::Model> {
+    users::Entity::find_by_id(id)
+        .one(&app.store.conn)
+        .await?
+        .ok_or_else(DomainError::unauthenticated)
+}
+
+/// Starts a session of `user` (the second factor given) inside the caller's transaction.
+pub(crate) async fn start_session_for<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    user: users::Model,
+    now: DateTime<Utc>,
+) -> DomainResult<Credentials> {
+    start_session(conn, app, meta, user, now).await
+}
+
 /// A validated sign-up with its password already hashed, ready to be written.
 pub struct PreparedSignUp {
     email: Email,
@@ -247,6 +266,9 @@ pub async fn sign_up_in<C: ConnectionTrait>(
         updated_at: Set(now),
         // Only an invitation's link leads here: it was mailed to this address.
         email_verified_at: Set(Some(now)),
+        totp_secret: Set(None),
+        totp_enabled_at: Set(None),
+        totp_last_step: Set(None),
     }
     .insert(conn)
     .await
@@ -335,6 +357,9 @@ pub async fn sign_up(app: &App, meta: &RequestMeta, input: SignUp) -> DomainResu
         created_at: Set(now),
         updated_at: Set(now),
         email_verified_at: Set(None),
+        totp_secret: Set(None),
+        totp_enabled_at: Set(None),
+        totp_last_step: Set(None),
     }
     .insert(&tx)
     .await;
@@ -515,6 +540,12 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
             rate_limit::reset(&tx, &email_attempts(app), &canonical).await?;
             if let Some(address) = &meta.client_address {
                 rate_limit::give_back(&tx, &address_attempts(app), &rate_limit::address_subject(address)).await?;
+            }
+            if user.totp_enabled_at.is_some() {
+                // The password was right; the second factor is still due.
+                let challenge = super::two_factor::challenge(&tx, app, meta, &user).await?;
+                tx.commit().await?;
+                return Err(DomainError::TwoFactorRequired { challenge });
             }
             let credentials = start_session(&tx, app, meta, user, now).await?;
             audit::record(

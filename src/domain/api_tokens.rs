@@ -366,6 +366,9 @@ pub async fn create_service_account(
         created_at: Set(now),
         updated_at: Set(now),
         email_verified_at: Set(None),
+        totp_secret: Set(None),
+        totp_enabled_at: Set(None),
+        totp_last_step: Set(None),
     }
     .insert(&tx)
     .await?;

@@ -25,6 +25,11 @@ pub enum DomainError {
     LimitExceeded { limit: String, message: String },
     #[error("{0}")]
     LastOwner(String),
+    /// The password was right and a second factor is due: `completeLogIn` with this challenge.
+    #[error(
+        "a code from your authenticator app (or a recovery code) is needed: call `completeLogIn` with the challenge"
+    )]
+    TwoFactorRequired { challenge: String },
     /// The account's address is not verified yet, and this needs it to be.
     #[error("{0}")]
     EmailNotVerified(String),
@@ -60,6 +65,7 @@ impl DomainError {
             DomainError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             DomainError::LastOwner(_) => "LAST_OWNER",
             DomainError::EmailNotVerified(_) => "EMAIL_NOT_VERIFIED",
+            DomainError::TwoFactorRequired { .. } => "TWO_FACTOR_REQUIRED",
             DomainError::RoleInUse(_) => "ROLE_IN_USE",
             DomainError::KeychainInUse(_) => "KEYCHAIN_IN_USE",
             DomainError::InvitationExpired => "INVITATION_EXPIRED",

@@ -26,6 +26,7 @@ pub mod self_service;
 pub mod standing;
 pub mod teams;
 pub mod tokens;
+pub mod two_factor;
 pub mod validate;
 pub mod who_can;
 pub mod workspaces;

@@ -70,7 +70,7 @@ async fn current_user<C: ConnectionTrait>(conn: &C, principal: &Principal) -> Do
 
 /// FORBIDDEN-free check of the current password, counted per account: a stolen session cannot
 /// guess its way to changing the password, the address or deleting the account.
-async fn require_password(app: &App, principal: &Principal, password: String) -> DomainResult<()> {
+pub(crate) async fn require_password(app: &App, principal: &Principal, password: String) -> DomainResult<()> {
     let limit = rate_limit::Limit {
         scope: "account_password_check",
         max: PASSWORD_CHECKS_PER_USER,

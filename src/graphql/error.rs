@@ -59,6 +59,7 @@ impl From<ApiError> for async_graphql::Error {
                 DomainError::Forbidden { key: Some(key), .. } => ext.set("key", key.as_str()),
                 DomainError::LimitExceeded { limit, .. } => ext.set("limit", limit.as_str()),
                 DomainError::RateLimited { retry_after_seconds } => ext.set("retryAfterSeconds", *retry_after_seconds),
+                DomainError::TwoFactorRequired { challenge } => ext.set("challenge", challenge.as_str()),
                 _ => {}
             }
         });

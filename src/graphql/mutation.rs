@@ -238,7 +238,9 @@ impl AccountMutations {
         })
     }
 
-    /// Signs in with email and password.
+    /// Signs in with email and password. For an account with two-factor sign-in, a right password
+    /// answers `TWO_FACTOR_REQUIRED` with `extensions.challenge` instead of credentials: finish
+    /// with `completeLogIn`.
     async fn log_in(
         &self,
         ctx: &Context<'_>,

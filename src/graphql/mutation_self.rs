@@ -121,6 +121,59 @@ pub struct DeleteAccountPayload {
     pub deleted_user_id: ID,
 }
 
+/// The password, to start setting up two-factor sign-in.
+#[derive(InputObject)]
+pub struct StartTwoFactorEnrollmentInput {
+    /// The account's password.
+    pub password: String,
+}
+
+/// A new authenticator secret, shown once.
+#[derive(SimpleObject)]
+pub struct StartTwoFactorEnrollmentPayload {
+    /// The secret in base32, for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/…` (SHA1, 6 digits, 30 s), for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// A first code from the authenticator app.
+#[derive(InputObject)]
+pub struct ConfirmTwoFactorEnrollmentInput {
+    /// The app's current six-digit code.
+    pub code: String,
+}
+
+/// Two-factor sign-in is on.
+#[derive(SimpleObject)]
+pub struct ConfirmTwoFactorEnrollmentPayload {
+    /// Ten single-use codes for signing in without the app, shown once.
+    pub recovery_codes: Vec<String>,
+}
+
+/// The password, to turn two-factor sign-in off.
+#[derive(InputObject)]
+pub struct DisableTwoFactorInput {
+    /// The account's password.
+    pub password: String,
+}
+
+/// The result of `disableTwoFactor`.
+#[derive(SimpleObject)]
+pub struct DisableTwoFactorPayload {
+    /// The account, two-factor sign-in off.
+    pub user: User,
+}
+
+/// The second step of a sign-in.
+#[derive(InputObject)]
+pub struct CompleteLogInInput {
+    /// `extensions.challenge` of `logIn`'s `TWO_FACTOR_REQUIRED` answer (valid 5 minutes).
+    pub challenge: String,
+    /// The authenticator app's current code, or an unused recovery code.
+    pub code: String,
+}
+
 /// Mutations on the viewer's own account.
 #[derive(Default)]
 pub struct SelfServiceMutations;
@@ -231,6 +284,64 @@ impl SelfServiceMutations {
         Ok(EndSessionPayload {
             ended_session_id: ids::encode(NodeKind::Session, ended),
         })
+    }
+
+    /// Starts setting up two-factor sign-in (the password is checked): a new secret, in force
+    /// once `confirmTwoFactorEnrollment` gets a first code. CONFLICT while it is on.
+    async fn start_two_factor_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password.")] input: StartTwoFactorEnrollmentInput,
+    ) -> ApiResult<StartTwoFactorEnrollmentPayload> {
+        let enrolment =
+            crate::domain::two_factor::start_enrolment(app(ctx), &state(ctx).meta, principal(ctx)?, input.password)
+                .await?;
+        Ok(StartTwoFactorEnrollmentPayload {
+            secret: enrolment.secret,
+            otpauth_uri: enrolment.uri,
+        })
+    }
+
+    /// Turns two-factor sign-in on with a first code from the app, and hands out ten recovery
+    /// codes once. From then on `logIn` answers `TWO_FACTOR_REQUIRED` with a challenge for
+    /// `completeLogIn`.
+    async fn confirm_two_factor_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The app's code.")] input: ConfirmTwoFactorEnrollmentInput,
+    ) -> ApiResult<ConfirmTwoFactorEnrollmentPayload> {
+        let codes =
+            crate::domain::two_factor::confirm_enrolment(app(ctx), &state(ctx).meta, principal(ctx)?, &input.code)
+                .await?;
+        Ok(ConfirmTwoFactorEnrollmentPayload { recovery_codes: codes })
+    }
+
+    /// Turns two-factor sign-in off (the password is checked); its secret and recovery codes go.
+    async fn disable_two_factor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password.")] input: DisableTwoFactorInput,
+    ) -> ApiResult<DisableTwoFactorPayload> {
+        let viewer = principal(ctx)?;
+        crate::domain::two_factor::disable(app(ctx), &state(ctx).meta, viewer, input.password).await?;
+        let user = crate::domain::accounts::user_by_id(app(ctx), viewer.user.id).await?;
+        Ok(DisableTwoFactorPayload {
+            user: User(std::sync::Arc::new(user)),
+        })
+    }
+
+    /// Finishes a sign-in that answered `TWO_FACTOR_REQUIRED`: the challenge with the app's
+    /// current code (each works once) or an unused recovery code. Five wrong codes spend the
+    /// challenge (sign in again).
+    async fn complete_log_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The challenge and the code.")] input: CompleteLogInInput,
+    ) -> ApiResult<AuthPayload> {
+        let credentials =
+            crate::domain::two_factor::complete_log_in(app(ctx), &state(ctx).meta, &input.challenge, &input.code)
+                .await?;
+        Ok(credentials.into())
     }
 
     /// Deletes the viewer's account after checking the password: LAST_OWNER naming every

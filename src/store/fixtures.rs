@@ -36,6 +36,9 @@ pub async fn bulk_members(
                 created_at: Set(now),
                 updated_at: Set(now),
                 email_verified_at: Set(Some(now)),
+                totp_secret: Set(None),
+                totp_enabled_at: Set(None),
+                totp_last_step: Set(None),
             });
             let membership_id = Uuid::now_v7();
             created.push(membership_id);

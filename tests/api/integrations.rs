@@ -419,7 +419,7 @@ impl Walk<'_> {
 fn collect_secrets(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s)
-            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "ghv_", "gha_", "eyJ"]
+            if ["ghp_", "ghs_", "ghi_", "ghr_", "ghu_", "ghv_", "gha_", "ghc_", "eyJ"]
                 .iter()
                 .any(|p| s.starts_with(p)) =>
         {
@@ -1016,6 +1016,55 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
         None,
         "mutation($i: ConfirmEmailChangeInput!) { confirmEmailChange(input: $i) { user { email } } }",
         json!({ "i": { "token": confirm } }),
+    )
+    .await;
+    // Two-factor sign-in: set up, used to sign in, turned off.
+    let enrolment = walk
+        .run(
+            "startTwoFactorEnrollment",
+            Some(&zed_token),
+            "mutation($i: StartTwoFactorEnrollmentInput!) { startTwoFactorEnrollment(input: $i) { secret otpauthUri } }",
+            json!({ "i": { "password": third } }),
+        )
+        .await;
+    let secret = enrolment["secret"].as_str().expect("secret").to_owned();
+    walk.secrets.push(secret.clone());
+    let key = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).expect("base32");
+    let confirmed = walk
+        .run(
+            "confirmTwoFactorEnrollment",
+            Some(&zed_token),
+            "mutation($i: ConfirmTwoFactorEnrollmentInput!) { confirmTwoFactorEnrollment(input: $i) { recoveryCodes } }",
+            json!({ "i": { "code": guildhall::domain::two_factor::totp_at(&key, app.app.now().timestamp(), 6) } }),
+        )
+        .await;
+    let recovery = confirmed["recoveryCodes"][0].as_str().expect("code").to_owned();
+    walk.secrets.push(recovery.clone());
+    let challenged = app
+        .gql(
+            None,
+            "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
+            json!({ "i": { "email": "zed.z@example.com", "password": third } }),
+        )
+        .await;
+    assert_eq!(error_code(&challenged), "TWO_FACTOR_REQUIRED", "{challenged}");
+    let challenge = challenged["errors"][0]["extensions"]["challenge"]
+        .as_str()
+        .expect("challenge")
+        .to_owned();
+    walk.secrets.push(challenge.clone());
+    walk.run(
+        "completeLogIn",
+        None,
+        "mutation($i: CompleteLogInInput!) { completeLogIn(input: $i) { accessToken } }",
+        json!({ "i": { "challenge": challenge, "code": recovery } }),
+    )
+    .await;
+    walk.run(
+        "disableTwoFactor",
+        Some(&zed_token),
+        "mutation($i: DisableTwoFactorInput!) { disableTwoFactor(input: $i) { user { twoFactorEnabled } } }",
+        json!({ "i": { "password": third } }),
     )
     .await;
     walk.run(

@@ -30,5 +30,6 @@ mod self_service;
 mod teams;
 mod traces;
 mod transport;
+mod two_factor;
 mod verification;
 mod who_can;

@@ -147,6 +147,22 @@ impl User {
         self.0.email_verified_at.is_some()
     }
 
+    /// Whether signing in takes a second factor (an authenticator app's code); always false for
+    /// service accounts.
+    async fn two_factor_enabled(&self) -> bool {
+        self.0.totp_enabled_at.is_some()
+    }
+
+    /// The viewer's unused recovery codes (`null`, with a FORBIDDEN error, for anyone else).
+    async fn recovery_codes_left(&self, ctx: &Context<'_>) -> ApiResult<Option<i32>> {
+        let result: ApiResult<i32> = Box::pin(async move {
+            self.require_self(ctx, "recovery codes")?;
+            Ok(crate::domain::two_factor::recovery_codes_left(app(ctx), self.0.id).await? as i32)
+        })
+        .await;
+        result.map(Some)
+    }
+
     /// The viewer's signed-in devices: live sessions, most recently used first (a signed-in
     /// session only: `null`, with a FORBIDDEN error, through an API token or for anyone else).
     async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Session>>> {

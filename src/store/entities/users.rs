@@ -18,6 +18,11 @@ pub struct Model {
     /// When the person proved they receive mail at `email`; `None` until then (and for service
     /// accounts, which have no address).
     pub email_verified_at: Option<DateTimeUtc>,
+    /// Base32 TOTP secret (RFC 6238); set at enrolment, in force once `totp_enabled_at` is.
+    pub totp_secret: Option<String>,
+    pub totp_enabled_at: Option<DateTimeUtc>,
+    /// The last time step a code was accepted at: no code works twice.
+    pub totp_last_step: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
