@@ -63,7 +63,16 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
-            .await
+            .await?;
+        for (name, table) in [
+            ("idx_recovery_codes_user", "recovery_codes"),
+            ("idx_login_challenges_user", "login_challenges"),
+        ] {
+            manager
+                .create_index(Index::create().name(name).table(table).col("user_id").to_owned())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -193,6 +193,23 @@ pub(crate) async fn issue_for_session<C: ConnectionTrait>(
     issue_credentials(conn, app, user, session_id, now).await
 }
 
+/// A sign-in proved (the password, and the second factor where one is due): the attempts it
+/// counted are given back.
+pub(crate) async fn log_in_proved<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    meta: &RequestMeta,
+    canonical: Option<&str>,
+) -> DomainResult<()> {
+    if let Some(canonical) = canonical {
+        rate_limit::reset(conn, &email_attempts(app), canonical).await?;
+    }
+    if let Some(address) = &meta.client_address {
+        rate_limit::give_back(conn, &address_attempts(app), &rate_limit::address_subject(address)).await?;
+    }
+    Ok(())
+}
+
 /// The account as it is now.
 pub async fn user_by_id(app: &App, id: Uuid) -> DomainResult<users::Model> {
     users::Entity::find_by_id(id)
@@ -537,16 +554,15 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
     let tx = app.store.begin_write().await?;
     match user {
         Some(user) if ok => {
-            rate_limit::reset(&tx, &email_attempts(app), &canonical).await?;
-            if let Some(address) = &meta.client_address {
-                rate_limit::give_back(&tx, &address_attempts(app), &rate_limit::address_subject(address)).await?;
-            }
             if user.totp_enabled_at.is_some() {
+                // The attempt stays counted until the second factor is proved: a password alone
+                // buys only as many challenges as the sign-in limit allows.
                 // The password was right; the second factor is still due.
                 let challenge = super::two_factor::challenge(&tx, app, meta, &user).await?;
                 tx.commit().await?;
                 return Err(DomainError::TwoFactorRequired { challenge });
             }
+            log_in_proved(&tx, app, meta, Some(&canonical)).await?;
             let credentials = start_session(&tx, app, meta, user, now).await?;
             audit::record(
                 &tx,

@@ -203,6 +203,17 @@ pub async fn change_password(
     Ok(credentials)
 }
 
+/// Queues a notice to the user's own address (for other modules).
+pub(crate) async fn notify_user<C: ConnectionTrait>(
+    conn: &C,
+    app: &App,
+    user: &users::Model,
+    subject: &str,
+    body: &str,
+) -> DomainResult<()> {
+    notify(conn, app, user, subject, body).await
+}
+
 /// Queues a notice to the user's own address.
 async fn notify<C: ConnectionTrait>(
     conn: &C,
@@ -251,6 +262,11 @@ pub(crate) async fn void_links<C: ConnectionTrait>(
         voiding = voiding.filter(account_tokens::Column::Purpose.ne(purpose));
     }
     voiding.exec(conn).await?;
+    // So do sign-ins waiting for their second factor.
+    crate::store::entities::login_challenges::Entity::delete_many()
+        .filter(crate::store::entities::login_challenges::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

@@ -18,12 +18,12 @@ use serde_json::json;
 use sha1::Sha1;
 use uuid::Uuid;
 
-use crate::store::entities::{login_challenges, recovery_codes, users};
+use crate::store::entities::{login_challenges, recovery_codes, sessions, users};
 
 use super::accounts::{self, Credentials};
 use super::audit::{self, Actor, Event};
 use super::error::{DomainError, DomainResult};
-use super::{App, Principal, RequestMeta, new_id, secrets};
+use super::{App, Principal, RequestMeta, new_id, rate_limit, secrets};
 
 /// Seconds per step.
 pub const STEP: i64 = 30;
@@ -35,6 +35,8 @@ pub const RECOVERY_CODES: usize = 10;
 pub const CHALLENGE_TTL: Duration = Duration::minutes(5);
 /// Wrong codes one challenge takes before it is spent.
 pub const MAX_ATTEMPTS: i32 = 5;
+/// Codes one account may be given in an hour, across challenges (a right one is given back).
+pub const CODES_PER_USER: u64 = 10;
 
 const CHALLENGE_PREFIX: &str = "ghc_";
 
@@ -181,13 +183,36 @@ pub async fn confirm_enrolment(
         .as_deref()
         .ok_or_else(|| DomainError::bad_input("code", "start the set-up first (`startTwoFactorEnrollment`)"))?;
     let step = matching_step(&decode_secret(stored)?, code, now).ok_or_else(wrong_code)?;
-    users::Entity::update_many()
+    // Only the secret the code was checked against, and only once.
+    let enabled = users::Entity::update_many()
         .col_expr(users::Column::TotpEnabledAt, Expr::value(now))
         .col_expr(users::Column::TotpLastStep, Expr::value(step))
         .col_expr(users::Column::UpdatedAt, Expr::value(now))
         .filter(users::Column::Id.eq(user.id))
+        .filter(users::Column::TotpEnabledAt.is_null())
+        .filter(users::Column::TotpSecret.eq(stored.to_owned()))
         .exec(&tx)
         .await?;
+    if enabled.rows_affected != 1 {
+        return Err(DomainError::conflict(
+            None,
+            "the set-up changed meanwhile; start it again",
+        ));
+    }
+    // A session stolen before the second factor existed does not outlive it.
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+        .col_expr(
+            sessions::Column::RevokedReason,
+            Expr::value("two-factor sign-in turned on"),
+        )
+        .filter(sessions::Column::UserId.eq(user.id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::Id.ne(principal.session_id.unwrap_or_default()))
+        .exec(&tx)
+        .await?;
+    super::self_service::notify_user(&tx, app, &user, "Two-factor sign-in is on",
+        "Signing in to your Guildhall account now takes a code from your authenticator app (or a recovery code). Every other device was signed out.\n\nIf this was not you, reset your password at once.\n").await?;
     recovery_codes::Entity::delete_many()
         .filter(recovery_codes::Column::UserId.eq(user.id))
         .exec(&tx)
@@ -231,11 +256,52 @@ fn normalize_recovery(code: &str) -> String {
 }
 
 /// Turns two-factor sign-in off after checking the password; the secret and recovery codes go.
-pub async fn disable(app: &App, meta: &RequestMeta, principal: &Principal, password: String) -> DomainResult<()> {
+pub async fn disable(
+    app: &App,
+    meta: &RequestMeta,
+    principal: &Principal,
+    password: String,
+    code: &str,
+) -> DomainResult<()> {
     principal.require_session("turning two-factor sign-in off")?;
     super::self_service::require_password(app, principal, password).await?;
+    let per_user = rate_limit::Limit {
+        scope: "two_factor_user",
+        max: CODES_PER_USER,
+        window: Duration::hours(1),
+    };
+    rate_limit::take(&app.store.conn, &per_user, &principal.user.id.to_string(), app.now()).await?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
+    let user = users::Entity::find_by_id(principal.user.id)
+        .one(&tx)
+        .await?
+        .ok_or_else(DomainError::unauthenticated)?;
+    if user.totp_enabled_at.is_none() {
+        return Err(DomainError::conflict(None, "two-factor sign-in is off already"));
+    }
+    // The second factor itself, not only the password, takes it away.
+    let secret = decode_secret(user.totp_secret.as_deref().unwrap_or_default())?;
+    let proved = match matching_step(&secret, code, now) {
+        Some(step) => user.totp_last_step.is_none_or(|last| step > last),
+        None => {
+            recovery_codes::Entity::update_many()
+                .col_expr(recovery_codes::Column::UsedAt, Expr::value(now))
+                .filter(recovery_codes::Column::UserId.eq(user.id))
+                .filter(recovery_codes::Column::CodeHash.eq(secrets::digest(&normalize_recovery(code))))
+                .filter(recovery_codes::Column::UsedAt.is_null())
+                .exec(&tx)
+                .await?
+                .rows_affected
+                == 1
+        }
+    };
+    if !proved {
+        return Err(wrong_code());
+    }
+    rate_limit::give_back(&tx, &per_user, &user.id.to_string()).await?;
+    super::self_service::notify_user(&tx, app, &user, "Two-factor sign-in is off",
+        "Signing in to your Guildhall account no longer takes a code.\n\nIf this was not you, reset your password and turn it on again.\n").await?;
     users::Entity::update_many()
         .col_expr(users::Column::TotpSecret, Expr::value(Option::<String>::None))
         .col_expr(users::Column::TotpEnabledAt, Expr::value(Option::<DateTime<Utc>>::None))
@@ -296,13 +362,38 @@ pub(crate) async fn challenge<C: ConnectionTrait>(
 pub async fn complete_log_in(app: &App, meta: &RequestMeta, challenge: &str, code: &str) -> DomainResult<Credentials> {
     let now = app.now();
     let invalid = || DomainError::Unauthenticated("the sign-in challenge is not valid or has expired".to_owned());
-    let tx = app.store.begin_write().await?;
-    let row = login_challenges::Entity::find()
+    let Some(row) = login_challenges::Entity::find()
         .filter(login_challenges::Column::TokenHash.eq(secrets::digest(challenge.trim())))
-        .one(&tx)
+        .one(&app.store.conn)
         .await?
-        .filter(|c| c.used_at.is_none() && c.expires_at > now && c.attempts < MAX_ATTEMPTS)
-        .ok_or_else(invalid)?;
+    else {
+        return Err(invalid());
+    };
+    // Every code given spends one attempt first, in one statement committed on its own: any
+    // number of requests at once share the challenge's five.
+    let spent = login_challenges::Entity::update_many()
+        .col_expr(
+            login_challenges::Column::Attempts,
+            Expr::col(login_challenges::Column::Attempts).add(1),
+        )
+        .filter(login_challenges::Column::Id.eq(row.id))
+        .filter(login_challenges::Column::UsedAt.is_null())
+        .filter(login_challenges::Column::ExpiresAt.gt(now))
+        .filter(login_challenges::Column::Attempts.lt(MAX_ATTEMPTS))
+        .exec(&app.store.conn)
+        .await?;
+    if spent.rows_affected != 1 {
+        return Err(invalid());
+    }
+    // And the account's, across challenges: a password alone buys no more than this many
+    // guesses an hour, however many challenges it asks for.
+    let per_user = rate_limit::Limit {
+        scope: "two_factor_user",
+        max: CODES_PER_USER,
+        window: Duration::hours(1),
+    };
+    rate_limit::take(&app.store.conn, &per_user, &row.user_id.to_string(), now).await?;
+    let tx = app.store.begin_write().await?;
     let user = users::Entity::find_by_id(row.user_id)
         .one(&tx)
         .await?
@@ -337,18 +428,27 @@ pub async fn complete_log_in(app: &App, meta: &RequestMeta, challenge: &str, cod
         }
     };
     if !accepted {
-        // Counted in a transaction of its own, so the refusal below cannot roll it back.
         drop(tx);
-        login_challenges::Entity::update_many()
-            .col_expr(
-                login_challenges::Column::Attempts,
-                Expr::col(login_challenges::Column::Attempts).add(1),
-            )
-            .filter(login_challenges::Column::Id.eq(row.id))
-            .exec(&app.store.conn)
-            .await?;
+        audit::record(
+            &app.store.conn,
+            meta,
+            now,
+            Event {
+                organization_id: None,
+                actor: Actor {
+                    user_id: None,
+                    token_id: None,
+                },
+                action: "session.two_factor_failed",
+                target: Some(("User", user.id)),
+                details: json!({ "attempt": row.attempts + 1 }),
+            },
+        )
+        .await?;
         return Err(wrong_code());
     }
+    rate_limit::give_back(&tx, &per_user, &user.id.to_string()).await?;
+    accounts::log_in_proved(&tx, app, meta, user.email_canonical.as_deref()).await?;
     let spent = login_challenges::Entity::update_many()
         .col_expr(login_challenges::Column::UsedAt, Expr::value(now))
         .filter(login_challenges::Column::Id.eq(row.id))

@@ -151,11 +151,13 @@ pub struct ConfirmTwoFactorEnrollmentPayload {
     pub recovery_codes: Vec<String>,
 }
 
-/// The password, to turn two-factor sign-in off.
+/// The password and the second factor, to turn two-factor sign-in off.
 #[derive(InputObject)]
 pub struct DisableTwoFactorInput {
     /// The account's password.
     pub password: String,
+    /// The authenticator app's current code, or an unused recovery code.
+    pub code: String,
 }
 
 /// The result of `disableTwoFactor`.
@@ -302,8 +304,8 @@ impl SelfServiceMutations {
         })
     }
 
-    /// Turns two-factor sign-in on with a first code from the app, and hands out ten recovery
-    /// codes once. From then on `logIn` answers `TWO_FACTOR_REQUIRED` with a challenge for
+    /// Turns two-factor sign-in on with a first code from the app, signs every other device out,
+    /// and hands out ten recovery codes once. From then on `logIn` answers `TWO_FACTOR_REQUIRED` with a challenge for
     /// `completeLogIn`.
     async fn confirm_two_factor_enrollment(
         &self,
@@ -316,14 +318,15 @@ impl SelfServiceMutations {
         Ok(ConfirmTwoFactorEnrollmentPayload { recovery_codes: codes })
     }
 
-    /// Turns two-factor sign-in off (the password is checked); its secret and recovery codes go.
+    /// Turns two-factor sign-in off: the password and a current code (or a recovery code) are
+    /// checked, a notice is mailed; its secret and recovery codes go.
     async fn disable_two_factor(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The password.")] input: DisableTwoFactorInput,
     ) -> ApiResult<DisableTwoFactorPayload> {
         let viewer = principal(ctx)?;
-        crate::domain::two_factor::disable(app(ctx), &state(ctx).meta, viewer, input.password).await?;
+        crate::domain::two_factor::disable(app(ctx), &state(ctx).meta, viewer, input.password, &input.code).await?;
         let user = crate::domain::accounts::user_by_id(app(ctx), viewer.user.id).await?;
         Ok(DisableTwoFactorPayload {
             user: User(std::sync::Arc::new(user)),

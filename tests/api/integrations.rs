@@ -1064,7 +1064,7 @@ async fn every_mutation_writes_an_audit_event_without_secrets() {
         "disableTwoFactor",
         Some(&zed_token),
         "mutation($i: DisableTwoFactorInput!) { disableTwoFactor(input: $i) { user { twoFactorEnabled } } }",
-        json!({ "i": { "password": third } }),
+        json!({ "i": { "password": third, "code": confirmed["recoveryCodes"][1] } }),
     )
     .await;
     walk.run(

@@ -119,6 +119,12 @@ async fn two_factor_sign_in_takes_a_code_once_and_recovery_codes_once() {
         .await;
     assert_eq!(viewer["data"]["viewer"]["twoFactorEnabled"], true, "{viewer}");
     assert_eq!(viewer["data"]["viewer"]["recoveryCodesLeft"], 10);
+    // Turning it on signed the other device (the plain sign-in above) out.
+    let other = plain["data"]["logIn"]["accessToken"].as_str().expect("token");
+    assert_eq!(
+        error_code(&app.gql(Some(other), "{ viewer { id } }", json!({})).await),
+        "UNAUTHENTICATED"
+    );
 
     // Sign-in now takes two steps. The code just used for confirming does not work again; the
     // next step's code does, once.
@@ -221,11 +227,21 @@ async fn two_factor_sign_in_takes_a_code_once_and_recovery_codes_once() {
     assert!(wrong_password["errors"][0]["extensions"]["challenge"].is_null());
 
     // Off again (the password is checked): one step.
+    // Off again: the password alone is not enough, the second factor is asked too.
+    let refused = mutate(
+        &app,
+        Some(&token),
+        "disableTwoFactor",
+        json!({ "password": PASSWORD, "code": "000000" }),
+        "user { twoFactorEnabled }",
+    )
+    .await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
     let off = mutate(
         &app,
         Some(&token),
         "disableTwoFactor",
-        json!({ "password": PASSWORD }),
+        json!({ "password": PASSWORD, "code": codes[2] }),
         "user { twoFactorEnabled }",
     )
     .await;
