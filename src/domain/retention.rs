@@ -14,7 +14,8 @@
 //! - mail delivered, or given up on, more than `--mail-retention-days` ago;
 //! - accounts whose address was never verified, `--unverified-account-days` after sign-up (one
 //!   that joined an organization meanwhile stays);
-//! - mailed account links (password reset, address proofs) a day after they expired.
+//! - mailed account links (password reset, address proofs) a day after they expired, and
+//!   sign-ins that waited for a second factor once they expired.
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -22,7 +23,8 @@ use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::store::entities::{
-    account_tokens, audit_events, invitations, login_failures, mail_outbox, memberships, refresh_tokens, users,
+    account_tokens, audit_events, invitations, login_challenges, login_failures, mail_outbox, memberships,
+    refresh_tokens, users,
 };
 
 use super::App;
@@ -66,6 +68,7 @@ pub struct Pruned {
     pub mail: u64,
     pub unverified_accounts: u64,
     pub account_tokens: u64,
+    pub login_challenges: u64,
 }
 
 impl Pruned {
@@ -77,6 +80,7 @@ impl Pruned {
             + self.mail
             + self.unverified_accounts
             + self.account_tokens
+            + self.login_challenges
     }
 }
 
@@ -183,6 +187,13 @@ pub async fn prune(app: &App, policy: &Policy, now: DateTime<Utc>) -> DomainResu
         policy,
         account_tokens::Column::Id,
         Condition::all().add(account_tokens::Column::ExpiresAt.lt(now - Duration::days(1))),
+    )
+    .await?;
+    pruned.login_challenges = prune_table::<login_challenges::Entity>(
+        app,
+        policy,
+        login_challenges::Column::Id,
+        Condition::all().add(login_challenges::Column::ExpiresAt.lt(now)),
     )
     .await?;
     Ok(pruned)

@@ -138,6 +138,7 @@ async fn rows_past_retention_are_pruned_in_batches_and_nothing_in_use_goes() {
             mail: 2,
             unverified_accounts: 0,
             account_tokens: 0,
+            login_challenges: 0,
         }
     );
     // With audit retention, the aged events go too, in batches of two, and the fresh one stays.

@@ -258,5 +258,16 @@ async fn two_factor_sign_in_takes_a_code_once_and_recovery_codes_once() {
     )
     .await;
     assert!(plain["errors"].is_null(), "{plain}");
+    // Challenges past their five minutes go with the next prune.
+    assert!(app.count_rows("login_challenges").await > 0);
+    let pruned = guildhall::domain::retention::prune(
+        &app.app,
+        &guildhall::domain::retention::Policy::default(),
+        app.app.now() + chrono::Duration::minutes(6),
+    )
+    .await
+    .expect("prune");
+    assert!(pruned.login_challenges > 0, "{pruned:?}");
+    assert_eq!(app.count_rows("login_challenges").await, 0);
     app.stop().await;
 }
