@@ -251,6 +251,33 @@ pub async fn confirm_enrolment(
     Ok(codes)
 }
 
+/// Codes one account may be given in an hour, across challenges and `disableTwoFactor`.
+fn codes_per_user() -> rate_limit::Limit {
+    rate_limit::Limit {
+        scope: "two_factor_user",
+        max: CODES_PER_USER,
+        window: Duration::hours(1),
+    }
+}
+
+/// Uses up one of the user's recovery codes, if `code` is an unused one (one conditional
+/// update: of two uses at once, one wins).
+async fn use_recovery_code<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    code: &str,
+    now: DateTime<Utc>,
+) -> DomainResult<bool> {
+    let used = recovery_codes::Entity::update_many()
+        .col_expr(recovery_codes::Column::UsedAt, Expr::value(now))
+        .filter(recovery_codes::Column::UserId.eq(user_id))
+        .filter(recovery_codes::Column::CodeHash.eq(secrets::digest(&normalize_recovery(code))))
+        .filter(recovery_codes::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(used.rows_affected == 1)
+}
+
 fn normalize_recovery(code: &str) -> String {
     code.trim().to_lowercase().replace([' ', '-'], "")
 }
@@ -265,11 +292,7 @@ pub async fn disable(
 ) -> DomainResult<()> {
     principal.require_session("turning two-factor sign-in off")?;
     super::self_service::require_password(app, principal, password).await?;
-    let per_user = rate_limit::Limit {
-        scope: "two_factor_user",
-        max: CODES_PER_USER,
-        window: Duration::hours(1),
-    };
+    let per_user = codes_per_user();
     rate_limit::take(&app.store.conn, &per_user, &principal.user.id.to_string(), app.now()).await?;
     let now = app.now();
     let tx = app.store.begin_write().await?;
@@ -284,17 +307,7 @@ pub async fn disable(
     let secret = decode_secret(user.totp_secret.as_deref().unwrap_or_default())?;
     let proved = match matching_step(&secret, code, now) {
         Some(step) => user.totp_last_step.is_none_or(|last| step > last),
-        None => {
-            recovery_codes::Entity::update_many()
-                .col_expr(recovery_codes::Column::UsedAt, Expr::value(now))
-                .filter(recovery_codes::Column::UserId.eq(user.id))
-                .filter(recovery_codes::Column::CodeHash.eq(secrets::digest(&normalize_recovery(code))))
-                .filter(recovery_codes::Column::UsedAt.is_null())
-                .exec(&tx)
-                .await?
-                .rows_affected
-                == 1
-        }
+        None => use_recovery_code(&tx, user.id, code, now).await?,
     };
     if !proved {
         return Err(wrong_code());
@@ -387,11 +400,7 @@ pub async fn complete_log_in(app: &App, meta: &RequestMeta, challenge: &str, cod
     }
     // And the account's, across challenges: a password alone buys no more than this many
     // guesses an hour, however many challenges it asks for.
-    let per_user = rate_limit::Limit {
-        scope: "two_factor_user",
-        max: CODES_PER_USER,
-        window: Duration::hours(1),
-    };
+    let per_user = codes_per_user();
     rate_limit::take(&app.store.conn, &per_user, &row.user_id.to_string(), now).await?;
     let tx = app.store.begin_write().await?;
     let user = users::Entity::find_by_id(row.user_id)
@@ -416,16 +425,7 @@ pub async fn complete_log_in(app: &App, meta: &RequestMeta, challenge: &str, cod
             moved.rows_affected == 1
         }
         Some(_) => false,
-        None => {
-            let used = recovery_codes::Entity::update_many()
-                .col_expr(recovery_codes::Column::UsedAt, Expr::value(now))
-                .filter(recovery_codes::Column::UserId.eq(user.id))
-                .filter(recovery_codes::Column::CodeHash.eq(secrets::digest(&normalize_recovery(code))))
-                .filter(recovery_codes::Column::UsedAt.is_null())
-                .exec(&tx)
-                .await?;
-            used.rows_affected == 1
-        }
+        None => use_recovery_code(&tx, user.id, code, now).await?,
     };
     if !accepted {
         drop(tx);
