@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::authz::{self, Binding, KeyIndex, KeySet};
-use crate::store::entities::{keychain_keys, memberships, role_bindings, role_keychains, role_keys};
+use crate::store::entities::{keychain_keys, memberships, organizations, role_bindings, role_keychains, role_keys};
 
 use super::App;
 use super::error::{DomainError, DomainResult};
@@ -28,6 +28,12 @@ pub struct MemberAccess {
     pub bindings: Vec<ResolvedBinding>,
     /// When acting through an API token bound to a keychain: only these keys count.
     pub mask: Option<KeySet>,
+    /// Whether the organization requires two-factor sign-in of its members.
+    pub organization_requires_two_factor: bool,
+    /// Set on the caller's own access when the organization requires two-factor sign-in and
+    /// their account has none: then nothing is in force and every key check answers
+    /// TWO_FACTOR_REQUIRED until they enrol.
+    pub second_factor_missing: bool,
 }
 
 impl MemberAccess {
@@ -35,9 +41,10 @@ impl MemberAccess {
     /// instant, however long this standing has been kept.
     pub fn in_force(&self, app: &App) -> impl Iterator<Item = &ResolvedBinding> {
         let now = app.now();
+        let locked = self.second_factor_missing;
         self.bindings
             .iter()
-            .filter(move |b| super::bindings::in_force(&b.binding, now))
+            .filter(move |b| !locked && super::bindings::in_force(&b.binding, now))
     }
 
     /// Keys at the organization (`None`) or inside one workspace.
@@ -113,6 +120,10 @@ impl MemberAccess {
 
     /// FORBIDDEN naming the key unless the member holds it at that scope; counted as a decision.
     pub fn require(&self, app: &App, key: &str, workspace: Option<Uuid>) -> DomainResult<()> {
+        if self.second_factor_missing {
+            app.store.metrics.decision(key, false);
+            return Err(DomainError::two_factor_setup_required());
+        }
         let allowed = self
             .holds(app, key, workspace)
             .ok_or_else(|| DomainError::Internal(format!("guard names unknown key {key}")))?;
@@ -152,9 +163,10 @@ pub async fn load<C: ConnectionTrait>(
     user_id: Uuid,
     organization_id: Uuid,
 ) -> DomainResult<Option<MemberAccess>> {
-    let Some(membership) = memberships::Entity::find()
+    let Some((membership, organization)) = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(organization_id))
         .filter(memberships::Column::UserId.eq(user_id))
+        .find_also_related(organizations::Entity)
         .one(conn)
         .await?
     else {
@@ -166,6 +178,8 @@ pub async fn load<C: ConnectionTrait>(
         membership,
         bindings,
         mask: None,
+        organization_requires_two_factor: organization.is_some_and(|o| o.require_two_factor),
+        second_factor_missing: false,
     }))
 }
 
@@ -179,23 +193,26 @@ pub async fn load_many<C: ConnectionTrait>(
     let memberships = memberships::Entity::find()
         .filter(memberships::Column::UserId.eq(user_id))
         .filter(memberships::Column::OrganizationId.is_in(organization_ids.to_vec()))
+        .find_also_related(organizations::Entity)
         .all(conn)
         .await?;
     if memberships.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<Uuid> = memberships.iter().map(|m| m.id).collect();
+    let ids: Vec<Uuid> = memberships.iter().map(|(m, _)| m.id).collect();
     let held = super::teams::bindings_of_members(conn, &ids).await?;
     let bindings = resolve(conn, app, held).await?;
     let mut out: HashMap<Uuid, MemberAccess> = memberships
         .into_iter()
-        .map(|m| {
+        .map(|(m, organization)| {
             (
                 m.id,
                 MemberAccess {
                     membership: m,
                     bindings: Vec::new(),
                     mask: None,
+                    organization_requires_two_factor: organization.is_some_and(|o| o.require_two_factor),
+                    second_factor_missing: false,
                 },
             )
         })
@@ -235,15 +252,29 @@ fn hidden_by_token(principal: &super::Principal, organization_id: Uuid) -> bool 
         .is_some_and(|only| only != organization_id)
 }
 
-/// A member's access as seen through the caller's API token (its keychain masks the keys).
-fn through_token(access: Arc<MemberAccess>, principal: &super::Principal) -> Arc<MemberAccess> {
-    match principal.token.and_then(|t| t.keychain_keys) {
-        Some(mask) => Arc::new(MemberAccess {
-            mask: Some(mask),
-            ..(*access).clone()
-        }),
-        None => access,
+/// Whether the caller must turn on two-factor sign-in before anything counts in an organization
+/// that requires it. Service accounts are exempt: they sign in with tokens alone. A person's
+/// own API token is not: it acts as its person, so a member cannot step around the requirement
+/// by minting one (a person who has two-factor on uses their tokens without any code).
+fn second_factor_missing(access: &MemberAccess, principal: &super::Principal) -> bool {
+    access.organization_requires_two_factor
+        && principal.user.kind != "SERVICE"
+        && principal.user.totp_enabled_at.is_none()
+}
+
+/// A member's access as the caller holds it: narrowed by their API token's keychain, and held
+/// back while the organization requires a second factor the caller has not set up.
+fn seen_by(access: Arc<MemberAccess>, principal: &super::Principal) -> Arc<MemberAccess> {
+    let mask = principal.token.and_then(|t| t.keychain_keys);
+    let missing = second_factor_missing(&access, principal);
+    if mask.is_none() && !missing {
+        return access;
     }
+    Arc::new(MemberAccess {
+        mask,
+        second_factor_missing: missing,
+        ..(*access).clone()
+    })
 }
 
 /// The caller's access to an organization from the shared cache, when it is there and still
@@ -253,7 +284,7 @@ pub fn cached(app: &App, principal: &super::Principal, organization_id: Uuid) ->
         return Some(None);
     }
     let hit = app.standing.member(principal.user.id, organization_id)?;
-    Some(hit.map(|access| through_token(access, principal)))
+    Some(hit.map(|access| seen_by(access, principal)))
 }
 
 /// The caller's access in many organizations: from the shared cache where it is current, the
@@ -284,7 +315,7 @@ pub async fn for_principal_many(
             app.standing
                 .keep_member(read_at, user_id, organization_id, access.clone());
             if let Some(access) = access {
-                out.insert(organization_id, through_token(access, principal));
+                out.insert(organization_id, seen_by(access, principal));
             }
         }
     }
@@ -303,8 +334,9 @@ pub async fn for_principal<C: ConnectionTrait>(
         return Ok(None);
     }
     let mut access = load(conn, app, principal.user.id, organization_id).await?;
-    if let (Some(access), Some(token)) = (access.as_mut(), &principal.token) {
-        access.mask = token.keychain_keys;
+    if let Some(access) = access.as_mut() {
+        access.mask = principal.token.and_then(|t| t.keychain_keys);
+        access.second_factor_missing = second_factor_missing(access, principal);
     }
     Ok(access)
 }

@@ -30,6 +30,9 @@ pub enum DomainError {
         "a code from your authenticator app (or a recovery code) is needed: call `completeLogIn` with the challenge"
     )]
     TwoFactorRequired { challenge: String },
+    /// The organization requires two-factor sign-in and the caller's account has none yet.
+    #[error("{0}")]
+    TwoFactorSetupRequired(String),
     /// The account's address is not verified yet, and this needs it to be.
     #[error("{0}")]
     EmailNotVerified(String),
@@ -65,7 +68,7 @@ impl DomainError {
             DomainError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             DomainError::LastOwner(_) => "LAST_OWNER",
             DomainError::EmailNotVerified(_) => "EMAIL_NOT_VERIFIED",
-            DomainError::TwoFactorRequired { .. } => "TWO_FACTOR_REQUIRED",
+            DomainError::TwoFactorRequired { .. } | DomainError::TwoFactorSetupRequired(_) => "TWO_FACTOR_REQUIRED",
             DomainError::RoleInUse(_) => "ROLE_IN_USE",
             DomainError::KeychainInUse(_) => "KEYCHAIN_IN_USE",
             DomainError::InvitationExpired => "INVITATION_EXPIRED",
@@ -96,6 +99,14 @@ impl DomainError {
             field: field.map(str::to_owned),
             existing: None,
         }
+    }
+
+    pub fn two_factor_setup_required() -> DomainError {
+        DomainError::TwoFactorSetupRequired(
+            "this organization requires two-factor sign-in: turn it on for your account \
+             (startTwoFactorEnrollment, then confirmTwoFactorEnrollment) to continue"
+                .to_owned(),
+        )
     }
 
     pub fn unauthenticated() -> DomainError {

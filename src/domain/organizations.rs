@@ -67,6 +67,7 @@ pub async fn create(
         slug: Set(slug.into_string()),
         name: Set(name),
         plan: Set("FREE".to_owned()),
+        require_two_factor: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -134,6 +135,8 @@ pub struct UpdateOrganization {
     pub name: Option<String>,
     pub slug: Option<String>,
     pub plan: Option<String>,
+    /// Turns the two-factor requirement on or off (owners only).
+    pub require_two_factor: Option<bool>,
 }
 
 /// Renames or re-slugs (`organization.update`) or changes plan (`billing.manage`).
@@ -164,6 +167,20 @@ pub async fn update(
     if input.plan.is_some() {
         access.require(app, "billing.manage", None)?;
     }
+    if let Some(require) = input.require_two_factor {
+        if !super::grant_rule::is_owner(app, &access) {
+            return Err(access.deny(DomainError::Forbidden {
+                message: "only an owner may change whether two-factor sign-in is required".to_owned(),
+                key: None,
+            }));
+        }
+        // Whoever turns it on keeps working: they need a second factor of their own first.
+        if require && principal.user.totp_enabled_at.is_none() {
+            return Err(DomainError::TwoFactorSetupRequired(
+                "turn on two-factor sign-in for your own account before requiring it of members".to_owned(),
+            ));
+        }
+    }
     let current = organizations::Entity::find_by_id(input.organization_id)
         .one(&tx)
         .await?
@@ -181,6 +198,13 @@ pub async fn update(
     if let Some(plan) = input.plan.filter(|p| *p != current.plan) {
         changes.insert("plan".into(), json!({ "from": current.plan, "to": plan }));
         model.plan = Set(plan);
+    }
+    if let Some(require) = input.require_two_factor.filter(|r| *r != current.require_two_factor) {
+        changes.insert(
+            "requireTwoFactor".into(),
+            json!({ "from": current.require_two_factor, "to": require }),
+        );
+        model.require_two_factor = Set(require);
     }
     if changes.is_empty() {
         return Ok(current);

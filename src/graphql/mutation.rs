@@ -148,6 +148,9 @@ pub struct UpdateOrganizationInput {
     pub slug: Option<String>,
     /// Needs `billing.manage`.
     pub plan: Option<Plan>,
+    /// Whether members must have two-factor sign-in on to use anything guarded here; owners
+    /// only, and turning it on needs the caller's own account to have it.
+    pub require_two_factor: Option<bool>,
 }
 
 /// The changed organization.
@@ -316,6 +319,7 @@ impl AccountMutations {
                 name: input.name,
                 slug: input.slug,
                 plan: input.plan.map(|p| p.as_str().to_owned()),
+                require_two_factor: input.require_two_factor,
             },
         )
         .await?;

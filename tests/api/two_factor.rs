@@ -271,3 +271,191 @@ async fn two_factor_sign_in_takes_a_code_once_and_recovery_codes_once() {
     assert_eq!(app.count_rows("login_challenges").await, 0);
     app.stop().await;
 }
+
+/// Turns two-factor sign-in on for a signed-in person; returns the key of their authenticator.
+async fn enrol(app: &TestApp, token: &str) -> Vec<u8> {
+    let started = mutate(
+        app,
+        Some(token),
+        "startTwoFactorEnrollment",
+        json!({ "password": PASSWORD }),
+        "secret",
+    )
+    .await;
+    let secret = started["data"]["startTwoFactorEnrollment"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let key = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).expect("base32");
+    let code = code_at(&key, app.app.now().timestamp());
+    let confirmed = mutate(
+        app,
+        Some(token),
+        "confirmTwoFactorEnrollment",
+        json!({ "code": code }),
+        "recoveryCodes",
+    )
+    .await;
+    assert!(confirmed["errors"].is_null(), "{confirmed}");
+    key
+}
+
+async fn require_two_factor(app: &TestApp, token: &str, organization: &str, on: bool) -> Value {
+    mutate(
+        app,
+        Some(token),
+        "updateOrganization",
+        json!({ "organizationId": organization, "requireTwoFactor": on }),
+        "organization { requireTwoFactor }",
+    )
+    .await
+}
+
+const GUARDED: &str =
+    "query { organization(slug: \"acme\") { name requireTwoFactor viewerKeys members(first: 5) { totalCount } } }";
+
+#[tokio::test]
+async fn an_organization_requiring_two_factor_holds_back_members_without_it_until_they_enrol() {
+    let app = spawn_app().await;
+    let ana = app.sign_up("ana@example.com", "Ana").await;
+    let bob = app.sign_up("bob@example.com", "Bob").await;
+    let org = app.create_organization(&ana, "acme").await;
+    let bob_membership = app.add_member(&org, &bob).await;
+    let granted = app
+        .change_role(
+            &ana,
+            true,
+            &bob_membership,
+            &crate::helpers::builtin_role("admin"),
+            None,
+        )
+        .await;
+    assert!(granted["errors"].is_null(), "{granted}");
+
+    // Only an owner may require it, and only with a second factor of their own (else the
+    // change would shut them out too).
+    let by_admin = require_two_factor(&app, &bob.access_token, &org, true).await;
+    assert_eq!(error_code(&by_admin), "FORBIDDEN", "{by_admin}");
+    let unprotected_owner = require_two_factor(&app, &ana.access_token, &org, true).await;
+    assert_eq!(
+        error_code(&unprotected_owner),
+        "TWO_FACTOR_REQUIRED",
+        "{unprotected_owner}"
+    );
+    enrol(&app, &ana.access_token).await;
+    let on = require_two_factor(&app, &ana.access_token, &org, true).await;
+    assert_eq!(
+        on["data"]["updateOrganization"]["organization"]["requireTwoFactor"], true,
+        "{on}"
+    );
+    let audited = app
+        .gql(
+            Some(&ana.access_token),
+            "query { organization(slug: \"acme\") { auditLog(first: 1) { nodes { action details } } } }",
+            json!({}),
+        )
+        .await;
+    let event = &audited["data"]["organization"]["auditLog"]["nodes"][0];
+    assert_eq!(event["action"], "organization.update", "{audited}");
+    assert_eq!(
+        event["details"]["requireTwoFactor"],
+        json!({ "from": false, "to": true })
+    );
+
+    // Bob sees the organization, and nothing guarded in it: reads and writes alike.
+    let held_back = app.gql(Some(&bob.access_token), GUARDED, json!({})).await;
+    assert_eq!(held_back["data"]["organization"]["name"], "Org acme", "{held_back}");
+    assert_eq!(held_back["data"]["organization"]["requireTwoFactor"], true);
+    assert_eq!(held_back["data"]["organization"]["viewerKeys"], json!([]));
+    assert_eq!(error_code(&held_back), "TWO_FACTOR_REQUIRED", "{held_back}");
+    assert_eq!(held_back["errors"][0]["path"], json!(["organization", "members"]));
+    let workspace = app
+        .gql(
+            Some(&bob.access_token),
+            "mutation($i: CreateWorkspaceInput!) { createWorkspace(input: $i) { workspace { id } } }",
+            json!({ "i": { "organizationId": org, "name": "ops", "slug": "ops" } }),
+        )
+        .await;
+    assert_eq!(error_code(&workspace), "TWO_FACTOR_REQUIRED", "{workspace}");
+    assert_eq!(app.count_rows("workspaces").await, 0);
+    // Nor can he hand his admin keys to someone else while held back.
+    let cara = app.sign_up("cara@example.com", "Cara").await;
+    let cara_membership = app.add_member(&org, &cara).await;
+    let handed = app
+        .change_role(
+            &bob,
+            true,
+            &cara_membership,
+            &crate::helpers::builtin_role("admin"),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&handed), "TWO_FACTOR_REQUIRED", "{handed}");
+
+    // A token of his own steps around nothing: it acts as Bob.
+    let minted = mutate(
+        &app,
+        Some(&bob.access_token),
+        "createApiToken",
+        json!({ "name": "laptop", "organizationId": org }),
+        "token",
+    )
+    .await;
+    let personal = minted["data"]["createApiToken"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{minted}"))
+        .to_owned();
+    let through_token = app.gql(Some(&personal), GUARDED, json!({})).await;
+    assert_eq!(error_code(&through_token), "TWO_FACTOR_REQUIRED", "{through_token}");
+
+    // A service account signs in with its token alone: exempt.
+    let account = mutate(
+        &app,
+        Some(&ana.access_token),
+        "createServiceAccount",
+        json!({ "organizationId": org, "name": "deploy-bot", "roleBindings": [{ "roleId": crate::helpers::builtin_role("admin") }] }),
+        "membership { id }",
+    )
+    .await;
+    let account_membership = account["data"]["createServiceAccount"]["membership"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{account}"))
+        .to_owned();
+    let service = mutate(
+        &app,
+        Some(&ana.access_token),
+        "createServiceAccountToken",
+        json!({ "membershipId": account_membership, "name": "ci" }),
+        "token",
+    )
+    .await;
+    let service_token = service["data"]["createServiceAccountToken"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{service}"))
+        .to_owned();
+    let bot = app.gql(Some(&service_token), GUARDED, json!({})).await;
+    assert!(bot["errors"].is_null(), "{bot}");
+    assert_eq!(bot["data"]["organization"]["members"]["totalCount"], 4);
+
+    // Once Bob enrols, everything he holds counts again, through his session and his token.
+    enrol(&app, &bob.access_token).await;
+    for credential in [&bob.access_token, &personal] {
+        let back = app.gql(Some(credential), GUARDED, json!({})).await;
+        assert!(back["errors"].is_null(), "{back}");
+        assert_eq!(back["data"]["organization"]["members"]["totalCount"], 4);
+    }
+    app.create_workspace(&bob, &org, "ops").await;
+    assert_eq!(app.count_rows("workspaces").await, 1);
+
+    let cara_reads = app.gql(Some(&cara.access_token), GUARDED, json!({})).await;
+    assert_eq!(error_code(&cara_reads), "TWO_FACTOR_REQUIRED", "{cara_reads}");
+    // Turned off, a member without a second factor is no longer held back.
+    let off = require_two_factor(&app, &ana.access_token, &org, false).await;
+    assert_eq!(
+        off["data"]["updateOrganization"]["organization"]["requireTwoFactor"], false,
+        "{off}"
+    );
+    // (Cara holds no role: what she meets now is the ordinary refusal.)
+    let cara_reads = app.gql(Some(&cara.access_token), GUARDED, json!({})).await;
+    assert_eq!(error_code(&cara_reads), "FORBIDDEN", "{cara_reads}");
+}

@@ -106,6 +106,12 @@ impl Organization {
         Plan::parse(&self.0.plan)
     }
 
+    /// Whether members need two-factor sign-in on their account: until they turn it on, every
+    /// guarded field and mutation here answers TWO_FACTOR_REQUIRED (service accounts are exempt).
+    async fn require_two_factor(&self) -> bool {
+        self.0.require_two_factor
+    }
+
     /// When the organization was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -9,6 +9,8 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub plan: String,
+    /// Members must have two-factor sign-in on to use anything guarded here.
+    pub require_two_factor: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
