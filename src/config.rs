@@ -238,6 +238,42 @@ pub struct ServeArgs {
     /// The `service.name` spans are exported under.
     #[arg(long, env = "GUILDHALL_OTLP_SERVICE_NAME", default_value = "guildhall")]
     pub otlp_service_name: String,
+    /// An OpenID Connect issuer whose bearer tokens sign people in: the exact `iss` of its
+    /// tokens (e.g. `https://example.eu.auth0.com/`). Needs `--oidc-audience` and `--oidc-jwks`.
+    /// Several issuers go in a file given to `--oidc-providers`.
+    #[arg(long, env = "GUILDHALL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The `aud` the issuer's tokens must name to be meant for Guildhall.
+    #[arg(long, env = "GUILDHALL_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The issuer's signing keys: a JWKS file, or its URL (`https://`; `http://` only on the
+    /// loopback interface), e.g. `https://example.eu.auth0.com/.well-known/jwks.json`.
+    #[arg(long, env = "GUILDHALL_OIDC_JWKS", requires = "oidc_issuer")]
+    pub oidc_jwks: Option<String>,
+    /// The claim holding the person's address.
+    #[arg(long, env = "GUILDHALL_OIDC_EMAIL_CLAIM", default_value = "email")]
+    pub oidc_email_claim: String,
+    /// When the issuer's address counts as verified: `claim` (its `email_verified` is true),
+    /// `always` (it only issues verified addresses) or `never` (accounts get no address).
+    #[arg(long, env = "GUILDHALL_OIDC_EMAIL_VERIFIED", default_value = "claim")]
+    pub oidc_email_verified: String,
+    /// A JSON file listing issuers: `[{"issuer": …, "audience": …, "jwks": …, "emailClaim":
+    /// "email", "emailVerified": "claim"}]`, beside or instead of `--oidc-issuer`.
+    #[arg(long, env = "GUILDHALL_OIDC_PROVIDERS")]
+    pub oidc_providers: Option<PathBuf>,
+    /// Least seconds between two fetches of an issuer's JWKS prompted by a token naming a key
+    /// it lacks: made-up key ids cannot make the server hammer the provider.
+    #[arg(long, env = "GUILDHALL_OIDC_JWKS_MIN_REFRESH_SECONDS", default_value_t = 30)]
+    pub oidc_jwks_min_refresh_seconds: i64,
+    /// Seconds a fetched JWKS is trusted before it is fetched again (withdrawn keys stop
+    /// counting after at most this long).
+    #[arg(long, env = "GUILDHALL_OIDC_JWKS_MAX_AGE_SECONDS", default_value_t = 3600)]
+    pub oidc_jwks_max_age_seconds: i64,
+    /// Whether people may sign up and sign in with a Guildhall password; `false` leaves only
+    /// the identity providers (signUp, logIn, refreshSession and password resets answer
+    /// FORBIDDEN).
+    #[arg(long, env = "GUILDHALL_LOCAL_ACCOUNTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub local_accounts: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -270,7 +270,14 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
             Some(text) => PlanLimits::from_json(text).map_err(|e| StartError::Setting(format!("plan limits: {e}")))?,
             None => PlanLimits::default(),
         },
+        local_accounts: args.local_accounts,
     };
+    let identity = identity_providers(args).await?;
+    if !args.local_accounts && identity.is_empty() {
+        return Err(StartError::Setting(
+            "--local-accounts=false needs an identity provider (--oidc-issuer or --oidc-providers)".to_owned(),
+        ));
+    }
     let app = Arc::new(App {
         standing: crate::domain::standing::Standing::new(store.writes.clone(), &store.metrics),
         store,
@@ -279,6 +286,7 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         tokens: AccessTokens::new(secret.as_bytes()),
         settings,
         clock: Clock::default(),
+        identity,
     });
     let limits = QueryLimits {
         max_depth: args.max_query_depth,
@@ -354,4 +362,49 @@ pub async fn build(args: &ServeArgs) -> Result<Server, StartError> {
         router,
         metrics_router,
     })
+}
+
+/// The identity providers of `--oidc-issuer` and `--oidc-providers`, their keys read.
+async fn identity_providers(args: &ServeArgs) -> Result<crate::domain::identity::Providers, StartError> {
+    use crate::domain::identity::{EmailTrust, ProviderConfig, Providers};
+    let mut configs: Vec<ProviderConfig> = Vec::new();
+    if let Some(path) = &args.oidc_providers {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StartError::Setting(format!("--oidc-providers {}: {e}", path.display())))?;
+        configs = serde_json::from_str(&text)
+            .map_err(|e| StartError::Setting(format!("--oidc-providers {}: {e}", path.display())))?;
+    }
+    if let Some(issuer) = &args.oidc_issuer {
+        let (Some(audience), Some(jwks)) = (&args.oidc_audience, &args.oidc_jwks) else {
+            return Err(StartError::Setting(
+                "--oidc-issuer needs --oidc-audience and --oidc-jwks".to_owned(),
+            ));
+        };
+        configs.push(ProviderConfig {
+            issuer: issuer.clone(),
+            audience: audience.clone(),
+            jwks: jwks.clone(),
+            email_claim: args.oidc_email_claim.clone(),
+            email_verified: args
+                .oidc_email_verified
+                .parse::<EmailTrust>()
+                .map_err(|e| StartError::Setting(format!("--oidc-email-verified: {e}")))?,
+        });
+    }
+    if configs.is_empty() {
+        return Ok(Providers::none());
+    }
+    if args.oidc_jwks_min_refresh_seconds < 0 || args.oidc_jwks_max_age_seconds <= 0 {
+        return Err(StartError::Setting(
+            "the JWKS refresh interval cannot be negative and its maximum age must be positive".to_owned(),
+        ));
+    }
+    Providers::start(
+        configs,
+        Duration::seconds(args.oidc_jwks_min_refresh_seconds),
+        Duration::seconds(args.oidc_jwks_max_age_seconds),
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(StartError::Setting)
 }

@@ -15,6 +15,7 @@ mod m20261204_000002_account_tokens;
 mod m20261204_000003_email_verification;
 mod m20261204_000004_two_factor;
 mod m20261205_000001_require_two_factor;
+mod m20261205_000002_external_identities;
 
 pub use m20261125_000002_change_clock::KEPT_TABLES;
 pub use m20261203_000001_change_announcements::CHANNEL as CHANGE_CHANNEL;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000003_email_verification::Migration),
             Box::new(m20261204_000004_two_factor::Migration),
             Box::new(m20261205_000001_require_two_factor::Migration),
+            Box::new(m20261205_000002_external_identities::Migration),
         ]
     }
 }

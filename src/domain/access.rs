@@ -255,11 +255,14 @@ fn hidden_by_token(principal: &super::Principal, organization_id: Uuid) -> bool 
 /// Whether the caller must turn on two-factor sign-in before anything counts in an organization
 /// that requires it. Service accounts are exempt: they sign in with tokens alone. A person's
 /// own API token is not: it acts as its person, so a member cannot step around the requirement
-/// by minting one (a person who has two-factor on uses their tokens without any code).
+/// by minting one (a person who has two-factor on uses their tokens without any code). A
+/// person signed in through an identity provider that says a second factor was used counts
+/// as having one.
 fn second_factor_missing(access: &MemberAccess, principal: &super::Principal) -> bool {
     access.organization_requires_two_factor
         && principal.user.kind != "SERVICE"
         && principal.user.totp_enabled_at.is_none()
+        && !principal.provider_second_factor
 }
 
 /// A member's access as the caller holds it: narrowed by their API token's keychain, and held

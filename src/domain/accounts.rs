@@ -508,9 +508,23 @@ fn address_attempts(app: &App) -> rate_limit::Limit {
     }
 }
 
+/// FORBIDDEN when Guildhall's own accounts are switched off (`--local-accounts=false`):
+/// people then sign in through the configured identity providers only.
+pub fn require_local_accounts(app: &App) -> DomainResult<()> {
+    if app.settings.local_accounts {
+        return Ok(());
+    }
+    Err(DomainError::Forbidden {
+        message: "sign-in with a Guildhall password is switched off here; sign in through your identity provider"
+            .to_owned(),
+        key: None,
+    })
+}
+
 /// Counts a sign-up from the client's address before any password is hashed: RATE_LIMITED past
 /// the limit, so one address cannot create accounts (and burn hashing time) without end.
 pub async fn take_sign_up_attempt(app: &App, meta: &RequestMeta) -> DomainResult<()> {
+    require_local_accounts(app)?;
     let Some(address) = &meta.client_address else {
         return Ok(());
     };
@@ -531,6 +545,7 @@ pub async fn take_sign_up_attempt(app: &App, meta: &RequestMeta) -> DomainResult
 /// Signs in with email and password. Failures are counted per email and per client address;
 /// past the limit every attempt is refused with RATE_LIMITED until the window passes.
 pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String) -> DomainResult<Credentials> {
+    require_local_accounts(app)?;
     let canonical = Email::canonical_of(email);
     let now = app.now();
     // Every attempt is counted before the password is checked (one atomic statement each), so
@@ -622,6 +637,7 @@ pub async fn log_in(app: &App, meta: &RequestMeta, email: &str, password: String
 /// Exchanges a refresh token for new credentials. A token that was already rotated signals
 /// theft: the whole session (its token family) is revoked.
 pub async fn refresh_session(app: &App, meta: &RequestMeta, presented: &str) -> DomainResult<Credentials> {
+    require_local_accounts(app)?;
     let invalid = || DomainError::Unauthenticated("the refresh token is invalid or expired".to_owned());
     let now = app.now();
     let tx = app.store.begin_write().await?;
@@ -827,6 +843,7 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
         user,
         session_id: Some(verified.session_id),
         token: None,
+        provider_second_factor: false,
     })
 }
 

@@ -91,6 +91,7 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     Ok(Principal {
         user,
         session_id: None,
+        provider_second_factor: false,
         token: Some(TokenGrant {
             id: token.id,
             organization_id: token.organization_id,

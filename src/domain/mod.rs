@@ -11,6 +11,7 @@ pub mod definitions;
 pub mod documents;
 pub mod error;
 pub mod grant_rule;
+pub mod identity;
 pub mod invitations;
 pub mod limits;
 pub mod mailer;
@@ -67,6 +68,9 @@ pub struct Settings {
     pub sign_ups_per_address: u64,
     pub sign_up_window: Duration,
     pub plan_limits: limits::PlanLimits,
+    /// Whether people may sign up and sign in with a Guildhall password (off when every
+    /// person signs in through an identity provider).
+    pub local_accounts: bool,
 }
 
 impl Default for Settings {
@@ -86,6 +90,7 @@ impl Default for Settings {
             sign_ups_per_address: 20,
             sign_up_window: Duration::hours(1),
             plan_limits: limits::PlanLimits::default(),
+            local_accounts: true,
         }
     }
 }
@@ -117,6 +122,8 @@ pub struct App {
     pub clock: Clock,
     /// Callers' sessions, tokens and access, kept while the database is unchanged.
     pub standing: standing::Standing,
+    /// Identity providers whose tokens sign people in.
+    pub identity: identity::Providers,
 }
 
 impl App {
@@ -142,10 +149,12 @@ pub struct RequestMeta {
 /// The caller a bearer credential names: an API token (by its prefix) or a session's access token.
 pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     if api_tokens::is_api_token(bearer) {
-        api_tokens::authenticate(app, bearer).await
-    } else {
-        accounts::authenticate(app, bearer).await
+        return api_tokens::authenticate(app, bearer).await;
     }
+    if let Some(external) = identity::authenticate(app, bearer).await {
+        return external;
+    }
+    accounts::authenticate(app, bearer).await
 }
 
 /// Who is calling: a signed-in user (with their session), or a user through an API token.
@@ -154,6 +163,8 @@ pub struct Principal {
     pub user: users::Model,
     pub session_id: Option<Uuid>,
     pub token: Option<TokenGrant>,
+    /// Signed in through an identity provider that says a second factor was used.
+    pub provider_second_factor: bool,
 }
 
 impl Principal {

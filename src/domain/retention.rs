@@ -23,8 +23,8 @@ use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::store::entities::{
-    account_tokens, audit_events, invitations, login_challenges, login_failures, mail_outbox, memberships,
-    refresh_tokens, users,
+    account_tokens, audit_events, external_identities, invitations, login_challenges, login_failures, mail_outbox,
+    memberships, refresh_tokens, users,
 };
 
 use super::App;
@@ -178,7 +178,16 @@ pub async fn prune(app: &App, policy: &Policy, now: DateTime<Utc>) -> DomainResu
                 .add(users::Column::Kind.eq("HUMAN"))
                 .add(users::Column::EmailVerifiedAt.is_null())
                 .add(users::Column::CreatedAt.lt(now - policy.unverified_accounts))
-                .add(users::Column::Id.not_in_subquery(members)),
+                .add(users::Column::Id.not_in_subquery(members))
+                // A provider's person without an address was never asked to verify one.
+                .add(
+                    users::Column::Id.not_in_subquery(
+                        Query::select()
+                            .column(external_identities::Column::UserId)
+                            .from(external_identities::Entity)
+                            .to_owned(),
+                    ),
+                ),
         )
         .await?
     };

@@ -161,6 +161,7 @@ pub async fn change_password(
     new: String,
 ) -> DomainResult<Credentials> {
     principal.require_session("changing your password")?;
+    accounts::require_local_accounts(app)?;
     let session_id = principal
         .session_id
         .ok_or_else(|| DomainError::bad_input("currentPassword", "this credential has no session"))?;
@@ -348,6 +349,7 @@ async fn redeem<C: ConnectionTrait>(
 /// Mails a reset link to the account with this address, if there is one. The answer is the
 /// same whether or not there is; both the address and the client address are counted first.
 pub async fn request_password_reset(app: &App, meta: &RequestMeta, email: &str) -> DomainResult<()> {
+    accounts::require_local_accounts(app)?;
     let canonical = Email::canonical_of(email);
     let now = app.now();
     let per_email = rate_limit::Limit {
@@ -402,6 +404,7 @@ pub async fn request_password_reset(app: &App, meta: &RequestMeta, email: &str) 
 /// Sets a new password through a reset link: the link is used up, every session ends and every
 /// access token stops working.
 pub async fn reset_password(app: &App, meta: &RequestMeta, token: &str, new: String) -> DomainResult<()> {
+    accounts::require_local_accounts(app)?;
     let new = Password::parse("newPassword", &new)?;
     // A made-up link costs one read, never a password hash.
     if !link_is_live(app, token, RESET).await? {

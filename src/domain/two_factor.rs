@@ -373,6 +373,7 @@ pub(crate) async fn challenge<C: ConnectionTrait>(
 /// Finishes a sign-in with the second factor: a current code from the app (each step once) or
 /// an unused recovery code. Five wrong codes spend the challenge.
 pub async fn complete_log_in(app: &App, meta: &RequestMeta, challenge: &str, code: &str) -> DomainResult<Credentials> {
+    super::accounts::require_local_accounts(app)?;
     let now = app.now();
     let invalid = || DomainError::Unauthenticated("the sign-in challenge is not valid or has expired".to_owned());
     let Some(row) = login_challenges::Entity::find()

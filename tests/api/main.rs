@@ -11,6 +11,7 @@ mod cluster;
 mod contacts;
 mod conventions;
 mod expiry;
+mod identity;
 mod mail;
 mod membership;
 mod metrics;

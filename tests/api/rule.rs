@@ -176,6 +176,7 @@ impl World {
             user,
             session_id: None,
             token: None,
+            provider_second_factor: false,
         }
     }
 

@@ -3,6 +3,7 @@ pub mod account_tokens;
 pub mod api_tokens;
 pub mod audit_events;
 pub mod contact_opt_outs;
+pub mod external_identities;
 pub mod invitation_role_bindings;
 pub mod invitations;
 pub mod keychain_keys;
