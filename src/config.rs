@@ -257,6 +257,10 @@ pub struct ServeArgs {
     /// `always` (it only issues verified addresses) or `never` (accounts get no address).
     #[arg(long, env = "GUILDHALL_OIDC_EMAIL_VERIFIED", default_value = "claim")]
     pub oidc_email_verified: String,
+    /// Whether a person whose address the issuer vouches for signs in as the existing Guildhall
+    /// account holding it (moving password accounts to the provider); otherwise CONFLICT.
+    #[arg(long, env = "GUILDHALL_OIDC_LINK_EXISTING_ACCOUNTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub oidc_link_existing_accounts: bool,
     /// A JSON file listing issuers: `[{"issuer": …, "audience": …, "jwks": …, "emailClaim":
     /// "email", "emailVerified": "claim"}]`, beside or instead of `--oidc-issuer`.
     #[arg(long, env = "GUILDHALL_OIDC_PROVIDERS")]

@@ -389,14 +389,17 @@ async fn identity_providers(args: &ServeArgs) -> Result<crate::domain::identity:
                 .oidc_email_verified
                 .parse::<EmailTrust>()
                 .map_err(|e| StartError::Setting(format!("--oidc-email-verified: {e}")))?,
+            link_existing_accounts: args.oidc_link_existing_accounts,
         });
     }
     if configs.is_empty() {
         return Ok(Providers::none());
     }
-    if args.oidc_jwks_min_refresh_seconds < 0 || args.oidc_jwks_max_age_seconds <= 0 {
+    if args.oidc_jwks_min_refresh_seconds < 5 || args.oidc_jwks_max_age_seconds < args.oidc_jwks_min_refresh_seconds {
         return Err(StartError::Setting(
-            "the JWKS refresh interval cannot be negative and its maximum age must be positive".to_owned(),
+            "--oidc-jwks-min-refresh-seconds must be at least 5 (made-up key ids would otherwise make a fetch each), \
+             and --oidc-jwks-max-age-seconds at least as long"
+                .to_owned(),
         ));
     }
     Providers::start(

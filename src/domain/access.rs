@@ -259,10 +259,7 @@ fn hidden_by_token(principal: &super::Principal, organization_id: Uuid) -> bool 
 /// person signed in through an identity provider that says a second factor was used counts
 /// as having one.
 fn second_factor_missing(access: &MemberAccess, principal: &super::Principal) -> bool {
-    access.organization_requires_two_factor
-        && principal.user.kind != "SERVICE"
-        && principal.user.totp_enabled_at.is_none()
-        && !principal.provider_second_factor
+    access.organization_requires_two_factor && principal.user.kind != "SERVICE" && !principal.has_second_factor()
 }
 
 /// A member's access as the caller holds it: narrowed by their API token's keychain, and held

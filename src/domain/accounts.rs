@@ -843,7 +843,7 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
         user,
         session_id: Some(verified.session_id),
         token: None,
-        provider_second_factor: false,
+        external: None,
     })
 }
 

@@ -91,7 +91,7 @@ pub async fn authenticate(app: &App, bearer: &str) -> DomainResult<Principal> {
     Ok(Principal {
         user,
         session_id: None,
-        provider_second_factor: false,
+        external: None,
         token: Some(TokenGrant {
             id: token.id,
             organization_id: token.organization_id,
@@ -225,6 +225,15 @@ pub async fn create(
     spec: TokenSpec,
 ) -> DomainResult<(api_tokens::Model, String)> {
     principal.require_session("creating a personal API token")?;
+    // A token outlives the provider's sign-in it would be minted from: a person the provider
+    // stops vouching for must not keep a Guildhall credential.
+    if principal.external.is_some() {
+        return Err(DomainError::Forbidden {
+            message: "personal API tokens are minted from a Guildhall sign-in, not an identity provider's token"
+                .to_owned(),
+            key: None,
+        });
+    }
     let tx = app.store.begin_write().await?;
     let holder = match spec.organization_id {
         Some(org) => Some(member_access(&tx, app, principal, org).await?),

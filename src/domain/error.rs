@@ -104,7 +104,8 @@ impl DomainError {
     pub fn two_factor_setup_required() -> DomainError {
         DomainError::TwoFactorSetupRequired(
             "this organization requires two-factor sign-in: turn it on for your account \
-             (startTwoFactorEnrollment, then confirmTwoFactorEnrollment) to continue"
+             (startTwoFactorEnrollment, then confirmTwoFactorEnrollment), or sign in through \
+             your identity provider with a second factor, to continue"
                 .to_owned(),
         )
     }

@@ -73,6 +73,11 @@ pub struct ProviderConfig {
     pub email_claim: String,
     #[serde(default = "default_email_trust")]
     pub email_verified: EmailTrust,
+    /// Whether a person whose vouched address belongs to an existing Guildhall account signs
+    /// in as that account (for moving password accounts to the provider). Off, such a sign-in
+    /// answers CONFLICT: linking trusts the provider with every account holding its addresses.
+    #[serde(default)]
+    pub link_existing_accounts: bool,
 }
 
 fn default_email_claim() -> String {
@@ -240,6 +245,8 @@ pub struct ExternalPerson {
     /// The address, when the provider vouches for it.
     pub verified_email: Option<Email>,
     pub name: String,
+    /// The provider's setting: whether a vouched address links an existing account.
+    pub link_existing_accounts: bool,
     /// The provider says a second factor was used (`amr` holds `mfa`, `otp` or `hwk`).
     pub second_factor: bool,
 }
@@ -341,11 +348,19 @@ impl Providers {
             if !response.status().is_success() {
                 return Err(format!("the JWKS URL answered {}", response.status()));
             }
-            let bytes = response.bytes().await.map_err(|e| format!("reading the JWKS: {e}"))?;
-            if bytes.len() > MAX_JWKS_BYTES {
-                return Err("the JWKS is larger than 256 KiB".to_owned());
+            let too_large = || "the JWKS is larger than 256 KiB".to_owned();
+            if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+                return Err(too_large());
             }
-            bytes.to_vec()
+            let mut response = response;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the JWKS: {e}"))? {
+                if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            bytes
         } else {
             tokio::fs::read(source)
                 .await
@@ -454,6 +469,7 @@ impl Providers {
             subject,
             verified_email,
             name,
+            link_existing_accounts: provider.config.link_existing_accounts,
             second_factor,
         })
     }
@@ -501,7 +517,7 @@ async fn principal_for(app: &App, person: ExternalPerson) -> DomainResult<Princi
         Some(user) => user,
         None => match link(app, &person).await {
             Ok(user) => user,
-            // Another request linked the same person first.
+            // Another request may have linked the same person first; else the conflict stands.
             Err(e) if matches!(e, DomainError::Conflict { .. }) => {
                 linked(&app.store.conn, &person.issuer, &person.subject)
                     .await?
@@ -514,7 +530,10 @@ async fn principal_for(app: &App, person: ExternalPerson) -> DomainResult<Princi
         user,
         session_id: None,
         token: None,
-        provider_second_factor: person.second_factor,
+        external: Some(super::ExternalSignIn {
+            issuer: person.issuer,
+            second_factor: person.second_factor,
+        }),
     })
 }
 
@@ -537,16 +556,45 @@ async fn link(app: &App, person: &ExternalPerson) -> DomainResult<users::Model> 
         None => None,
     };
     let (user, created) = match holder {
-        Some(user) if user.kind == "HUMAN" && user.email_verified_at.is_some() => (user, false),
+        Some(user) if user.kind == "HUMAN" && user.email_verified_at.is_some() => {
+            if !person.link_existing_accounts {
+                return Err(DomainError::conflict(
+                    Some("email"),
+                    "an account with this address exists; sign in to it with its password (this provider is not set to link existing accounts)",
+                ));
+            }
+            // An address handed on at the provider (a new employee given a leaver's address)
+            // never reaches the account another of its people already signs in as.
+            let already = external_identities::Entity::find()
+                .filter(external_identities::Column::UserId.eq(user.id))
+                .filter(external_identities::Column::Issuer.eq(person.issuer.clone()))
+                .one(&tx)
+                .await?;
+            if already.is_some() {
+                return Err(DomainError::conflict(
+                    Some("email"),
+                    "the account with this address is linked to another person at this provider",
+                ));
+            }
+            (user, false)
+        }
         unproven => {
             if let Some(squatter) = unproven {
-                users::Entity::update_many()
+                let released = users::Entity::update_many()
                     .col_expr(users::Column::Email, Expr::value(Option::<String>::None))
                     .col_expr(users::Column::EmailCanonical, Expr::value(Option::<String>::None))
                     .col_expr(users::Column::UpdatedAt, Expr::value(now))
                     .filter(users::Column::Id.eq(squatter.id))
+                    // Proved meanwhile: then the address stays where it is.
+                    .filter(users::Column::EmailVerifiedAt.is_null())
                     .exec(&tx)
                     .await?;
+                if released.rows_affected == 0 {
+                    return Err(DomainError::conflict(
+                        Some("email"),
+                        "the address was just verified by its account",
+                    ));
+                }
                 super::self_service::void_links(&tx, squatter.id, now, None).await?;
             }
             let email = person.verified_email.as_ref();

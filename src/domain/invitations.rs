@@ -529,6 +529,20 @@ async fn accept_in<C: ConnectionTrait>(
         Some(id) => access::load(conn, app, id, organization.id).await?,
         None => None,
     };
+    // Held back by the organization's two-factor requirement, the inviter grants nothing
+    // (judged by their account: a provider's sign-in is not known here).
+    let inviter = match inviter {
+        Some(inviter) if inviter.organization_requires_two_factor => {
+            let user = users::Entity::find_by_id(inviter.membership.user_id).one(conn).await?;
+            let external = match &user {
+                Some(u) => super::identity::has_external_identity(conn, u.id).await?,
+                None => false,
+            };
+            let held_back = user.is_none_or(|u| u.kind != "SERVICE" && u.totp_enabled_at.is_none() && !external);
+            (!held_back).then_some(inviter)
+        }
+        other => other,
+    };
     let Some(inviter) = inviter else {
         return Err(DomainError::Forbidden {
             message: "the person who sent this invitation can no longer grant its roles; ask for a new one".to_owned(),

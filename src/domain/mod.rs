@@ -163,11 +163,29 @@ pub struct Principal {
     pub user: users::Model,
     pub session_id: Option<Uuid>,
     pub token: Option<TokenGrant>,
-    /// Signed in through an identity provider that says a second factor was used.
-    pub provider_second_factor: bool,
+    /// Set when signed in through an identity provider's token.
+    pub external: Option<ExternalSignIn>,
+}
+
+/// How a person signed in through an identity provider.
+#[derive(Clone, Debug)]
+pub struct ExternalSignIn {
+    pub issuer: String,
+    /// The provider says a second factor was used for this sign-in (`amr`).
+    pub second_factor: bool,
 }
 
 impl Principal {
+    /// Whether this caller signed in with a second factor: a Guildhall session of an account
+    /// with two-factor on (its sign-in needed the code), or a provider's token saying so. An
+    /// account's own TOTP says nothing about a provider's sign-in, which never asked for it.
+    pub fn has_second_factor(&self) -> bool {
+        match &self.external {
+            Some(external) => external.second_factor,
+            None => self.user.totp_enabled_at.is_some(),
+        }
+    }
+
     /// FORBIDDEN when acting through an API token: changes to the account itself (its
     /// organizations, sessions, invitations and personal tokens) need a signed-in session, so
     /// a token handed to an integration never reaches past what it was made for.

@@ -175,7 +175,7 @@ pub async fn update(
             }));
         }
         // Whoever turns it on keeps working: they need a second factor of their own first.
-        if require && principal.user.totp_enabled_at.is_none() && !principal.provider_second_factor {
+        if require && !principal.has_second_factor() {
             return Err(DomainError::TwoFactorSetupRequired(
                 "turn on two-factor sign-in for your own account before requiring it of members".to_owned(),
             ));

@@ -126,7 +126,12 @@ impl Jwks {
 }
 
 async fn spawn_with_provider(jwks: &Jwks, local_accounts: bool) -> TestApp {
+    spawn_linking(jwks, local_accounts, false).await
+}
+
+async fn spawn_linking(jwks: &Jwks, local_accounts: bool, link_existing: bool) -> TestApp {
     let mut args = test_args(&fresh_database_url().await);
+    args.oidc_link_existing_accounts = link_existing;
     args.oidc_issuer = Some(ISSUER.to_owned());
     args.oidc_audience = Some(AUDIENCE.to_owned());
     args.oidc_jwks = Some(jwks.url.clone());
@@ -172,8 +177,9 @@ async fn provider_tokens_sign_people_in_linked_by_issuer_and_subject_never_by_an
         .await;
     assert_eq!(linked, 3);
 
-    // An address the provider vouches for reaches the account that proved it.
-    let ada = app.sign_up("ada@corp.test", "Ada").await;
+    // An address the provider vouches for does not reach an existing account unless the
+    // provider is set to link them (it would trust the provider with that account).
+    app.sign_up("ada@corp.test", "Ada").await;
     let vouched = viewer(
         &app,
         &ed.token(
@@ -182,7 +188,8 @@ async fn provider_tokens_sign_people_in_linked_by_issuer_and_subject_never_by_an
         ),
     )
     .await;
-    assert_eq!(vouched["data"]["viewer"]["id"], json!(ada.id), "{vouched}");
+    assert_eq!(error_code(&vouched), "CONFLICT", "{vouched}");
+    assert_eq!(app.count_rows("external_identities").await, 3);
 
     // One it does not vouch for links to nothing: a provider's user claiming Bob's address
     // gets an account of their own, without any address.
@@ -381,4 +388,34 @@ async fn with_local_accounts_off_only_the_provider_signs_in_and_its_second_facto
         second_factor["data"]["organization"]["members"]["totalCount"], 1,
         "{second_factor}"
     );
+}
+
+#[tokio::test]
+async fn a_provider_set_to_link_reaches_the_account_that_proved_the_address_once() {
+    let key = Signer::ed25519("k1");
+    let jwks = Jwks::serve(vec![key.jwk.clone()]).await;
+    let app = spawn_linking(&jwks, true, true).await;
+    let ada = app.sign_up("ada@corp.test", "Ada").await;
+    let token = |sub: &str| {
+        key.token(
+            &app,
+            json!({ "sub": sub, "email": "ADA@corp.test", "email_verified": true }),
+        )
+    };
+    let linked = viewer(&app, &token("ada-at-idp")).await;
+    assert_eq!(linked["data"]["viewer"]["id"], json!(ada.id), "{linked}");
+    // The address handed on to another person at the provider reaches nothing of Ada's.
+    let successor = viewer(&app, &token("new-hire")).await;
+    assert_eq!(error_code(&successor), "CONFLICT", "{successor}");
+    assert_eq!(app.count_rows("external_identities").await, 1);
+    // A provider's token mints no Guildhall credential that would outlive it.
+    let minted = app
+        .gql(
+            Some(&token("ada-at-idp")),
+            "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }",
+            json!({ "i": { "name": "laptop" } }),
+        )
+        .await;
+    assert_eq!(error_code(&minted), "FORBIDDEN", "{minted}");
+    assert_eq!(app.count_rows("api_tokens").await, 0);
 }

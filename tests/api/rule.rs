@@ -176,7 +176,7 @@ impl World {
             user,
             session_id: None,
             token: None,
-            provider_second_factor: false,
+            external: None,
         }
     }
 

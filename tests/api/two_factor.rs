@@ -332,6 +332,23 @@ async fn an_organization_requiring_two_factor_holds_back_members_without_it_unti
         .await;
     assert!(granted["errors"].is_null(), "{granted}");
 
+    // Before the requirement, Bob invites Dave as a viewer.
+    let invited = mutate(
+        &app,
+        Some(&bob.access_token),
+        "inviteMember",
+        json!({ "organizationId": org, "email": "dave@example.com", "roleBindings": [{ "roleId": crate::helpers::builtin_role("viewer") }] }),
+        "acceptUrl",
+    )
+    .await;
+    let invitation = invited["data"]["inviteMember"]["acceptUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{invited}"))
+        .split_once("token=")
+        .expect("token")
+        .1
+        .to_owned();
+
     // Only an owner may require it, and only with a second factor of their own (else the
     // change would shut them out too).
     let by_admin = require_two_factor(&app, &bob.access_token, &org, true).await;
@@ -391,6 +408,54 @@ async fn an_organization_requiring_two_factor_holds_back_members_without_it_unti
         )
         .await;
     assert_eq!(error_code(&handed), "TWO_FACTOR_REQUIRED", "{handed}");
+
+    // Nor read the organization's custom roles through a built-in keychain they use.
+    let role = mutate(
+        &app,
+        Some(&ana.access_token),
+        "createRole",
+        json!({ "organizationId": org, "name": "auditor", "keychainIds": [crate::helpers::builtin_keychain("read_only")] }),
+        "role { id }",
+    )
+    .await;
+    assert!(role["errors"].is_null(), "{role}");
+    let through_keychain = app
+        .gql(
+            Some(&bob.access_token),
+            "query($k: ID!) { node(id: $k) { ... on Keychain { roles { name } } } }",
+            json!({ "k": crate::helpers::builtin_keychain("read_only") }),
+        )
+        .await;
+    let names: Vec<&str> = through_keychain["data"]["node"]["roles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{through_keychain}"))
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"viewer") && !names.contains(&"auditor"),
+        "{through_keychain}"
+    );
+    let owner_sees = app
+        .gql(
+            Some(&ana.access_token),
+            "query($k: ID!) { node(id: $k) { ... on Keychain { roles { name } } } }",
+            json!({ "k": crate::helpers::builtin_keychain("read_only") }),
+        )
+        .await;
+    assert!(owner_sees.to_string().contains("auditor"), "{owner_sees}");
+
+    // What Bob offered before is not his to give while he is held back.
+    let dave = app.sign_up("dave@example.com", "Dave").await;
+    let accepted = mutate(
+        &app,
+        Some(&dave.access_token),
+        "acceptInvitation",
+        json!({ "token": invitation }),
+        "membership { id }",
+    )
+    .await;
+    assert_eq!(error_code(&accepted), "FORBIDDEN", "{accepted}");
 
     // A token of his own steps around nothing: it acts as Bob.
     let minted = mutate(

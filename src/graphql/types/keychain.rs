@@ -74,7 +74,14 @@ impl Keychain {
             for row in rows {
                 match row.organization_id {
                     None => visible.push(Role::of(row)),
-                    Some(org) if access(ctx, org).await?.is_some() => visible.push(Role::of(row)),
+                    // Custom roles are read with `roles.read`, as everywhere else.
+                    Some(org)
+                        if access(ctx, org)
+                            .await?
+                            .is_some_and(|a| a.holds(app(ctx), "roles.read", None) == Some(true)) =>
+                    {
+                        visible.push(Role::of(row))
+                    }
                     Some(_) => {}
                 }
             }
